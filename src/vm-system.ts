@@ -1,0 +1,297 @@
+/**
+ * VmSystem: the kernel instance. It owns the physical page arena (the memory budget), the page
+ * queues, the evictor and the table of live VMOs, and it is where allocation meets reclaim.
+ *
+ * Allocation rule: when free frames (limit - used) are at or below the low watermark, the evictor
+ * first reclaims up to the high watermark from old generations; if the arena is still full, it
+ * reclaims one frame at the out-of-memory level. Only then does allocation fail (NO_MEMORY). Resident
+ * frames never exceed the limit in force.
+ */
+import { assert } from './assert.js';
+import { FrameFlag, NO_FRAME, PhysicalPageArena, type ArenaCounters } from './arena.js';
+import { PAGE_SIZE, pagesCeil } from './constants.js';
+import { EvictionLevel, Evictor, type EvictorCounters } from './evictor.js';
+import { PageQueues, Queue, RECLAIM_GENERATIONS, type PageQueueCounts } from './page-queues.js';
+import type { PageWaiter } from './page-request.js';
+import { Pager } from './pager.js';
+import { Port } from './port.js';
+import { ZxError, ZxStatus } from './status.js';
+import { VmObjectPaged, type VmObject } from './vmo.js';
+
+export interface VmSystemOptions {
+  /** The memory budget in bytes (rounded down to pages; at least MIN_BUDGET_PAGES pages). */
+  budgetBytes: number;
+  /** Reclaim starts when free frames fall to this (default budget/64). */
+  lowWatermarkFrames?: number;
+  /** Reclaim stops when free frames reach this (default max(low + 1, budget/32)). */
+  highWatermarkFrames?: number;
+  /** Most pages one page request asks for (default 1024). */
+  maxRequestPages?: number;
+  /** A fault waiting longer than this fails with TIMED_OUT (default 300 000 ms, Zircon's 300 s). */
+  requestTimeoutMs?: number;
+  /** A fault waiting longer than this is reported through onRequestOvertime (default 20 000 ms). */
+  requestOvertimeMs?: number;
+  /** Told once per waiter that is overtime. */
+  onRequestOvertime?: (waiter: PageWaiter, waitedMs: number) => void;
+  /** Run the full consistency walk after operations that call validate() (tests switch it on). */
+  validate?: boolean;
+}
+
+/** Below this a budget cannot hold one request's worth of pages plus a writer's. */
+export const MIN_BUDGET_PAGES = 16;
+
+export interface ResolvedVmSystemOptions {
+  lowWatermarkFrames: number;
+  highWatermarkFrames: number;
+  maxRequestPages: number;
+  requestTimeoutMs: number;
+  requestOvertimeMs: number;
+  validate: boolean;
+}
+
+export interface VmSystemStats {
+  budgetBytes: number;
+  arena: ArenaCounters;
+  queues: PageQueueCounts;
+  evictor: EvictorCounters;
+  residentBytes: number;
+  vmoCount: number;
+}
+
+export class VmSystem {
+  readonly arena: PhysicalPageArena;
+  readonly queues: PageQueues;
+  readonly evictor: Evictor;
+  readonly options: ResolvedVmSystemOptions;
+  /** One page of zeros, shared read-only (zeroRange writes from it). */
+  readonly zeroPage = new Uint8Array(PAGE_SIZE);
+  private readonly overtimeHook: VmSystemOptions['onRequestOvertime'];
+  /** Live VMOs by id; frame owners name VMOs by these ids. */
+  private readonly vmos = new Map<number, VmObject>();
+  private nextVmoId = 1;
+
+  constructor(options: VmSystemOptions) {
+    const frames = Math.floor(options.budgetBytes / PAGE_SIZE);
+    if (!Number.isFinite(frames) || frames < MIN_BUDGET_PAGES) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS,
+        `memory budget ${options.budgetBytes} bytes is below the minimum of ${MIN_BUDGET_PAGES} pages (${MIN_BUDGET_PAGES * PAGE_SIZE} bytes)`);
+    }
+    this.arena = new PhysicalPageArena(frames);
+    this.queues = new PageQueues(this.arena);
+    this.evictor = new Evictor(this, RECLAIM_GENERATIONS);
+    const low = options.lowWatermarkFrames ?? Math.floor(frames / 64);
+    this.options = {
+      lowWatermarkFrames: low,
+      highWatermarkFrames: options.highWatermarkFrames ?? Math.max(low + 1, Math.floor(frames / 32)),
+      maxRequestPages: options.maxRequestPages ?? 1024,
+      requestTimeoutMs: options.requestTimeoutMs ?? 300_000,
+      requestOvertimeMs: options.requestOvertimeMs ?? 20_000,
+      validate: options.validate ?? false,
+    };
+    assert(this.options.highWatermarkFrames > this.options.lowWatermarkFrames, 'high watermark must exceed the low one');
+    this.overtimeHook = options.onRequestOvertime;
+  }
+
+  get budgetBytes(): number {
+    return this.arena.limitFrames * PAGE_SIZE;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Objects.
+
+  /** Creates an anonymous VMO of `sizeBytes` (rounded up to pages). */
+  createVmo(sizeBytes: number, options: { resizable?: boolean; name?: string } = {}): VmObjectPaged {
+    const vmo = new VmObjectPaged(this, { kind: 'anonymous', sizeBytes, resizable: options.resizable ?? false });
+    if (options.name !== undefined) vmo.name = options.name;
+    return vmo;
+  }
+
+  createPager(): Pager {
+    return new Pager(this);
+  }
+
+  createPort(): Port {
+    return new Port();
+  }
+
+  /** @internal */
+  registerVmo(vmo: VmObject): number {
+    const id = this.nextVmoId++;
+    this.vmos.set(id, vmo);
+    return id;
+  }
+
+  /** @internal */
+  unregisterVmo(vmo: VmObject): void {
+    this.vmos.delete(vmo.id);
+  }
+
+  /** The paged VMO with this id. Precondition: live (a frame's owner always is). */
+  vmoById(id: number): VmObjectPaged {
+    const vmo = this.vmos.get(id);
+    assert(vmo instanceof VmObjectPaged, `no paged VMO with id ${id}`);
+    return vmo;
+  }
+
+  /** Live VMOs (a snapshot: safe to create or destroy VMOs while iterating it). */
+  liveVmos(): VmObject[] {
+    return [...this.vmos.values()];
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Frames.
+
+  /** Takes a frame, reclaiming first when free frames are low. NO_FRAME when nothing can be freed. */
+  allocFrame(): number {
+    const o = this.options;
+    if (this.arena.freeFrames <= o.lowWatermarkFrames) {
+      this.evictor.reclaim(o.highWatermarkFrames, 0, EvictionLevel.OnlyOldest);
+    }
+    let frame = this.arena.allocFrame();
+    if (frame === NO_FRAME) {
+      this.evictor.reclaim(0, 1, EvictionLevel.OutOfMemory);
+      frame = this.arena.allocFrame();
+    }
+    return frame;
+  }
+
+  /** Marks a frame accessed (cheap); a page in DONT_NEED moves back to the newest generation. */
+  markAccessed(frame: number): void {
+    const f = this.arena.frames;
+    f.flags[frame] |= FrameFlag.Accessed;
+    if (f.queue[frame] === Queue.DontNeed) this.queues.placeNewest(frame);
+  }
+
+  /**
+   * Changes the budget. Growing takes effect at once. Shrinking reclaims down to the new limit at
+   * the out-of-memory level; if clean pages alone cannot make room (dirty or pinned pages fill it)
+   * the old budget stays and BAD_STATE says how many frames are held. Dirty pages must be written
+   * back by the pager first (the pager layer does that before calling).
+   */
+  setBudget(budgetBytes: number): void {
+    const frames = Math.floor(budgetBytes / PAGE_SIZE);
+    if (!Number.isFinite(frames) || frames < MIN_BUDGET_PAGES) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `memory budget ${budgetBytes} is below the minimum of ${MIN_BUDGET_PAGES} pages`);
+    }
+    const used = this.arena.usedFrames;
+    if (used > frames) {
+      this.evictor.reclaim(this.arena.limitFrames - frames, used - frames, EvictionLevel.OutOfMemory);
+      this.evictor.carriedMinFrames = 0;
+      if (this.arena.usedFrames > frames) {
+        throw new ZxError(ZxStatus.ERR_BAD_STATE,
+          `cannot shrink the budget to ${frames} pages: ${this.arena.usedFrames} pages are dirty, pinned or anonymous`);
+      }
+    }
+    this.arena.setLimit(frames);
+  }
+
+  /** One aging step of the page queues (Zircon: every 5 s). */
+  agePages(): void {
+    this.queues.age();
+  }
+
+  /** Moves accessed pages to the newest generation. Walks every reclaimable page. */
+  harvestAccessedBits(): number {
+    return this.queues.harvestAccessedBits();
+  }
+
+  /** Runs the evictor for `frames` frames at `level` now (the vmtouch "evict" path and tests). */
+  reclaim(frames: number, level: EvictionLevel = EvictionLevel.OnlyOldest): number {
+    const freed = this.evictor.reclaim(0, frames, level);
+    this.evictor.carriedMinFrames = 0;
+    return freed;
+  }
+
+  /**
+   * Scans anonymous VMOs for pages that are all zero; with `reclaim`, frees them (they read as zero
+   * without a frame afterwards). Returns the zero pages found. Walks every anonymous page.
+   */
+  scanForZeroPages(reclaim: boolean): number {
+    let found = 0;
+    for (const vmo of this.liveVmos()) {
+      if (!(vmo instanceof VmObjectPaged) || vmo.kind !== 'anonymous' || vmo.isDestroyed) continue;
+      const zeros: number[] = [];
+      vmo.lookup(0, vmo.sizeBytes, (p, frame) => {
+        if (this.arena.frames.pinCount[frame] === 0 && this.arena.isZeroFrame(frame)) zeros.push(p);
+      });
+      found += zeros.length;
+      if (reclaim) for (const p of zeros) vmo.decommitRange(p * PAGE_SIZE, PAGE_SIZE);
+    }
+    return found;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Waiting (outside the core: this is the one place a fault's promise is awaited).
+
+  /**
+   * Waits for a page waiter with the liveness policy: overtime is reported once after
+   * requestOvertimeMs; after requestTimeoutMs the waiter gives up with TIMED_OUT.
+   */
+  waitFor(waiter: PageWaiter): Promise<void> {
+    const o = this.options;
+    const start = performance.now();
+    return new Promise<void>((resolve, reject) => {
+      const overtime = this.overtimeHook === undefined || o.requestOvertimeMs >= o.requestTimeoutMs
+        ? undefined
+        : setTimeout(() => this.overtimeHook?.(waiter, performance.now() - start), o.requestOvertimeMs);
+      const timeout = setTimeout(() => {
+        if (overtime !== undefined) clearTimeout(overtime);
+        waiter.cancel();
+        reject(new ZxError(ZxStatus.ERR_TIMED_OUT,
+          `page request for page ${waiter.pageIndex} unanswered after ${o.requestTimeoutMs} ms`));
+      }, o.requestTimeoutMs);
+      waiter.promise.then(() => {
+        clearTimeout(timeout);
+        if (overtime !== undefined) clearTimeout(overtime);
+        resolve();
+      }, (err: unknown) => {
+        clearTimeout(timeout);
+        if (overtime !== undefined) clearTimeout(overtime);
+        reject(err);
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Stats and validation.
+
+  stats(): VmSystemStats {
+    return {
+      budgetBytes: this.budgetBytes,
+      arena: this.arena.counters(),
+      queues: this.queues.counts(),
+      evictor: { ...this.evictor.counters, evictedByGeneration: [...this.evictor.counters.evictedByGeneration] },
+      residentBytes: this.arena.usedFrames * PAGE_SIZE,
+      vmoCount: this.vmos.size,
+    };
+  }
+
+  /** Pages needed for `bytes`. */
+  static pagesFor(bytes: number): number {
+    return pagesCeil(bytes);
+  }
+
+  /**
+   * The full consistency walk: arena free list, queue lists and counts, every VMO's frames, and the
+   * sum of resident pages. O(frames + VMOs). Runs only when options.validate is set.
+   */
+  validate(): void {
+    if (!this.options.validate) return;
+    this.debugValidate();
+  }
+
+  debugValidate(): void {
+    this.arena.debugValidate();
+    this.queues.debugValidate();
+    let resident = 0;
+    for (const vmo of this.vmos.values()) {
+      if (vmo instanceof VmObjectPaged) {
+        vmo.debugValidate();
+        resident += vmo.pages.size;
+      }
+    }
+    assert(resident === this.arena.usedFrames, `VMOs hold ${resident} frames but the arena has ${this.arena.usedFrames} in use`);
+    const limitOk = this.arena.usedFrames <= this.arena.limitFrames;
+    assert(limitOk, `resident frames ${this.arena.usedFrames} exceed the budget of ${this.arena.limitFrames}`);
+  }
+}

@@ -1,0 +1,1266 @@
+/**
+ * VMOs: anonymous, pager-backed, copy-on-write clones, and slices.
+ *
+ * Every operation here is synchronous and runs to completion: no await falls between looking at a
+ * page and changing it, which is what a lock is in a single-threaded kernel. An operation that needs
+ * the pager stops at the first page it cannot proceed past, records a PageWaiter (`takeWait()`), and
+ * returns its progress; the async wrappers (`read`, `write`, `commitRange`, …) wait on it outside the
+ * core and retry from there (Zircon's SHOULD_WAIT loop).
+ *
+ * Kinds (VmObjectPaged.kind):
+ *   anonymous  pages appear zero-filled on first touch; never evicted (no source to refetch from).
+ *   pager      pages come from a pager through page requests; dirty-tracked; clean ones evictable.
+ *   clone      SNAPSHOT_AT_LEAST_ON_WRITE child of a pager VMO (or of such a clone): reads go
+ *              through to the parent chain (faulting the root), the first write forks a private copy.
+ * Slices (VmSlice) are windows onto another VMO; they own no pages.
+ *
+ * Ownership: a VmObjectPaged owns its PageList, ZeroRanges and PageSource, and is the only writer of
+ * FrameTable owner/pageIndex/dirty/pinCount for frames it holds. PageQueues owns queue placement and
+ * is told of every state change through `requeue`.
+ */
+import { assert } from './assert.js';
+import { DirtyState, FrameFlag, FrameState, NO_FRAME } from './arena.js';
+import {
+  MAX_NAME_BYTES, MAX_VMO_PAGES, MAX_VMO_SIZE_BYTES, PAGE_SIZE, isPageAligned, pageOf, pagesCeil,
+} from './constants.js';
+import { PageList } from './page-list.js';
+import { Queue } from './page-queues.js';
+import { PageSource, PageWaiter, type RequestKind } from './page-request.js';
+import { PagerCommand } from './port.js';
+import { ZxError, ZxStatus } from './status.js';
+import type { VmSystem } from './vm-system.js';
+import { ChildOptions, VmoOp, type VmoCounters } from './vmo-types.js';
+import { ZeroRanges } from './zero-ranges.js';
+
+export type VmoKind = 'anonymous' | 'pager' | 'clone' | 'slice';
+
+/** Told when a VMO gains its first child and loses its last (Zircon's VmObjectChildObserver). */
+export interface ChildObserver {
+  onOneChild(): void;
+  onZeroChildren(): void;
+}
+
+/** Results of resolving a page for reading (frame numbers are >= 0). */
+const RESOLVE_ZERO = -2;
+const RESOLVE_MISSING = -3;
+const RESOLVE_BAD_STATE = -4;
+
+function checkRange(sizeBytes: number, offsetBytes: number, lengthBytes: number): void {
+  if (!Number.isSafeInteger(offsetBytes) || !Number.isSafeInteger(lengthBytes) || offsetBytes < 0 || lengthBytes < 0) {
+    throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `bad range offset=${offsetBytes} length=${lengthBytes}`);
+  }
+  if (offsetBytes + lengthBytes > sizeBytes) {
+    throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE,
+      `range [${offsetBytes}, ${offsetBytes + lengthBytes}) runs past the VMO size ${sizeBytes}`);
+  }
+}
+
+function truncateName(name: string): string {
+  const bytes = Buffer.from(name, 'utf8');
+  if (bytes.length <= MAX_NAME_BYTES) return name;
+  let cut = MAX_NAME_BYTES;
+  while (cut > 0 && (bytes[cut] & 0xc0) === 0x80) cut--; // never split a UTF-8 sequence
+  return bytes.subarray(0, cut).toString('utf8');
+}
+
+/** What every VMO, paged or slice, offers its clients. Byte offsets; see each method's contract. */
+export abstract class VmObject {
+  readonly id: number;
+  private nameValue = '';
+  private userIdValue: number | undefined;
+  /** Children that keep this VMO alive (clones and slices). */
+  readonly children = new Set<VmObject>();
+  private observer: ChildObserver | undefined;
+  /** False once the owner dropped its handle; the VMO lives on while children need it. */
+  protected handleOpen = true;
+  protected destroyed = false;
+  /** The waiter recorded by the last step that stopped short; see takeWait(). */
+  protected pendingWait: PageWaiter | null = null;
+
+  constructor(readonly system: VmSystem, readonly kind: VmoKind) {
+    this.id = system.registerVmo(this);
+  }
+
+  abstract get sizeBytes(): number;
+  get sizePages(): number {
+    return this.sizeBytes / PAGE_SIZE;
+  }
+
+  get name(): string {
+    return this.nameValue;
+  }
+  /** Sets the name, truncated to MAX_NAME_BYTES UTF-8 bytes without splitting a character. */
+  set name(value: string) {
+    this.nameValue = truncateName(value);
+  }
+
+  get userId(): number | undefined {
+    return this.userIdValue;
+  }
+  /** Sets the user id; it can be set once (a second call is a bug: it throws). */
+  setUserId(id: number): void {
+    assert(this.userIdValue === undefined, `VMO ${this.id}: user id set twice`);
+    this.userIdValue = id;
+  }
+
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  setChildObserver(observer: ChildObserver | undefined): void {
+    this.observer = observer;
+  }
+
+  /** @internal */
+  addChild(child: VmObject): void {
+    this.children.add(child);
+    if (this.children.size === 1) this.observer?.onOneChild();
+  }
+
+  /** @internal */
+  removeChild(child: VmObject): void {
+    this.children.delete(child);
+    if (this.children.size === 0) {
+      this.observer?.onZeroChildren();
+      if (!this.handleOpen) this.destroy();
+    }
+  }
+
+  /** The waiter the last short step recorded; valid until the next operation on this VMO. */
+  takeWait(): PageWaiter {
+    const w = this.pendingWait;
+    assert(w !== null, `VMO ${this.id}: takeWait with no wait recorded`);
+    this.pendingWait = null;
+    return w;
+  }
+
+  /**
+   * Reads what it can without waiting: copies `lengthBytes` at `offsetBytes` into dst[dstOffset..]
+   * page by page, in order, and returns the bytes copied. Fewer than asked means it stopped at a page
+   * the pager must provide; takeWait() then gives the waiter. Allocation-free when every page is
+   * resident. Throws OUT_OF_RANGE past the end, BAD_STATE on a detached or closed source.
+   */
+  abstract readStep(dst: Uint8Array, dstOffset: number, offsetBytes: number, lengthBytes: number): number;
+  /** Like readStep, for writes: copies src[srcOffset..] in; returns bytes written. */
+  abstract writeStep(src: Uint8Array, srcOffset: number, offsetBytes: number, lengthBytes: number): number;
+  /**
+   * Makes pages [startPage, endPage) resident (and Dirty when `forWrite` on a pager VMO) in order;
+   * returns how many from startPage are ready. Commit clips the range to the current size.
+   */
+  abstract commitStep(startPage: number, endPage: number, forWrite: boolean): number;
+  abstract createChild(options: number, offsetBytes: number, sizeBytes: number): VmObject;
+  abstract opRange(op: VmoOp, offsetBytes: number, lengthBytes: number): Promise<void>;
+  abstract resize(sizeBytes: number): void;
+  abstract decommitRange(offsetBytes: number, lengthBytes: number): void;
+  abstract commitRangePinned(offsetBytes: number, lengthBytes: number, forWrite?: boolean): Promise<void>;
+  abstract unpin(offsetBytes: number, lengthBytes: number): void;
+  abstract zeroRange(offsetBytes: number, lengthBytes: number): Promise<void>;
+  /** Pages committed in [offset, offset + length) that this VMO itself holds. */
+  abstract attributedPagesInRange(offsetBytes: number, lengthBytes: number): number;
+  protected abstract destroy(): void;
+
+  /** Reads `lengthBytes` (default: dst.length) at `offsetBytes` into dst, waiting for the pager. */
+  async read(dst: Uint8Array, offsetBytes: number, lengthBytes = dst.length): Promise<void> {
+    let done = this.readStep(dst, 0, offsetBytes, lengthBytes);
+    while (done < lengthBytes) {
+      await this.system.waitFor(this.takeWait());
+      done += this.readStep(dst, done, offsetBytes + done, lengthBytes - done);
+    }
+  }
+
+  /** Writes all of src at `offsetBytes`, waiting for the pager where pages are missing or trapped. */
+  async write(src: Uint8Array, offsetBytes: number, lengthBytes = src.length): Promise<void> {
+    let done = this.writeStep(src, 0, offsetBytes, lengthBytes);
+    while (done < lengthBytes) {
+      await this.system.waitFor(this.takeWait());
+      done += this.writeStep(src, done, offsetBytes + done, lengthBytes - done);
+    }
+  }
+
+  /**
+   * Commits [offset, offset + length), rounded out to pages: anonymous pages are allocated zeroed,
+   * pager pages are faulted in through the pager. Statuses: OUT_OF_RANGE past the end, the pager's
+   * FAIL status, BAD_STATE when detached, NO_MEMORY.
+   */
+  async commitRange(offsetBytes: number, lengthBytes: number): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    const start = pageOf(offsetBytes);
+    const end = pagesCeil(offsetBytes + lengthBytes);
+    await this.commitPages(start, end, false);
+  }
+
+  /** @internal Runs commitStep to completion. */
+  async commitPages(start: number, end: number, forWrite: boolean): Promise<void> {
+    let done = this.commitStep(start, end, forWrite);
+    while (start + done < Math.min(end, this.sizePages)) {
+      await this.system.waitFor(this.takeWait());
+      done += this.commitStep(start + done, end, forWrite);
+    }
+  }
+
+  /** Drops the owner's handle. The VMO is destroyed now, or when its last child goes. */
+  close(): void {
+    if (!this.handleOpen) return;
+    this.handleOpen = false;
+    if (this.children.size === 0) this.destroy();
+  }
+}
+
+export interface PagedVmoParams {
+  kind: 'anonymous' | 'pager' | 'clone';
+  sizeBytes: number;
+  resizable: boolean;
+  trapDirty?: boolean;
+  source?: { port: import('./port.js').Port; key: number; pager: import('./pager.js').Pager };
+  parent?: VmObjectPaged;
+  parentOffsetPages?: number;
+}
+
+export class VmObjectPaged extends VmObject {
+  private sizePagesValue: number;
+  private contentSize: number;
+  readonly resizable: boolean;
+  readonly trapDirty: boolean;
+  /** Resident pages. */
+  readonly pages = new PageList();
+  /** Dirty zero runs (pager VMOs only; empty otherwise). */
+  readonly zeroRuns = new ZeroRanges();
+  /** Pager binding (pager VMOs only). */
+  readonly source: PageSource | null;
+  readonly pager: import('./pager.js').Pager | null;
+  /** COW parent (clones only), the child's page 0 in parent pages, and how far the parent shows through. */
+  readonly parent: VmObjectPaged | null;
+  readonly parentOffsetPages: number;
+  private parentLimitPages: number;
+  private modified = false;
+  private evicted = 0;
+  private faultCount = 0;
+  private dirtyCount = 0;
+  private pinnedCount = 0;
+  /** Scratch for resolve(): where a MISSING page must be faulted. Sync-only, read immediately. */
+  private faultRoot: VmObjectPaged | null = null;
+  private faultPage = 0;
+
+  constructor(system: VmSystem, params: PagedVmoParams) {
+    super(system, params.kind);
+    if (!Number.isSafeInteger(params.sizeBytes) || params.sizeBytes < 0 || params.sizeBytes > MAX_VMO_SIZE_BYTES) {
+      throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, `VMO size ${params.sizeBytes} exceeds the maximum ${MAX_VMO_SIZE_BYTES}`);
+    }
+    this.sizePagesValue = pagesCeil(params.sizeBytes);
+    this.contentSize = params.sizeBytes;
+    this.resizable = params.resizable;
+    this.trapDirty = params.trapDirty ?? false;
+    this.parent = params.parent ?? null;
+    this.parentOffsetPages = params.parentOffsetPages ?? 0;
+    this.parentLimitPages = this.parent === null
+      ? 0
+      : Math.max(0, Math.min(this.sizePagesValue, this.parent.sizePages - this.parentOffsetPages));
+    if (params.source !== undefined) {
+      this.pager = params.source.pager;
+      this.source = new PageSource(params.source.port, params.source.key,
+        (kind, page) => this.isResolved(kind, page), system.options.maxRequestPages);
+    } else {
+      this.pager = null;
+      this.source = null;
+    }
+  }
+
+  get sizeBytes(): number {
+    return this.sizePagesValue * PAGE_SIZE;
+  }
+
+  override get sizePages(): number {
+    return this.sizePagesValue;
+  }
+
+  /** The exact byte size given at creation or by the last resize (for pagerfs: the file's size). */
+  get contentSizeBytes(): number {
+    return this.contentSize;
+  }
+
+  get isPagerBacked(): boolean {
+    return this.kind === 'pager';
+  }
+
+  /** The pager VMO at the root of this VMO's chain, or null for anonymous VMOs. */
+  get pagerRoot(): VmObjectPaged | null {
+    let v: VmObjectPaged | null = this;
+    while (v !== null && v.kind === 'clone') v = v.parent;
+    return v !== null && v.kind === 'pager' ? v : null;
+  }
+
+  counters(): VmoCounters {
+    return {
+      residentPages: this.pages.size,
+      dirtyPages: this.dirtyCount,
+      pinnedPages: this.pinnedCount,
+      evictedPages: this.evicted,
+      faults: this.faultCount,
+      dirtyZeroPages: this.zeroRuns.pageCount,
+    };
+  }
+
+  /** Zircon's evicted_paged_count. */
+  get evictedPagedCount(): number {
+    return this.evicted;
+  }
+
+  /** @internal Pager-side: reads and optionally resets the modified flag. */
+  takeModified(reset: boolean): boolean {
+    const m = this.modified;
+    if (reset) this.modified = false;
+    return m;
+  }
+
+  private get detachedOrClosed(): boolean {
+    const s = this.source;
+    return s !== null && (s.detached || this.pager!.isClosed);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Frame bookkeeping. Every change of a held frame's state ends in requeue().
+
+  /** Puts a held frame on the queue its state calls for (see page-queues.ts). */
+  private requeue(frame: number): void {
+    const f = this.system.arena.frames;
+    const q = this.system.queues;
+    let target: number;
+    if (f.pinCount[frame] > 0) target = Queue.Wired;
+    else if (this.kind !== 'pager') target = Queue.Anonymous;
+    else if (f.dirty[frame] === DirtyState.Dirty || f.dirty[frame] === DirtyState.AwaitingClean) target = Queue.PagerDirty;
+    else if ((f.flags[frame] & FrameFlag.AlwaysNeed) !== 0) target = Queue.AlwaysNeed;
+    else {
+      const cur = f.queue[frame];
+      if (cur === Queue.DontNeed || q.isReclaimQueue(cur)) return; // keeps its age
+      q.placeNewest(frame);
+      return;
+    }
+    if (f.queue[frame] !== target) q.moveTo(frame, target);
+  }
+
+  /** Inserts an Allocated frame at `pageIndex` with `dirty` state. Pair of the arena's hand-out check. */
+  private installFrame(pageIndex: number, frame: number, dirty: DirtyState): void {
+    const f = this.system.arena.frames;
+    assert(f.state[frame] === FrameState.Allocated, () => `install: frame ${frame} state ${f.state[frame]}`);
+    f.state[frame] = FrameState.InObject;
+    f.owner[frame] = this.id;
+    f.pageIndex[frame] = pageIndex;
+    f.dirty[frame] = dirty;
+    f.flags[frame] = 0;
+    this.pages.insert(pageIndex, frame);
+    if (dirty === DirtyState.Dirty || dirty === DirtyState.AwaitingClean) this.dirtyCount++;
+    this.requeue(frame);
+  }
+
+  /** Removes the frame at `pageIndex` from this VMO and frees it. Precondition: present, unpinned. */
+  private releasePage(pageIndex: number): void {
+    const frame = this.pages.remove(pageIndex);
+    assert(frame !== NO_FRAME, () => `release: page ${pageIndex} not present`);
+    const f = this.system.arena.frames;
+    assert(f.owner[frame] === this.id && f.pinCount[frame] === 0, () => `release: frame ${frame} not ours or pinned`);
+    if (f.dirty[frame] === DirtyState.Dirty || f.dirty[frame] === DirtyState.AwaitingClean) this.dirtyCount--;
+    this.system.queues.remove(frame);
+    f.state[frame] = FrameState.Allocated;
+    f.owner[frame] = 0;
+    f.dirty[frame] = DirtyState.Untracked;
+    f.flags[frame] = 0;
+    this.system.arena.freeFrame(frame);
+  }
+
+  private setDirty(frame: number, state: DirtyState): void {
+    const f = this.system.arena.frames;
+    const was = f.dirty[frame];
+    if (was === state) return;
+    const wasDirty = was === DirtyState.Dirty || was === DirtyState.AwaitingClean;
+    const isDirty = state === DirtyState.Dirty || state === DirtyState.AwaitingClean;
+    if (wasDirty && !isDirty) this.dirtyCount--;
+    if (!wasDirty && isDirty) this.dirtyCount++;
+    f.dirty[frame] = state;
+    this.requeue(frame);
+  }
+
+  /** Allocates a zeroed frame (evicting if needed) or throws NO_MEMORY. */
+  private allocZeroFrame(): number {
+    const frame = this.system.allocFrame();
+    if (frame === NO_FRAME) throw new ZxError(ZxStatus.ERR_NO_MEMORY, 'no free frame within the memory budget');
+    this.system.arena.fill(frame, 0, PAGE_SIZE, 0);
+    return frame;
+  }
+
+  /** Does page p satisfy a request of `kind`? Past the end counts as satisfied (nothing to wait for). */
+  private isResolved(kind: RequestKind, pageIndex: number): boolean {
+    if (pageIndex >= this.sizePagesValue) return true;
+    const frame = this.pages.lookup(pageIndex);
+    if (kind === PagerCommand.Read) return frame !== NO_FRAME || this.zeroRuns.stateAt(pageIndex) !== DirtyState.Untracked;
+    if (frame === NO_FRAME) return this.zeroRuns.stateAt(pageIndex) === DirtyState.Untracked; // gone: retry as READ
+    return this.system.arena.frames.dirty[frame] === DirtyState.Dirty;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lookup through the clone chain.
+
+  /**
+   * Resolves page p for reading: a frame number, RESOLVE_ZERO, RESOLVE_BAD_STATE, or RESOLVE_MISSING
+   * with faultRoot/faultPage naming the pager VMO page to fault. Allocation-free.
+   */
+  private resolve(pageIndex: number, skipSelf: boolean): number {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    let v: VmObjectPaged = this;
+    let p = pageIndex;
+    let first = true;
+    for (;;) {
+      if (!(first && skipSelf)) {
+        const frame = v.pages.lookup(p);
+        if (frame !== NO_FRAME) return frame;
+      }
+      first = false;
+      if (v.kind === 'anonymous') return RESOLVE_ZERO;
+      if (v.kind === 'pager') {
+        if (v.zeroRuns.stateAt(p) !== DirtyState.Untracked) return RESOLVE_ZERO;
+        if (v.detachedOrClosed) return RESOLVE_BAD_STATE;
+        this.faultRoot = v;
+        this.faultPage = p;
+        return RESOLVE_MISSING;
+      }
+      if (p >= v.parentLimitPages) return RESOLVE_ZERO;
+      p += v.parentOffsetPages;
+      v = v.parent!;
+    }
+  }
+
+  /** Records the wait for a MISSING page at resolve()'s faultRoot/faultPage; run bounded by `runPages`. */
+  private faultRead(firstPage: number, endPage: number): void {
+    const root = this.faultRoot!;
+    const rootFirst = this.faultPage;
+    // Extend the run while our pages map to consecutive missing root pages.
+    let run = 1;
+    for (let p = firstPage + 1; p < endPage && run < root.system.options.maxRequestPages; p++) {
+      const r = this.resolve(p, false);
+      if (r !== RESOLVE_MISSING || this.faultRoot !== root || this.faultPage !== rootFirst + run) break;
+      run++;
+    }
+    root.faultCount++;
+    this.pendingWait = root.source!.waitFor(PagerCommand.Read, rootFirst, rootFirst + run);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Read, write, commit.
+
+  readStep(dst: Uint8Array, dstOffset: number, offsetBytes: number, lengthBytes: number): number {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    if (lengthBytes === 0) return 0;
+    const arena = this.system.arena;
+    const endByte = offsetBytes + lengthBytes;
+    let pos = offsetBytes;
+    while (pos < endByte) {
+      const page = Math.floor(pos / PAGE_SIZE);
+      const inPage = pos - page * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - inPage, endByte - pos);
+      const r = this.resolve(page, false);
+      if (r >= 0) {
+        arena.copyOut(r, inPage, dst, dstOffset + (pos - offsetBytes), n);
+        if ((arena.frames.flags[r] & FrameFlag.Accessed) === 0) this.system.markAccessed(r);
+      } else if (r === RESOLVE_ZERO) {
+        dst.fill(0, dstOffset + (pos - offsetBytes), dstOffset + (pos - offsetBytes) + n);
+      } else if (r === RESOLVE_MISSING) {
+        this.faultRead(page, pagesCeil(endByte));
+        return pos - offsetBytes;
+      } else {
+        throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${page} is not available: the pager detached or closed`);
+      }
+      pos += n;
+    }
+    return lengthBytes;
+  }
+
+  writeStep(src: Uint8Array, srcOffset: number, offsetBytes: number, lengthBytes: number): number {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    if (lengthBytes === 0) return 0;
+    const arena = this.system.arena;
+    const endByte = offsetBytes + lengthBytes;
+    const endPage = pagesCeil(endByte);
+    let pos = offsetBytes;
+    while (pos < endByte) {
+      const page = Math.floor(pos / PAGE_SIZE);
+      const inPage = pos - page * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - inPage, endByte - pos);
+      const frame = this.writablePage(page, endPage);
+      if (frame === NO_FRAME) return pos - offsetBytes;
+      arena.copyIn(frame, inPage, src, srcOffset + (pos - offsetBytes), n);
+      if ((arena.frames.flags[frame] & FrameFlag.Accessed) === 0) this.system.markAccessed(frame);
+      this.modified = true;
+      pos += n;
+    }
+    return lengthBytes;
+  }
+
+  /**
+   * Makes page p writable now and returns its frame, or records a wait and returns NO_FRAME.
+   * Pager pages: missing → READ; Clean/AwaitingClean or zero-run with TRAP_DIRTY → DIRTY (run up to
+   * `endPage`); otherwise the page becomes Dirty at once. Clones fork on first write.
+   */
+  private writablePage(page: number, endPage: number): number {
+    const f = this.system.arena.frames;
+    let frame = this.pages.lookup(page);
+    if (this.kind === 'anonymous') {
+      if (frame === NO_FRAME) {
+        frame = this.allocZeroFrame();
+        this.installFrame(page, frame, DirtyState.Untracked);
+      }
+      return frame;
+    }
+    if (this.kind === 'clone') {
+      if (frame !== NO_FRAME) return frame;
+      // Allocate before looking: the allocation may evict the very page we would copy.
+      const fresh = this.allocZeroFrame();
+      const r = this.resolve(page, true);
+      if (r === RESOLVE_MISSING) {
+        this.system.arena.freeFrame(fresh);
+        this.faultRead(page, endPage);
+        return NO_FRAME;
+      }
+      if (r === RESOLVE_BAD_STATE) {
+        this.system.arena.freeFrame(fresh);
+        throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${page} is not available: the pager detached or closed`);
+      }
+      if (r >= 0) this.system.arena.copyFrame(r, fresh);
+      this.installFrame(page, fresh, DirtyState.Untracked);
+      return fresh;
+    }
+    // Pager VMO.
+    const source = this.source!;
+    if (frame !== NO_FRAME) {
+      const state = f.dirty[frame];
+      if (state === DirtyState.Dirty) return frame;
+      if (this.detachedOrClosed) {
+        throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${page} cannot be written: the pager detached or closed`);
+      }
+      if (!this.trapDirty) {
+        this.setDirty(frame, DirtyState.Dirty);
+        return frame;
+      }
+      this.faultDirty(page, endPage);
+      return NO_FRAME;
+    }
+    const zeroState = this.zeroRuns.stateAt(page);
+    if (zeroState !== DirtyState.Untracked) {
+      if (this.detachedOrClosed && zeroState !== DirtyState.Dirty) {
+        throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${page} cannot be written: the pager detached or closed`);
+      }
+      if (this.trapDirty && !source.detached) {
+        this.faultDirty(page, endPage);
+        return NO_FRAME;
+      }
+      const fresh = this.allocZeroFrame();
+      this.zeroRuns.clear(page, page + 1);
+      this.installFrame(page, fresh, DirtyState.Dirty);
+      return fresh;
+    }
+    if (this.detachedOrClosed) {
+      throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${page} is not available: the pager detached or closed`);
+    }
+    this.faultRoot = this;
+    this.faultPage = page;
+    this.faultRead(page, endPage);
+    return NO_FRAME;
+  }
+
+  /** Is page p one a trapping write must ask the pager about (Clean, AwaitingClean, or zero run)? */
+  private needsDirtyRequest(p: number): boolean {
+    const frame = this.pages.lookup(p);
+    if (frame !== NO_FRAME) return this.system.arena.frames.dirty[frame] !== DirtyState.Dirty;
+    return this.zeroRuns.stateAt(p) !== DirtyState.Untracked;
+  }
+
+  private faultDirty(first: number, endPage: number): void {
+    let end = first + 1;
+    while (end < endPage && this.needsDirtyRequest(end)) end++;
+    this.faultCount++;
+    this.pendingWait = this.source!.waitFor(PagerCommand.Dirty, first, end);
+  }
+
+  commitStep(startPage: number, endPage: number, forWrite: boolean): number {
+    const end = Math.min(endPage, this.sizePagesValue); // a shrink clips a commit instead of failing it
+    for (let p = startPage; p < end; p++) {
+      if (this.kind === 'anonymous' || (forWrite && this.kind === 'clone')) {
+        if (this.writablePage(p, end) === NO_FRAME) return p - startPage;
+        continue;
+      }
+      if (this.kind === 'pager') {
+        const frame = this.pages.lookup(p);
+        const zero = frame === NO_FRAME && this.zeroRuns.stateAt(p) !== DirtyState.Untracked;
+        if (frame !== NO_FRAME && !forWrite) continue;
+        if (frame === NO_FRAME || zero || forWrite) {
+          // Zero-run pages are committed as real pages (CommitExtendedTail): a write-like commit.
+          if (frame === NO_FRAME && !zero) {
+            if (this.detachedOrClosed) throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${p}: the pager detached or closed`);
+            this.faultRoot = this;
+            this.faultPage = p;
+            this.faultRead(p, end);
+            return p - startPage;
+          }
+          if (this.writablePage(p, end) === NO_FRAME) return p - startPage;
+        }
+        continue;
+      }
+      // Clone, commit for read: make the page present somewhere in the chain (no fork).
+      const r = this.resolve(p, false);
+      if (r === RESOLVE_MISSING) {
+        this.faultRead(p, end);
+        return p - startPage;
+      }
+      if (r === RESOLVE_BAD_STATE) throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${p}: the pager detached or closed`);
+    }
+    return Math.max(0, end - startPage);
+  }
+
+  /** Pins every page of [start, end) if all are ready now; returns false (nothing pinned) if not. */
+  private tryPinAll(start: number, end: number, forWrite: boolean): boolean {
+    const f = this.system.arena.frames;
+    for (let p = start; p < end; p++) {
+      let frame = this.pages.lookup(p);
+      if (frame === NO_FRAME && this.kind === 'clone') {
+        // A clone pins its own copy: fork the page (a pin must name a frame the clone owns).
+        frame = this.writablePage(p, end);
+        if (frame === NO_FRAME) { this.pendingWait?.cancel(); this.pendingWait = null; return false; }
+      }
+      if (frame === NO_FRAME) return false;
+      if (forWrite && this.kind === 'pager' && f.dirty[frame] !== DirtyState.Dirty) return false;
+    }
+    for (let p = start; p < end; p++) {
+      const frame = this.pages.lookup(p);
+      if (f.pinCount[frame] === 0) this.pinnedCount++;
+      assert(f.pinCount[frame] < 0xffff, `pin count overflow on frame ${frame}`);
+      f.pinCount[frame]++;
+      this.requeue(frame);
+    }
+    if (forWrite) this.modified = true;
+    return true;
+  }
+
+  async commitRangePinned(offsetBytes: number, lengthBytes: number, forWrite = false): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    if (!isPageAligned(offsetBytes) || !isPageAligned(lengthBytes)) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, 'pin range must be page-aligned');
+    }
+    const start = offsetBytes / PAGE_SIZE;
+    const end = start + lengthBytes / PAGE_SIZE;
+    if (end - start > this.system.arena.limitFrames) {
+      throw new ZxError(ZxStatus.ERR_NO_MEMORY, `cannot pin ${end - start} pages within a budget of ${this.system.arena.limitFrames}`);
+    }
+    for (;;) {
+      let done = this.commitStep(start, end, forWrite);
+      while (start + done < end) {
+        await this.system.waitFor(this.takeWait());
+        if (end > this.sizePagesValue) throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, 'pin range cut by a resize');
+        done += this.commitStep(start + done, end, forWrite);
+      }
+      if (end > this.sizePagesValue) throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, 'pin range cut by a resize');
+      if (this.tryPinAll(start, end, forWrite)) return;
+    }
+  }
+
+  /** Unpins pages pinned by commitRangePinned. Unpinning a page that is not pinned is a bug: throws. */
+  unpin(offsetBytes: number, lengthBytes: number): void {
+    const start = pageOf(offsetBytes);
+    const end = pagesCeil(offsetBytes + lengthBytes);
+    const f = this.system.arena.frames;
+    for (let p = start; p < end; p++) {
+      const frame = this.pages.lookup(p);
+      assert(frame !== NO_FRAME && f.pinCount[frame] > 0, `unpin of page ${p} of VMO ${this.id}, which is not pinned`);
+    }
+    for (let p = start; p < end; p++) {
+      const frame = this.pages.lookup(p);
+      f.pinCount[frame]--;
+      if (f.pinCount[frame] === 0) this.pinnedCount--;
+      this.requeue(frame);
+    }
+  }
+
+  decommitRange(offsetBytes: number, lengthBytes: number): void {
+    if (this.kind !== 'anonymous') {
+      throw new ZxError(ZxStatus.ERR_NOT_SUPPORTED, 'decommit works only on anonymous VMOs: these pages come back only from their source');
+    }
+    if (!isPageAligned(offsetBytes) || !isPageAligned(lengthBytes)) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, 'decommit range must be page-aligned');
+    }
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    const start = offsetBytes / PAGE_SIZE;
+    const end = start + lengthBytes / PAGE_SIZE;
+    const f = this.system.arena.frames;
+    let pinned = false;
+    this.pages.forEachInRange(start, end, (_p, frame) => { if (f.pinCount[frame] > 0) pinned = true; });
+    if (pinned) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'decommit range holds pinned pages');
+    const victims: number[] = [];
+    this.pages.forEachInRange(start, end, (p) => { victims.push(p); });
+    for (const p of victims) this.releasePage(p);
+  }
+
+  /**
+   * Zeroes [offset, offset + length). Whole pages of a pager VMO need no pager round trip: their
+   * frames are freed and the run becomes a dirty zero run (a reader waiting on READ there is woken
+   * with zeros); pinned pages and partial pages are written with zeros like any write.
+   */
+  async zeroRange(offsetBytes: number, lengthBytes: number): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    if (lengthBytes === 0) return;
+    const end = offsetBytes + lengthBytes;
+    const firstWhole = pagesCeil(offsetBytes);
+    const lastWhole = pageOf(end);
+    const zeros = this.system.zeroPage;
+    if (firstWhole >= lastWhole) {
+      await this.write(zeros, offsetBytes, lengthBytes); // within one page or two partial pages
+      if (firstWhole > lastWhole) return;
+      return;
+    }
+    if (offsetBytes < firstWhole * PAGE_SIZE) await this.write(zeros, offsetBytes, firstWhole * PAGE_SIZE - offsetBytes);
+    await this.zeroWholePages(firstWhole, lastWhole);
+    if (end > lastWhole * PAGE_SIZE) await this.write(zeros, lastWhole * PAGE_SIZE, end - lastWhole * PAGE_SIZE);
+  }
+
+  private async zeroWholePages(start: number, end: number): Promise<void> {
+    if (end > this.sizePagesValue) throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, 'zero range cut by a resize');
+    const f = this.system.arena.frames;
+    const pinned: number[] = [];
+    if (this.kind === 'anonymous') {
+      const victims: number[] = [];
+      this.pages.forEachInRange(start, end, (p, frame) => { (f.pinCount[frame] > 0 ? pinned : victims).push(p); });
+      for (const p of victims) this.releasePage(p);
+    } else if (this.kind === 'clone') {
+      // The parent must stay visible elsewhere: give the clone its own zero pages here.
+      for (let p = start; p < end; p++) {
+        let frame = this.pages.lookup(p);
+        if (frame === NO_FRAME) {
+          frame = this.allocZeroFrame();
+          this.installFrame(p, frame, DirtyState.Untracked);
+        } else {
+          this.system.arena.fill(frame, 0, PAGE_SIZE, 0);
+        }
+      }
+      this.modified = true;
+      return;
+    } else {
+      if (this.detachedOrClosed) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'zero on a detached pager VMO');
+      const victims: number[] = [];
+      this.pages.forEachInRange(start, end, (p, frame) => { (f.pinCount[frame] > 0 ? pinned : victims).push(p); });
+      for (const p of victims) this.releasePage(p);
+      let runStart = start;
+      for (const p of [...pinned, end]) {
+        this.zeroRuns.set(runStart, p, DirtyState.Dirty);
+        runStart = p + 1;
+      }
+      this.modified = true;
+      this.source!.resolved(PagerCommand.Read, start, end);
+    }
+    for (const p of pinned) await this.write(this.system.zeroPage, p * PAGE_SIZE, PAGE_SIZE);
+  }
+
+  attributedPagesInRange(offsetBytes: number, lengthBytes: number): number {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    return this.pages.countInRange(pageOf(offsetBytes), pagesCeil(offsetBytes + lengthBytes));
+  }
+
+  /** Calls fn for each committed page in the range (no faults): page index and frame number. */
+  lookup(offsetBytes: number, lengthBytes: number, fn: (pageIndex: number, frame: number) => void): void {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    this.pages.forEachInRange(pageOf(offsetBytes), pagesCeil(offsetBytes + lengthBytes), fn);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Resize.
+
+  /**
+   * Sets the size to `sizeBytes` (content size exact, VMO size rounded up to pages). Growing a pager
+   * VMO adds a dirty zero run; shrinking frees pages past the end (Dirty ones are discarded) and
+   * retries waiters there. The bytes after the new content size in its last page read as zero; the
+   * page's dirty state is not changed by that (the pager truncates its store to the same size).
+   * Statuses: UNAVAILABLE (not resizable), OUT_OF_RANGE (too large), BAD_STATE (would drop pins).
+   */
+  resize(sizeBytes: number): void {
+    if (!this.resizable) throw new ZxError(ZxStatus.ERR_UNAVAILABLE, 'VMO is not resizable');
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > MAX_VMO_SIZE_BYTES) {
+      throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, `size ${sizeBytes} exceeds the maximum ${MAX_VMO_SIZE_BYTES}`);
+    }
+    const newPages = pagesCeil(sizeBytes);
+    const oldPages = this.sizePagesValue;
+    const f = this.system.arena.frames;
+    if (newPages < oldPages) {
+      let pinned = false;
+      this.pages.forEachInRange(newPages, oldPages, (_p, frame) => { if (f.pinCount[frame] > 0) pinned = true; });
+      if (pinned) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'shrink would discard pinned pages');
+      const victims: number[] = [];
+      this.pages.forEachInRange(newPages, oldPages, (p) => { victims.push(p); });
+      for (const p of victims) this.releasePage(p);
+      this.zeroRuns.clear(newPages, oldPages);
+      this.sizePagesValue = newPages;
+      for (const child of this.children) if (child instanceof VmObjectPaged) child.parentShrank(this, newPages);
+      this.source?.truncated(newPages);
+    } else if (newPages > oldPages) {
+      this.sizePagesValue = newPages;
+      if (this.kind === 'pager') this.zeroRuns.set(oldPages, newPages, DirtyState.Dirty);
+    }
+    // Zero the tail of the last page past the content size.
+    const tail = sizeBytes % PAGE_SIZE;
+    if (tail !== 0) {
+      const frame = this.pages.lookup(newPages - 1);
+      if (frame !== NO_FRAME) this.system.arena.fill(frame, tail, PAGE_SIZE - tail, 0);
+    }
+    this.contentSize = sizeBytes;
+    this.modified = true;
+  }
+
+  /** The parent shrank to `parentPages`: what of it this clone could see is cut for good. */
+  private parentShrank(parent: VmObjectPaged, parentPages: number): void {
+    assert(this.parent === parent, 'parentShrank from a stranger');
+    this.parentLimitPages = Math.min(this.parentLimitPages, Math.max(0, parentPages - this.parentOffsetPages));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Hints and ops.
+
+  async opRange(op: VmoOp, offsetBytes: number, lengthBytes: number): Promise<void> {
+    switch (op) {
+      case VmoOp.COMMIT:
+        return this.commitRange(offsetBytes, lengthBytes);
+      case VmoOp.DECOMMIT:
+        return this.decommitRange(offsetBytes, lengthBytes);
+      case VmoOp.ZERO:
+        return this.zeroRange(offsetBytes, lengthBytes);
+      case VmoOp.PREFETCH:
+      case VmoOp.ALWAYS_NEED:
+      case VmoOp.DONT_NEED:
+      case VmoOp.RELEASE_ALWAYS_NEED:
+        return this.hint(op, offsetBytes, lengthBytes);
+      default:
+        throw new ZxError(ZxStatus.ERR_NOT_SUPPORTED, `unknown VMO op ${op as number}`);
+    }
+  }
+
+  /**
+   * Eviction hints (offsets rounded out to pages). On a clone they reach the root's pages the clone
+   * has not forked. Trivially OK on anonymous VMOs.
+   */
+  private async hint(op: VmoOp, offsetBytes: number, lengthBytes: number): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    if (this.pagerRoot === null) return;
+    const start = pageOf(offsetBytes);
+    const end = pagesCeil(offsetBytes + lengthBytes);
+    if (op === VmoOp.PREFETCH) return this.commitPages(start, end, false);
+    if (op === VmoOp.ALWAYS_NEED) {
+      await this.commitPages(start, end, false);
+      this.forEachRootPage(start, end, (root, frame) => root.setAlwaysNeed(frame, true));
+      return;
+    }
+    if (op === VmoOp.RELEASE_ALWAYS_NEED) {
+      this.forEachRootPage(start, end, (root, frame) => root.setAlwaysNeed(frame, false));
+      return;
+    }
+    // DONT_NEED: first candidates for reclaim; the protection of ALWAYS_NEED stays (it is sticky).
+    this.forEachRootPage(start, end, (root, frame) => root.moveToDontNeed(frame));
+  }
+
+  /** Calls fn for pages of [start, end) resolved to a frame held by the pager root (not forked). */
+  private forEachRootPage(start: number, end: number, fn: (root: VmObjectPaged, frame: number) => void): void {
+    const f = this.system.arena.frames;
+    for (let p = start; p < end; p++) {
+      const r = this.resolve(p, false);
+      if (r < 0) continue;
+      const owner = this.system.vmoById(f.owner[r]);
+      if (owner.kind === 'pager') fn(owner, r);
+    }
+  }
+
+  private setAlwaysNeed(frame: number, on: boolean): void {
+    const f = this.system.arena.frames;
+    if (on) f.flags[frame] |= FrameFlag.AlwaysNeed;
+    else f.flags[frame] &= ~FrameFlag.AlwaysNeed;
+    if (!on && f.queue[frame] === Queue.AlwaysNeed) {
+      this.system.queues.placeNewest(frame);
+      return;
+    }
+    this.requeue(frame);
+  }
+
+  private moveToDontNeed(frame: number): void {
+    const f = this.system.arena.frames;
+    const q = f.queue[frame];
+    if (q === Queue.AlwaysNeed || q === Queue.DontNeed || q === Queue.Anonymous || q === Queue.Wired || q === Queue.PagerDirty) {
+      // Dirty and pinned pages are not moved by hints; always-need ones go to the front of reclaim
+      // but keep their protection (the evictor skips them).
+      if (q !== Queue.AlwaysNeed) return;
+    }
+    f.flags[frame] &= ~FrameFlag.Accessed;
+    this.system.queues.moveTo(frame, Queue.DontNeed);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Children.
+
+  createChild(options: number, offsetBytes: number, sizeBytes: number): VmObject {
+    const known = ChildOptions.SNAPSHOT | ChildOptions.SNAPSHOT_AT_LEAST_ON_WRITE | ChildOptions.SLICE | ChildOptions.RESIZABLE;
+    if ((options & ~known) !== 0) throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `unknown child options ${options}`);
+    if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0 || !isPageAligned(offsetBytes)) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `child offset ${offsetBytes} must be page-aligned`);
+    }
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || offsetBytes + sizeBytes > MAX_VMO_SIZE_BYTES) {
+      throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, `child range [${offsetBytes}, +${sizeBytes}) overflows`);
+    }
+    const resizable = (options & ChildOptions.RESIZABLE) !== 0;
+    const kindBits = options & ~ChildOptions.RESIZABLE;
+    if (kindBits === ChildOptions.SLICE) {
+      if (this.resizable) throw new ZxError(ZxStatus.ERR_NOT_SUPPORTED, 'cannot slice a resizable VMO');
+      if (resizable) throw new ZxError(ZxStatus.ERR_INVALID_ARGS, 'a slice cannot be resizable');
+      return new VmSlice(this.system, this, offsetBytes / PAGE_SIZE, pagesCeil(sizeBytes));
+    }
+    if (kindBits !== ChildOptions.SNAPSHOT && kindBits !== ChildOptions.SNAPSHOT_AT_LEAST_ON_WRITE) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `child options ${options} name no single kind of child`);
+    }
+    const pagerBacked = this.pagerRoot !== null;
+    if (pagerBacked && kindBits === ChildOptions.SNAPSHOT) {
+      throw new ZxError(ZxStatus.ERR_NOT_SUPPORTED, 'SNAPSHOT of a pager-backed VMO is not supported; use SNAPSHOT_AT_LEAST_ON_WRITE');
+    }
+    const offsetPages = offsetBytes / PAGE_SIZE;
+    const sizePages = pagesCeil(sizeBytes);
+    if (this.pinnedCount > 0) {
+      let pinned = false;
+      const f = this.system.arena.frames;
+      this.pages.forEachInRange(offsetPages, Math.min(offsetPages + sizePages, this.sizePagesValue),
+        (_p, frame) => { if (f.pinCount[frame] > 0) pinned = true; });
+      if (pinned) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'cannot clone a range holding pinned pages');
+    }
+    if (!pagerBacked) {
+      // Anonymous parent: a true snapshot, taken eagerly (a copy of every committed page now).
+      const child = new VmObjectPaged(this.system, { kind: 'anonymous', sizeBytes, resizable });
+      const limit = Math.min(sizePages, Math.max(0, this.sizePagesValue - offsetPages));
+      const copies: Array<[number, number]> = [];
+      this.pages.forEachInRange(offsetPages, offsetPages + limit, (p, frame) => { copies.push([p - offsetPages, frame]); });
+      try {
+        for (const [p, frame] of copies) {
+          const fresh = child.allocZeroFrame();
+          this.system.arena.copyFrame(frame, fresh);
+          child.installFrame(p, fresh, DirtyState.Untracked);
+        }
+      } catch (err) {
+        child.close();
+        throw err;
+      }
+      this.addChild(child);
+      child.snapshotParent = this;
+      return child;
+    }
+    const child = new VmObjectPaged(this.system, {
+      kind: 'clone', sizeBytes, resizable, parent: this, parentOffsetPages: offsetPages,
+    });
+    this.addChild(child);
+    return child;
+  }
+
+  /** For eager snapshots of anonymous VMOs: the parent to detach from on destroy. */
+  private snapshotParent: VmObjectPaged | null = null;
+
+  // ---------------------------------------------------------------------------------------------
+  // Pager-facing internals (called by Pager after it validated the call).
+
+  /** @internal Installs frames from `frames` (one per page from startPage; NO_FRAME = zero page). */
+  supplyFrames(startPage: number, frames: number[]): number {
+    const f = this.system.arena.frames;
+    let added = 0;
+    for (let i = 0; i < frames.length; i++) {
+      const p = startPage + i;
+      const frame = frames[i];
+      if (this.pages.lookup(p) !== NO_FRAME || this.zeroRuns.stateAt(p) !== DirtyState.Untracked) {
+        // First supply wins; a zero run is the VMO's own content. Give the frame back.
+        f.state[frame] = FrameState.Allocated;
+        this.system.arena.freeFrame(frame);
+        continue;
+      }
+      this.installFrame(p, frame, DirtyState.Clean);
+      added++;
+    }
+    if (frames.length > 0) this.source!.resolved(PagerCommand.Read, startPage, startPage + frames.length);
+    return added;
+  }
+
+  /** @internal Removes the frames of [start, end) for a supply: NO_FRAME where none was committed. */
+  takeFrames(start: number, end: number): number[] {
+    assert(this.kind === 'anonymous', 'takeFrames from a non-anonymous VMO');
+    const f = this.system.arena.frames;
+    const out: number[] = [];
+    for (let p = start; p < end; p++) {
+      const frame = this.pages.remove(p);
+      if (frame === NO_FRAME) { out.push(NO_FRAME); continue; }
+      assert(f.pinCount[frame] === 0, 'takeFrames of a pinned page');
+      this.system.queues.remove(frame);
+      f.state[frame] = FrameState.Allocated;
+      f.owner[frame] = 0;
+      out.push(frame);
+    }
+    return out;
+  }
+
+  /** @internal Pages of [start, end) pinned? */
+  hasPinnedIn(start: number, end: number): boolean {
+    if (this.pinnedCount === 0) return false;
+    const f = this.system.arena.frames;
+    let pinned = false;
+    this.pages.forEachInRange(start, end, (_p, frame) => { if (f.pinCount[frame] > 0) pinned = true; });
+    return pinned;
+  }
+
+  /** @internal opRange(DIRTY): all pages must be present or zero-run (else NOT_FOUND). */
+  markDirtyRange(start: number, end: number): void {
+    for (let p = start; p < end; p++) {
+      if (this.pages.lookup(p) === NO_FRAME && this.zeroRuns.stateAt(p) === DirtyState.Untracked) {
+        throw new ZxError(ZxStatus.ERR_NOT_FOUND, `page ${p} was never supplied`);
+      }
+    }
+    const zeroPages: number[] = [];
+    for (let p = start; p < end; p++) if (this.pages.lookup(p) === NO_FRAME) zeroPages.push(p);
+    if (zeroPages.length > this.system.arena.freeFrames + this.system.queues.reclaimablePages) {
+      throw new ZxError(ZxStatus.ERR_NO_MEMORY, 'not enough frames to commit the zero pages being dirtied');
+    }
+    for (const p of zeroPages) {
+      const frame = this.allocZeroFrame();
+      this.zeroRuns.clear(p, p + 1);
+      this.installFrame(p, frame, DirtyState.Dirty);
+    }
+    for (let p = start; p < end; p++) {
+      const frame = this.pages.lookup(p);
+      if (frame !== NO_FRAME) this.setDirty(frame, DirtyState.Dirty);
+    }
+    this.source!.resolved(PagerCommand.Dirty, start, end);
+  }
+
+  /** @internal WRITEBACK_BEGIN. */
+  writebackBegin(start: number, end: number, zeroOnly: boolean): void {
+    const f = this.system.arena.frames;
+    if (!zeroOnly) {
+      this.pages.forEachInRange(start, end, (_p, frame) => {
+        if (f.dirty[frame] === DirtyState.Dirty && f.pinCount[frame] === 0) this.setDirty(frame, DirtyState.AwaitingClean);
+      });
+    }
+    this.zeroRuns.transition(start, end, DirtyState.Dirty, DirtyState.AwaitingClean);
+  }
+
+  /** @internal WRITEBACK_END: AwaitingClean pages become Clean; AwaitingClean zero runs become gaps. */
+  writebackEnd(start: number, end: number): void {
+    const f = this.system.arena.frames;
+    this.pages.forEachInRange(start, end, (_p, frame) => {
+      if (f.dirty[frame] === DirtyState.AwaitingClean) {
+        this.setDirty(frame, DirtyState.Clean);
+        if (f.pinCount[frame] === 0 && f.queue[frame] !== Queue.AlwaysNeed) this.system.queues.placeNewest(frame);
+      }
+    });
+    this.zeroRuns.clearState(start, end, DirtyState.AwaitingClean);
+    this.source!.resolved(PagerCommand.Dirty, start, end);
+  }
+
+  /** @internal Dirty runs of [start, end), merged, in order. */
+  dirtyRuns(start: number, end: number): Array<{ start: number; end: number; isZero: boolean }> {
+    const f = this.system.arena.frames;
+    const runs: Array<{ start: number; end: number; isZero: boolean }> = [];
+    const push = (s: number, e: number, isZero: boolean): void => {
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.end === s && last.isZero === isZero) last.end = e;
+      else runs.push({ start: s, end: e, isZero });
+    };
+    const zero = this.zeroRuns.overlapping(start, end);
+    let zi = 0;
+    this.pages.forEachInRange(start, end, (p, frame) => {
+      while (zi < zero.length && zero[zi].start < p) {
+        push(zero[zi].start, Math.min(zero[zi].end, p), true);
+        if (zero[zi].end > p) { zero[zi] = { ...zero[zi], start: p + 1 }; break; }
+        zi++;
+      }
+      const d = f.dirty[frame];
+      if (d === DirtyState.Dirty || d === DirtyState.AwaitingClean) push(p, p + 1, false);
+    });
+    for (; zi < zero.length; zi++) if (zero[zi].start < zero[zi].end) push(zero[zi].start, zero[zi].end, true);
+    return runs;
+  }
+
+  /** @internal Detach: clean pages are decommitted; waiters fail; COMPLETE is queued. */
+  detachFromPager(): void {
+    const source = this.source!;
+    if (source.detached) return;
+    source.detached = true;
+    source.failAll('the pager detached the VMO');
+    this.dropCleanPages();
+    if (!this.pager!.isClosed) source.sendComplete();
+  }
+
+  /** @internal Pager closed: waiters fail; no packets. Pages stay readable. */
+  pagerClosed(): void {
+    this.source!.failAll('the pager was closed');
+  }
+
+  private dropCleanPages(): void {
+    const f = this.system.arena.frames;
+    const victims: number[] = [];
+    this.pages.forEachInRange(0, this.sizePagesValue, (p, frame) => {
+      if (f.dirty[frame] === DirtyState.Clean && f.pinCount[frame] === 0) victims.push(p);
+    });
+    for (const p of victims) this.releasePage(p);
+  }
+
+  /**
+   * @internal The evictor's half of eviction: `frame` at `pageIndex` leaves this VMO. The evictor
+   * decided it may go (clean, unpinned, pager-backed); this re-checks, as a pair assertion.
+   */
+  evictFrame(frame: number): void {
+    const f = this.system.arena.frames;
+    assert(this.kind === 'pager' && f.owner[frame] === this.id, () => `evict: frame ${frame} is not held by pager VMO ${this.id}`);
+    assert(f.dirty[frame] === DirtyState.Clean && f.pinCount[frame] === 0, () => `evict: frame ${frame} is dirty or pinned`);
+    const p = f.pageIndex[frame];
+    this.releasePage(p);
+    this.evicted++;
+    this.source!.resolved(PagerCommand.Dirty, p, p + 1);
+  }
+
+  protected destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    if (this.source !== null) {
+      this.source.failAll('the VMO was destroyed');
+      if (!this.source.detached && !this.pager!.isClosed) this.source.sendComplete();
+      this.source.detached = true;
+    }
+    const f = this.system.arena.frames;
+    const all: number[] = [];
+    this.pages.forEachInRange(0, this.sizePagesValue, (p, frame) => {
+      f.pinCount[frame] = 0; // a destroyed VMO's pins die with it
+      all.push(p);
+    });
+    this.pinnedCount = 0;
+    for (const p of all) this.releasePage(p);
+    this.system.unregisterVmo(this);
+    if (this.parent !== null) this.parent.removeChild(this);
+    if (this.snapshotParent !== null) this.snapshotParent.removeChild(this);
+  }
+
+  /** A one-line description for logs and tests. */
+  dump(): string {
+    const c = this.counters();
+    return `vmo#${this.id} ${this.kind}${this.name ? ` "${this.name}"` : ''} size=${this.sizeBytes} ` +
+      `resident=${c.residentPages} dirty=${c.dirtyPages} pinned=${c.pinnedPages} evicted=${c.evictedPages} ` +
+      `zeroRuns=${this.zeroRuns.all().map((r) => `[${r.start},${r.end})${r.state === DirtyState.Dirty ? 'D' : 'A'}`).join('')}` +
+      `${this.source ? ` outstanding=${this.source.outstandingCount}${this.source.detached ? ' detached' : ''}` : ''}`;
+  }
+
+  /** Debug: every held frame names this VMO and its slot; counts agree with a walk. */
+  debugValidate(): void {
+    const f = this.system.arena.frames;
+    let dirty = 0;
+    let pinned = 0;
+    this.pages.forEachInRange(0, Math.max(this.sizePagesValue, 1), (p, frame) => {
+      assert(f.state[frame] === FrameState.InObject && f.owner[frame] === this.id && f.pageIndex[frame] === p,
+        () => `vmo#${this.id}: frame ${frame} at page ${p} has owner ${f.owner[frame]} page ${f.pageIndex[frame]}`);
+      if (f.dirty[frame] === DirtyState.Dirty || f.dirty[frame] === DirtyState.AwaitingClean) dirty++;
+      if (f.pinCount[frame] > 0) pinned++;
+      assert(p < this.sizePagesValue, `vmo#${this.id}: page ${p} past the end`);
+    });
+    assert(dirty === this.dirtyCount, `vmo#${this.id}: dirty count ${this.dirtyCount} != ${dirty}`);
+    assert(pinned === this.pinnedCount, `vmo#${this.id}: pinned count ${this.pinnedCount} != ${pinned}`);
+  }
+}
+
+/** A window onto another VMO: every operation is the parent's, shifted by the slice's offset. */
+export class VmSlice extends VmObject {
+  constructor(system: VmSystem, readonly target: VmObjectPaged, readonly offsetPages: number, private readonly slicePages: number) {
+    super(system, 'slice');
+    target.addChild(this);
+  }
+
+  get sizeBytes(): number {
+    return this.slicePages * PAGE_SIZE;
+  }
+
+  private get base(): number {
+    return this.offsetPages * PAGE_SIZE;
+  }
+
+  /** Bytes of [offset, offset+len) that fall inside the target (the rest reads as zero). */
+  private inTarget(offsetBytes: number, lengthBytes: number): number {
+    return Math.max(0, Math.min(lengthBytes, this.target.sizeBytes - (this.base + offsetBytes)));
+  }
+
+  readStep(dst: Uint8Array, dstOffset: number, offsetBytes: number, lengthBytes: number): number {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    const inside = this.inTarget(offsetBytes, lengthBytes);
+    if (inside > 0) {
+      const n = this.target.readStep(dst, dstOffset, this.base + offsetBytes, inside);
+      if (n < inside) {
+        this.pendingWait = this.target.takeWait();
+        return n;
+      }
+    }
+    dst.fill(0, dstOffset + inside, dstOffset + lengthBytes);
+    return lengthBytes;
+  }
+
+  writeStep(src: Uint8Array, srcOffset: number, offsetBytes: number, lengthBytes: number): number {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    const inside = this.inTarget(offsetBytes, lengthBytes);
+    if (inside < lengthBytes) throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, 'write through a slice past its parent\'s end');
+    const n = this.target.writeStep(src, srcOffset, this.base + offsetBytes, lengthBytes);
+    if (n < lengthBytes) this.pendingWait = this.target.takeWait();
+    return n;
+  }
+
+  commitStep(startPage: number, endPage: number, forWrite: boolean): number {
+    const end = Math.min(endPage, this.slicePages, Math.max(0, this.target.sizePages - this.offsetPages));
+    if (startPage >= end) return Math.max(0, Math.min(endPage, this.slicePages) - startPage);
+    const n = this.target.commitStep(this.offsetPages + startPage, this.offsetPages + end, forWrite);
+    if (startPage + n < end) {
+      this.pendingWait = this.target.takeWait();
+      return n;
+    }
+    return Math.min(endPage, this.slicePages) - startPage;
+  }
+
+  createChild(options: number, offsetBytes: number, sizeBytes: number): VmObject {
+    if (!isPageAligned(offsetBytes)) throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `child offset ${offsetBytes} must be page-aligned`);
+    return this.target.createChild(options, this.base + offsetBytes, sizeBytes);
+  }
+
+  async opRange(op: VmoOp, offsetBytes: number, lengthBytes: number): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    return this.target.opRange(op, this.base + offsetBytes, this.inTarget(offsetBytes, lengthBytes));
+  }
+
+  resize(): void {
+    throw new ZxError(ZxStatus.ERR_UNAVAILABLE, 'a slice is not resizable');
+  }
+
+  decommitRange(offsetBytes: number, lengthBytes: number): void {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    this.target.decommitRange(this.base + offsetBytes, lengthBytes);
+  }
+
+  async commitRangePinned(offsetBytes: number, lengthBytes: number, forWrite = false): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    return this.target.commitRangePinned(this.base + offsetBytes, lengthBytes, forWrite);
+  }
+
+  unpin(offsetBytes: number, lengthBytes: number): void {
+    this.target.unpin(this.base + offsetBytes, lengthBytes);
+  }
+
+  async zeroRange(offsetBytes: number, lengthBytes: number): Promise<void> {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    return this.target.zeroRange(this.base + offsetBytes, lengthBytes);
+  }
+
+  attributedPagesInRange(): number {
+    return 0; // a slice holds no pages of its own; they are attributed to its parent
+  }
+
+  protected destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.system.unregisterVmo(this);
+    this.target.removeChild(this);
+  }
+}
+
+export { MAX_VMO_PAGES };
