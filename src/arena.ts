@@ -266,6 +266,18 @@ export class PhysicalPageArena {
     return this.chunks[frame >>> CHUNK_SHIFT].subarray(start, start + PAGE_SIZE);
   }
 
+  /** Are two frames in one chunk (so a single view can span them)? */
+  sameChunk(a: number, b: number): boolean {
+    return a >>> CHUNK_SHIFT === b >>> CHUNK_SHIFT;
+  }
+
+  /** A view over `count` consecutive frames of one chunk. Same aliasing contract as frameView. */
+  framesView(firstFrame: number, count: number): Buffer {
+    assert(count > 0 && this.sameChunk(firstFrame, firstFrame + count - 1), 'framesView spans chunks');
+    const start = (firstFrame & CHUNK_MASK) << PAGE_SHIFT;
+    return this.chunks[firstFrame >>> CHUNK_SHIFT].subarray(start, start + count * PAGE_SIZE);
+  }
+
   /** Debug: walks the free list and checks it against the counters. Costs O(capacity). */
   debugValidate(): void {
     let n = 0;

@@ -53,11 +53,10 @@ export class PageQueues {
   private readonly tail = new Int32Array(QUEUE_COUNT).fill(NO_FRAME);
   private readonly count = new Int32Array(QUEUE_COUNT);
   /**
-   * Generation numbers, ever increasing: generation g lives in slot g % RECLAIM_GENERATIONS.
-   * Invariant: lruGen <= mruGen < lruGen + RECLAIM_GENERATIONS.
+   * The newest generation number, ever increasing: generation g lives in slot g % RECLAIM_GENERATIONS,
+   * and the oldest live generation is mruGen - RECLAIM_GENERATIONS + 1 (every slot is always in use).
    */
   private mruGen = RECLAIM_GENERATIONS - 1;
-  private lruGen = 0;
   /** Aging steps taken (for stats). */
   agingSteps = 0;
 
@@ -162,7 +161,6 @@ export class PageQueues {
       fr = p;
     }
     this.mruGen++;
-    this.lruGen = this.mruGen - RECLAIM_GENERATIONS + 1;
     this.agingSteps++;
   }
 

@@ -102,7 +102,7 @@ export class Pager {
       }
       throw new ZxError(ZxStatus.ERR_BAD_STATE, 'the aux VMO must be a plain anonymous VMO, not a slice');
     }
-    if (aux.kind === 'clone' || aux.children.size > 0) {
+    if (aux.isChild || aux.children.size > 0) {
       throw new ZxError(ZxStatus.ERR_BAD_STATE, 'the aux VMO must be a plain anonymous VMO without clones');
     }
     if (auxOffsetBytes + lengthBytes > aux.sizeBytes) {

@@ -69,6 +69,8 @@ export class VmSystem {
   /** Live VMOs by id; frame owners name VMOs by these ids. */
   private readonly vmos = new Map<number, VmObject>();
   private nextVmoId = 1;
+  /** Told (synchronously) when an allocation had to reach the out-of-memory level or failed. */
+  private readonly pressureListeners = new Set<(failed: boolean) => void>();
 
   constructor(options: VmSystemOptions) {
     const frames = Math.floor(options.budgetBytes / PAGE_SIZE);
@@ -151,8 +153,20 @@ export class VmSystem {
     if (frame === NO_FRAME) {
       this.evictor.reclaim(0, 1, EvictionLevel.OutOfMemory);
       frame = this.arena.allocFrame();
+      for (const l of this.pressureListeners) l(frame === NO_FRAME);
     }
     return frame;
+  }
+
+  /**
+   * Subscribes to memory pressure: the listener runs synchronously when an allocation found nothing
+   * reclaimable among old pages (`failed` = the allocation failed outright). A pager uses it to start
+   * writing back dirty pages; it must not allocate frames from inside the callback. Returns an
+   * unsubscribe function.
+   */
+  onMemoryPressure(listener: (failed: boolean) => void): () => void {
+    this.pressureListeners.add(listener);
+    return () => this.pressureListeners.delete(listener);
   }
 
   /** Marks a frame accessed (cheap); a page in DONT_NEED moves back to the newest generation. */

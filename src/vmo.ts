@@ -793,6 +793,8 @@ export class VmObjectPaged extends VmObject {
       for (const p of victims) this.releasePage(p);
       this.zeroRuns.clear(newPages, oldPages);
       this.sizePagesValue = newPages;
+      // What a clone cut away of its own window onto the parent never shows through again.
+      this.parentLimitPages = Math.min(this.parentLimitPages, newPages);
       for (const child of this.children) if (child instanceof VmObjectPaged) child.parentShrank(this, newPages);
       this.source?.truncated(newPages);
     } else if (newPages > oldPages) {
@@ -958,6 +960,11 @@ export class VmObjectPaged extends VmObject {
   /** For eager snapshots of anonymous VMOs: the parent to detach from on destroy. */
   private snapshotParent: VmObjectPaged | null = null;
 
+  /** Is this VMO a child (COW clone, or eager snapshot of an anonymous VMO)? */
+  get isChild(): boolean {
+    return this.parent !== null || this.snapshotParent !== null;
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Pager-facing internals (called by Pager after it validated the call).
 
@@ -996,6 +1003,39 @@ export class VmObjectPaged extends VmObject {
       out.push(frame);
     }
     return out;
+  }
+
+  /**
+   * Commits [offset, offset + length) of an anonymous VMO and returns views straight onto its frames,
+   * adjacent frames merged into one view (a pager reads backing bytes into them with readv, with no
+   * intermediate buffer). Aliasing contract: the views are valid until the pages leave this VMO
+   * (supplyPages takes them, decommit, close); after that the bytes belong to someone else.
+   * Statuses: NOT_SUPPORTED unless anonymous; INVALID_ARGS unaligned; OUT_OF_RANGE; NO_MEMORY.
+   */
+  mapPages(offsetBytes: number, lengthBytes: number): Buffer[] {
+    if (this.kind !== 'anonymous') throw new ZxError(ZxStatus.ERR_NOT_SUPPORTED, 'only anonymous VMOs can be mapped for filling');
+    if (!isPageAligned(offsetBytes) || !isPageAligned(lengthBytes)) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, 'map range must be page-aligned');
+    }
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    const start = offsetBytes / PAGE_SIZE;
+    const end = start + lengthBytes / PAGE_SIZE;
+    for (let p = start; p < end; p++) if (this.writablePage(p, end) === NO_FRAME) assert(false, 'anonymous page cannot wait');
+    const arena = this.system.arena;
+    const views: Buffer[] = [];
+    let runFirst = -1;
+    let runLen = 0;
+    for (let p = start; p <= end; p++) {
+      const frame = p < end ? this.pages.lookup(p) : NO_FRAME;
+      if (runFirst >= 0 && frame === runFirst + runLen && arena.sameChunk(runFirst, frame)) {
+        runLen++;
+        continue;
+      }
+      if (runFirst >= 0) views.push(arena.framesView(runFirst, runLen));
+      runFirst = frame;
+      runLen = 1;
+    }
+    return views;
   }
 
   /** @internal Pages of [start, end) pinned? */

@@ -1,0 +1,656 @@
+/**
+ * The directory pager: the default user pager. It serves the regular files of a backing directory
+ * as pager VMOs (one per backing inode, shared by every path and handle that names it), answers
+ * their page requests from the files, and writes dirty pages back.
+ *
+ * Rules it follows (after gVisor's fill / writeback / truncate):
+ *  - Fill: the required range is the request; the optional range is readahead after it. Bytes are
+ *    read with readv straight into the frames of an aux VMO, then moved with supplyPages. The tail of
+ *    the page holding the end of the file is zero. A short read where the VMO expects bytes (the
+ *    backing file shrank behind pagerfs's back) supplies the whole pages that arrived and fails the
+ *    rest with ERR_IO_DATA_INTEGRITY: the reader gets EIO there, never invented zeros.
+ *  - Dirty: with TRAP_DIRTY every first write to a clean page asks us; we say yes (opRange DIRTY)
+ *    unless the backing filesystem has no room for those pages (ERR_NO_SPACE) or a fault rule says no.
+ *  - Writeback: query the dirty runs, WRITEBACK_BEGIN each, copy its bytes out and write them, and
+ *    WRITEBACK_END only once the write succeeded; a page written meanwhile stays Dirty. Zero runs are
+ *    written as zeros only where the backing file is not already zero there. Finally the backing file
+ *    is cut or extended to the VMO's content size.
+ *  - Truncate: resize the VMO first (pages past the end are dropped without writeback), then the
+ *    backing file.
+ * One mutex per file orders writeback and truncate; reads never take it.
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import {
+  PAGE_SIZE, PagerOp, VmoOptions, WRITEBACK_IS_ZERO, ZxError, ZxStatus, isZxError, statusName,
+  type Pager, type Port, type VmObjectPaged, type VmSystem,
+} from '../src/index.js';
+import { FaultInjector } from './faults.js';
+import { silentLogger } from './log.js';
+import { PagerMetrics } from './metrics.js';
+import { PortServer, type PageJob, type PageJobHandler } from './port-server.js';
+import { ReadaheadState } from './readahead.js';
+
+export interface DirectoryPagerOptions {
+  system: VmSystem;
+  /** The backing directory (absolute or relative to the cwd). */
+  backingDir: string;
+  logger?: Logger;
+  /** Largest readahead window in bytes (default 2 MiB; 0 turns readahead off). */
+  readaheadMaxBytes?: number;
+  /** Page jobs answered at once (default 4, the libuv thread pool's size). */
+  concurrency?: number;
+  /** Dirty data older than this is written back (default 5000 ms). */
+  writebackDelayMs?: number;
+  faults?: FaultInjector;
+  /** Log one debug line per page request and its answer. */
+  trace?: boolean;
+}
+
+/** Readahead may hold at most this share of the budget at once (1/8). */
+const READAHEAD_BUDGET_SHARE = 8;
+/** Zeros written per I/O when writing back a zero run. */
+const ZERO_CHUNK = 128 * 1024;
+
+/** One backing file and its VMO. */
+export class PagedFile {
+  /** Path relative to the backing root, '/'-separated, no leading slash; updated on rename. */
+  relPath: string;
+  /** Open handles through the filesystem (plus internal users). */
+  opens = 0;
+  /** The last name was removed: dirty pages are discarded at the last close. */
+  unlinked = false;
+  /** When the oldest not-yet-written-back dirty data appeared (performance.now()), or null. */
+  dirtySince: number | null = null;
+  readonly readahead = new ReadaheadState();
+  /**
+   * The backing file's size as pagerfs last saw or set it. Reads expect bytes up to
+   * min(this, VMO content size); the VMO may grow past it before writeback extends the file.
+   */
+  backingSize = 0;
+  /** Page runs known to be zero in the backing file (we extended it with ftruncate). */
+  knownZero: Array<{ start: number; end: number }> = [];
+  private lock: Promise<void> = Promise.resolve();
+  /** Set when the VMO's COMPLETE arrived; the file is gone from the pager's tables. */
+  completed = false;
+
+  constructor(
+    readonly key: number,
+    relPath: string,
+    readonly identity: string,
+    readonly vmo: VmObjectPaged,
+    readonly fh: FileHandle,
+    readonly writable: boolean,
+  ) {
+    this.relPath = relPath;
+  }
+
+  /** Runs `fn` after every earlier locked operation on this file (writeback, truncate). */
+  withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn);
+    this.lock = run.then(() => undefined, () => undefined);
+    return run;
+  }
+}
+
+/** Maps a Node fs error to the status a pager may fail a request with. */
+export function statusForIoError(err: unknown): ZxStatus {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return ZxStatus.ERR_NO_SPACE;
+    case 'EBADF':
+    case 'ESTALE':
+    case 'ENOENT':
+      return ZxStatus.ERR_BAD_STATE;
+    default:
+      return ZxStatus.ERR_IO;
+  }
+}
+
+export class DirectoryPager implements PageJobHandler {
+  readonly system: VmSystem;
+  readonly pager: Pager;
+  readonly port: Port;
+  readonly root: string;
+  readonly metrics = new PagerMetrics();
+  readonly faults: FaultInjector;
+  readonly log: Logger;
+  private readonly readaheadMaxPages: number;
+  private readonly writebackDelayMs: number;
+  private readonly server: PortServer;
+  private readonly byKey = new Map<number, PagedFile>();
+  private readonly byIdentity = new Map<string, PagedFile>();
+  private nextKey = 1;
+  private flushTimer: ReturnType<typeof setInterval> | null = null;
+  private pressureWriteback: Promise<void> | null = null;
+  private unsubscribePressure: (() => void) | null = null;
+  private spaceCache: { at: number; freeBytes: number } | null = null;
+  private shuttingDown = false;
+
+  constructor(options: DirectoryPagerOptions) {
+    this.system = options.system;
+    this.root = path.resolve(options.backingDir);
+    this.log = options.logger ?? silentLogger();
+    this.faults = options.faults ?? new FaultInjector();
+    this.readaheadMaxPages = Math.floor((options.readaheadMaxBytes ?? 2 * 1024 * 1024) / PAGE_SIZE);
+    this.writebackDelayMs = options.writebackDelayMs ?? 5000;
+    this.pager = this.system.createPager();
+    this.port = this.system.createPort();
+    this.server = new PortServer(this.port, this, options.concurrency ?? 4, this.metrics, this.log,
+      (key) => this.byKey.get(key)?.relPath ?? `#${key}`, options.trace ?? false);
+  }
+
+  /** Starts answering requests and the aging writeback. */
+  start(): void {
+    this.server.start();
+    const period = Math.max(50, Math.min(1000, this.writebackDelayMs / 2));
+    this.flushTimer = setInterval(() => { void this.flushAged(); }, period);
+    this.flushTimer.unref();
+    this.unsubscribePressure = this.system.onMemoryPressure(() => this.startPressureWriteback());
+  }
+
+  /** Files with a VMO now. */
+  files(): PagedFile[] {
+    return [...this.byKey.values()];
+  }
+
+  fileByKey(key: number): PagedFile | undefined {
+    return this.byKey.get(key);
+  }
+
+  /** The file with backing identity "dev:ino", if it has a VMO now. */
+  fileByIdentity(identity: string): PagedFile | undefined {
+    const f = this.byIdentity.get(identity);
+    return f !== undefined && !f.completed ? f : undefined;
+  }
+
+  /**
+   * The backing inode lost its last name. Its dirty pages will never be written back; the VMO goes
+   * at once if no handle is open, else at the last release.
+   */
+  async unlinked(identity: string): Promise<void> {
+    const f = this.fileByIdentity(identity);
+    if (f === undefined) return;
+    f.unlinked = true;
+    this.byIdentity.delete(identity);
+    if (f.opens === 0) await this.forget(f, false);
+  }
+
+  /**
+   * Resolves a path relative to the backing root, refusing anything that would leave it.
+   * Preconditions: `relPath` uses '/' separators; a leading '/' is allowed.
+   */
+  backingPath(relPath: string): string {
+    const norm = path.posix.normalize(`/${relPath}`);
+    if (norm.split('/').includes('..')) throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `path "${relPath}" leaves the backing directory`);
+    const full = path.join(this.root, norm);
+    if (full !== this.root && !full.startsWith(this.root + path.sep)) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `path "${relPath}" leaves the backing directory`);
+    }
+    return full;
+  }
+
+  /**
+   * Opens (or finds) the VMO of the regular file at `relPath`. Hard links share one VMO. Node fs
+   * errors (ENOENT, EACCES, …) are thrown as they are, for the caller to hand on as errno.
+   */
+  async open(relPath: string): Promise<PagedFile> {
+    if (this.shuttingDown) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'the pager is shutting down');
+    const full = this.backingPath(relPath);
+    let fh: FileHandle;
+    let writable = true;
+    try {
+      fh = await fsp.open(full, fsc.O_RDWR | fsc.O_NOFOLLOW);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM') throw err;
+      fh = await fsp.open(full, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+      writable = false;
+    }
+    let st;
+    try {
+      st = await fh.stat();
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    if (!st.isFile()) {
+      await fh.close();
+      throw Object.assign(new Error(`"${relPath}" is not a regular file`), { code: 'EINVAL', errno: -22 });
+    }
+    const identity = `${st.dev}:${st.ino}`;
+    const existing = this.byIdentity.get(identity);
+    if (existing !== undefined && !existing.completed) {
+      await fh.close();
+      existing.opens++;
+      return existing;
+    }
+    const key = this.nextKey++;
+    const vmo = this.pager.createVmo(VmoOptions.RESIZABLE | VmoOptions.TRAP_DIRTY, this.port, key, st.size);
+    vmo.name = path.posix.basename(relPath);
+    const file = new PagedFile(key, relPath.replace(/^\/+/, ''), identity, vmo, fh, writable);
+    file.opens = 1;
+    file.backingSize = st.size;
+    this.byKey.set(key, file);
+    this.byIdentity.set(identity, file);
+    return file;
+  }
+
+  /**
+   * Drops one open of the file. At the last close of an unlinked file its pages are discarded and
+   * the VMO detached; a linked file keeps its VMO (a cache) and its dirty data is written back by age.
+   */
+  async release(file: PagedFile): Promise<void> {
+    file.opens--;
+    if (file.opens > 0 || file.completed) return;
+    if (file.unlinked) await this.forget(file, false);
+  }
+
+  /** Paths under `from` now live under `to` (a rename of a file or directory). */
+  renamed(from: string, to: string): void {
+    const a = from.replace(/^\/+/, '');
+    const b = to.replace(/^\/+/, '');
+    for (const f of this.byKey.values()) {
+      if (f.relPath === a) f.relPath = b;
+      else if (f.relPath.startsWith(`${a}/`)) f.relPath = b + f.relPath.slice(a.length);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Answering requests.
+
+  handle(job: PageJob): Promise<void> {
+    const file = this.byKey.get(job.key);
+    if (file === undefined) {
+      this.log.warn({ key: job.key }, 'request for an unknown key; ignored');
+      return Promise.resolve();
+    }
+    return job.command === 'READ' ? this.fill(file, job) : this.dirty(file, job);
+  }
+
+  failJob(job: PageJob, _err: unknown): void {
+    const file = this.byKey.get(job.key);
+    if (file !== undefined) this.failRange(file, job.offset, job.length, ZxStatus.ERR_IO);
+  }
+
+  complete(key: number): void {
+    const file = this.byKey.get(key);
+    if (file === undefined) return;
+    file.completed = true;
+    this.byKey.delete(key);
+    if (this.byIdentity.get(file.identity) === file) this.byIdentity.delete(file.identity);
+    void file.fh.close().catch(() => undefined);
+  }
+
+  /** Fails [offset, +length) of the file, tolerating a VMO that was detached or shrank meanwhile. */
+  private failRange(file: PagedFile, offset: number, length: number, status: ZxStatus): void {
+    const end = Math.min(offset + length, file.vmo.sizeBytes);
+    if (end <= offset) return;
+    try {
+      this.pager.opRange(PagerOp.FAIL, file.vmo, offset, end - offset, status);
+      this.metrics.countFailure(statusName(status));
+    } catch (err) {
+      if (!isZxError(err, ZxStatus.ERR_BAD_STATE)) throw err;
+    }
+  }
+
+  private async injected(file: PagedFile, job: PageJob): Promise<boolean> {
+    const action = this.faults.match(file.relPath, job.offset, job.length);
+    if (action === undefined) return false;
+    this.metrics.injectedFaults++;
+    if (action.delayMs > 0) await new Promise((r) => setTimeout(r, action.delayMs));
+    if (action.status === undefined) return false;
+    this.log.info({ path: file.relPath, offset: job.offset, length: job.length, status: statusName(action.status), rule: action.rule.text },
+      'injected fault');
+    this.failRange(file, job.offset, job.length, action.status);
+    return true;
+  }
+
+  private async fill(file: PagedFile, job: PageJob): Promise<void> {
+    if (await this.injected(file, job)) return;
+    const vmo = file.vmo;
+    const startPage = job.offset / PAGE_SIZE;
+    const reqEnd = Math.min((job.offset + job.length) / PAGE_SIZE, vmo.sizePages);
+    if (reqEnd <= startPage) return; // the VMO shrank under the request; the kernel retried its waiters
+    const contentPages = Math.ceil(vmo.contentSizeBytes / PAGE_SIZE);
+    let endPage = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), Math.min(contentPages, vmo.sizePages),
+      (hits, waste) => { this.metrics.readaheadHitPages += hits; this.metrics.readaheadWastePages += waste; });
+    let aux;
+    for (let attempt = 0; ; attempt++) {
+      const count = endPage - startPage;
+      aux = this.system.createVmo(count * PAGE_SIZE);
+      try {
+        const views = aux.mapPages(0, count * PAGE_SIZE);
+        const knownBytes = Math.min(vmo.contentSizeBytes, file.backingSize);
+        const expected = Math.max(0, Math.min(count * PAGE_SIZE, knownBytes - job.offset));
+        const got = await this.readInto(file, views, job.offset, expected);
+        const requiredBytes = Math.max(0, Math.min((reqEnd - startPage) * PAGE_SIZE, knownBytes - job.offset));
+        if (got < requiredBytes) {
+          // The backing file is shorter than the VMO says: supply whole pages that arrived, fail the rest.
+          const goodPages = Math.floor(got / PAGE_SIZE);
+          this.log.warn({ path: file.relPath, offset: job.offset, expected: requiredBytes, got },
+            'backing file shorter than expected (changed behind pagerfs); failing the missing pages');
+          if (goodPages > 0) this.supply(file, startPage, goodPages, aux);
+          this.failRange(file, (startPage + goodPages) * PAGE_SIZE, (reqEnd - startPage - goodPages) * PAGE_SIZE,
+            ZxStatus.ERR_IO_DATA_INTEGRITY);
+          return;
+        }
+        this.supply(file, startPage, count, aux);
+        if (endPage > reqEnd) this.metrics.readaheadPages += endPage - reqEnd;
+        return;
+      } catch (err) {
+        if (isZxError(err, ZxStatus.ERR_NO_MEMORY) && attempt === 0) {
+          // Everything resident is dirty or pinned: write back, then try once more without readahead.
+          aux.close();
+          await this.writebackForPressure();
+          endPage = reqEnd;
+          continue;
+        }
+        if (err instanceof ZxError) {
+          this.log.warn({ path: file.relPath, offset: job.offset, err: err.message }, 'cannot answer a read');
+          this.failRange(file, job.offset, job.length, isZxError(err, ZxStatus.ERR_NO_MEMORY) ? ZxStatus.ERR_NO_SPACE : ZxStatus.ERR_IO);
+          return;
+        }
+        const status = statusForIoError(err);
+        this.log.warn({ path: file.relPath, offset: job.offset, err: (err as Error).message }, 'backing read failed');
+        this.failRange(file, job.offset, job.length, status);
+        return;
+      } finally {
+        aux.close();
+      }
+    }
+  }
+
+  /** Readahead pages this request may add now: the window cap, a share of the budget, and what is free. */
+  private readaheadPagesAllowed(): number {
+    if (this.readaheadMaxPages === 0) return 0;
+    const arena = this.system.arena;
+    const q = this.system.queues.counts();
+    const inactive = q.dontNeed + q.reclaim.slice(2).reduce((a, b) => a + b, 0);
+    return Math.max(0, Math.min(this.readaheadMaxPages, Math.floor(arena.limitFrames / READAHEAD_BUDGET_SHARE),
+      arena.freeFrames + inactive));
+  }
+
+  /** Reads up to `expected` bytes at `position` into the views; returns bytes read (short at EOF). */
+  private async readInto(file: PagedFile, views: Buffer[], position: number, expected: number): Promise<number> {
+    let got = 0;
+    let vi = 0;
+    let vo = 0;
+    while (got < expected) {
+      // Views past `expected` stay zero (they were allocated zeroed): trim the list to what we need.
+      const iov: Buffer[] = [];
+      let want = expected - got;
+      for (let i = vi, o = vo; i < views.length && want > 0; i++, o = 0) {
+        const v = views[i].subarray(o, o + Math.min(views[i].length - o, want));
+        iov.push(v);
+        want -= v.length;
+      }
+      const { bytesRead } = await file.fh.readv(iov, position + got);
+      this.metrics.backingReads++;
+      this.metrics.backingReadBytes += bytesRead;
+      if (bytesRead === 0) break;
+      got += bytesRead;
+      let adv = bytesRead;
+      while (adv > 0 && vi < views.length) {
+        const left = views[vi].length - vo;
+        if (adv >= left) { adv -= left; vi++; vo = 0; } else { vo += adv; adv = 0; }
+      }
+    }
+    return got;
+  }
+
+  private supply(file: PagedFile, startPage: number, count: number, aux: VmObjectPaged): void {
+    try {
+      const added = this.pager.supplyPages(file.vmo, startPage * PAGE_SIZE, count * PAGE_SIZE, aux, 0);
+      this.metrics.suppliedPages += added;
+    } catch (err) {
+      if (isZxError(err, ZxStatus.ERR_BAD_STATE)) return; // detached meanwhile: nobody is waiting
+      if (isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) {
+        // The VMO shrank while we read: supply what still fits.
+        const fits = Math.max(0, file.vmo.sizePages - startPage);
+        if (fits > 0 && fits < count) this.supply(file, startPage, fits, aux);
+        return;
+      }
+      throw err;
+    }
+  }
+
+  private async dirty(file: PagedFile, job: PageJob): Promise<void> {
+    if (await this.injected(file, job)) return;
+    const end = Math.min(job.offset + job.length, file.vmo.sizeBytes);
+    if (end <= job.offset) return;
+    if (!file.writable) {
+      this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_BAD_STATE);
+      return;
+    }
+    if (!(await this.hasRoomFor(end - job.offset))) {
+      this.log.warn({ path: file.relPath, offset: job.offset, length: job.length }, 'backing filesystem is full; refusing to dirty pages');
+      this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
+      return;
+    }
+    try {
+      this.pager.opRange(PagerOp.DIRTY, file.vmo, job.offset, end - job.offset);
+      file.dirtySince ??= performance.now();
+    } catch (err) {
+      // NOT_FOUND: a page was evicted or written back as a gap before we answered; the writer retries
+      // with a READ. BAD_STATE: detached. OUT_OF_RANGE: shrank. None leaves anyone waiting.
+      if (isZxError(err, ZxStatus.ERR_NOT_FOUND) || isZxError(err, ZxStatus.ERR_BAD_STATE) || isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) return;
+      throw err;
+    }
+  }
+
+  /** Is there room in the backing filesystem for `bytes` more? statfs at most once a second. */
+  private async hasRoomFor(bytes: number): Promise<boolean> {
+    const now = performance.now();
+    if (this.spaceCache === null || now - this.spaceCache.at > 1000) {
+      const s = await fsp.statfs(this.root);
+      this.spaceCache = { at: now, freeBytes: s.bavail * s.bsize };
+    }
+    if (this.spaceCache.freeBytes < bytes) {
+      this.spaceCache = null; // look again next time: space may have been freed
+      return false;
+    }
+    this.spaceCache.freeBytes -= bytes;
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writeback and truncate.
+
+  /**
+   * Writes back every dirty page of the file, then sets the backing file's size to the VMO's content
+   * size; with `sync`, fdatasync too. Throws the backing write error (pages stay dirty).
+   */
+  writeback(file: PagedFile, sync = false): Promise<void> {
+    return file.withLock(() => this.writebackLocked(file, sync));
+  }
+
+  private async writebackLocked(file: PagedFile, sync: boolean): Promise<void> {
+    if (file.completed) return;
+    const vmo = file.vmo;
+    const ranges = this.pager.queryDirtyRanges(vmo, 0, vmo.sizeBytes).ranges;
+    if (ranges.length > 0 && !file.writable) {
+      throw Object.assign(new Error(`"${file.relPath}" is read-only in the backing directory`), { code: 'EROFS', errno: -30 });
+    }
+    file.dirtySince = null;
+    let backingSize = (await file.fh.stat()).size;
+    try {
+      for (const r of ranges) {
+        if (r.offset >= vmo.sizeBytes) break; // shrank meanwhile
+        const length = Math.min(r.length, vmo.sizeBytes - r.offset);
+        this.pager.opRange(PagerOp.WRITEBACK_BEGIN, vmo, r.offset, length, r.isZero ? WRITEBACK_IS_ZERO : 0);
+        const end = Math.min(r.offset + length, vmo.contentSizeBytes);
+        if (end > r.offset) {
+          if (r.isZero) {
+            await this.writeZeros(file, r.offset, end, backingSize);
+          } else {
+            // The pages are resident (Dirty/AwaitingClean are never evicted): this copy cannot wait.
+            const buf = Buffer.allocUnsafe(end - r.offset);
+            const n = vmo.readStep(buf, 0, r.offset, end - r.offset);
+            if (n !== buf.length) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'dirty pages were not resident during writeback');
+            await this.writeAll(file.fh, buf, r.offset);
+            this.forgetKnownZero(file, r.offset / PAGE_SIZE, Math.ceil(end / PAGE_SIZE));
+            backingSize = Math.max(backingSize, end);
+          }
+          this.metrics.writebackBytes += end - r.offset;
+        }
+        const now = Math.min(r.offset + length, vmo.sizeBytes) - r.offset;
+        if (now > 0) this.pager.opRange(PagerOp.WRITEBACK_END, vmo, r.offset, now);
+        this.metrics.writebackPages += length / PAGE_SIZE;
+      }
+      if (backingSize !== vmo.contentSizeBytes) await file.fh.truncate(vmo.contentSizeBytes);
+      file.backingSize = vmo.contentSizeBytes;
+      if (sync) await file.fh.datasync();
+    } catch (err) {
+      this.metrics.writebackErrors++;
+      file.dirtySince ??= performance.now();
+      this.log.warn({ path: file.relPath, err: (err as Error).message }, 'writeback failed; the data stays dirty');
+      throw err;
+    }
+  }
+
+  private async writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+      if (bytesWritten === 0) throw Object.assign(new Error('backing write made no progress'), { code: 'EIO', errno: -5 });
+      done += bytesWritten;
+    }
+  }
+
+  /** Writes zeros over [start, end) except where the backing file is past its end or known zero. */
+  private async writeZeros(file: PagedFile, start: number, end: number, backingSize: number): Promise<void> {
+    const stop = Math.min(end, backingSize);
+    let pos = start;
+    const zeros = Buffer.alloc(Math.min(ZERO_CHUNK, Math.max(0, stop - start)));
+    while (pos < stop) {
+      const page = Math.floor(pos / PAGE_SIZE);
+      const kz = file.knownZero.find((r) => page >= r.start && page < r.end);
+      if (kz !== undefined) {
+        pos = Math.max(pos + 1, kz.end * PAGE_SIZE);
+        continue;
+      }
+      const n = Math.min(zeros.length, stop - pos);
+      await this.writeAll(file.fh, zeros.subarray(0, n), pos);
+      pos += n;
+    }
+  }
+
+  private forgetKnownZero(file: PagedFile, start: number, end: number): void {
+    const out: Array<{ start: number; end: number }> = [];
+    for (const r of file.knownZero) {
+      if (r.end <= start || r.start >= end) { out.push(r); continue; }
+      if (r.start < start) out.push({ start: r.start, end: start });
+      if (r.end > end) out.push({ start: end, end: r.end });
+    }
+    file.knownZero = out;
+  }
+
+  /** Sets the file's size: the VMO first (pages past the end dropped unwritten), then the backing file. */
+  truncate(file: PagedFile, sizeBytes: number): Promise<void> {
+    return file.withLock(async () => {
+      const oldSize = file.vmo.contentSizeBytes;
+      file.vmo.resize(sizeBytes);
+      if (!file.writable) throw Object.assign(new Error('read-only backing file'), { code: 'EROFS', errno: -30 });
+      await file.fh.truncate(sizeBytes);
+      file.backingSize = sizeBytes;
+      if (sizeBytes > oldSize) {
+        file.knownZero.push({ start: Math.ceil(oldSize / PAGE_SIZE), end: Math.ceil(sizeBytes / PAGE_SIZE) });
+      } else {
+        this.forgetKnownZero(file, Math.ceil(sizeBytes / PAGE_SIZE), Number.MAX_SAFE_INTEGER);
+      }
+    });
+  }
+
+  /** Writes back every file with dirty data. Errors are logged and the first is rethrown at the end. */
+  async writebackAll(sync = false): Promise<void> {
+    let first: unknown;
+    for (const file of this.files()) {
+      if (file.completed) continue;
+      try {
+        await this.writeback(file, sync);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+
+  /** Writes back files whose dirty data is older than the writeback delay. */
+  private async flushAged(): Promise<void> {
+    const now = performance.now();
+    for (const file of this.files()) {
+      if (file.dirtySince !== null && now - file.dirtySince >= this.writebackDelayMs) {
+        await this.writeback(file).catch(() => undefined);
+      }
+    }
+  }
+
+  private startPressureWriteback(): void {
+    if (this.pressureWriteback !== null) return;
+    this.pressureWriteback = Promise.resolve().then(() => this.writebackForPressure());
+  }
+
+  /** Memory is short and dirty pages fill it: write back, oldest dirty first. */
+  private writebackForPressure(): Promise<void> {
+    if (this.pressureWriteback !== null && this.pressureWritebackRunning) return this.pressureWriteback;
+    this.pressureWritebackRunning = true;
+    const run = (async () => {
+      const files = this.files().filter((f) => f.dirtySince !== null)
+        .sort((a, b) => (a.dirtySince ?? 0) - (b.dirtySince ?? 0));
+      for (const f of files) await this.writeback(f).catch(() => undefined);
+    })().finally(() => {
+      this.pressureWritebackRunning = false;
+      this.pressureWriteback = null;
+    });
+    this.pressureWriteback = run;
+    return run;
+  }
+
+  private pressureWritebackRunning = false;
+
+  /** Detaches the file's VMO (after writing it back unless `discard`). */
+  private async forget(file: PagedFile, writeBack: boolean): Promise<void> {
+    if (writeBack) await this.writeback(file).catch(() => undefined);
+    if (file.completed) return;
+    try {
+      this.pager.detachVmo(file.vmo);
+    } catch {
+      // already gone
+    }
+    file.vmo.close();
+  }
+
+  /**
+   * Shuts down: writes back every dirty page (fsync'ed), detaches every VMO, closes the port and the
+   * pager. Requests still outstanding then fail with BAD_STATE; none hang.
+   */
+  async shutdown(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    if (this.flushTimer !== null) clearInterval(this.flushTimer);
+    this.unsubscribePressure?.();
+    let writebackError: unknown;
+    try {
+      await this.writebackAll(true);
+    } catch (err) {
+      writebackError = err;
+      this.log.error({ err: (err as Error).message }, 'writeback at shutdown failed; some data was not written');
+    }
+    for (const file of this.files()) {
+      if (file.completed) continue;
+      try { this.pager.detachVmo(file.vmo); } catch { /* already detached */ }
+    }
+    // Let the COMPLETE packets drain so every backing handle is closed.
+    await new Promise((r) => setImmediate(r));
+    this.port.close();
+    this.pager.close();
+    await this.server.stopped();
+    for (const file of [...this.byKey.values()]) this.complete(file.key);
+    if (writebackError !== undefined) throw writebackError;
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The pager's service loop: reads packets from the port, coalesces adjacent READ requests that
+ * arrive together, and hands them to a handler with bounded concurrency.
+ *
+ * Request lifecycle, as the pager sees it (the kernel side is in src/page-request.ts):
+ *  1. A reader faults on a missing page; the kernel queues a READ packet (key, offset, length).
+ *  2. This loop reads it, together with every packet already queued behind it, and merges READs of
+ *     the same key whose ranges touch into one job (one backing read instead of several).
+ *  3. It waits for a free slot (at most `concurrency` jobs run at once), so packets that keep arriving
+ *     meanwhile wait on the port and are coalesced in their turn.
+ *  4. The handler answers: supplyPages for what it read, opRange(FAIL) with an allowed status for what
+ *     it could not. A handler that throws fails the job's range with ERR_IO (logged with its stack):
+ *     a bug in one answer never leaves a reader hanging.
+ *  5. COMPLETE is the last packet for a key; the handler forgets the key.
+ * Packet fields are frozen (the kernel froze the request when we read it), so jobs keep them as is.
+ */
+import type { Logger } from 'pino';
+import type { PortPacket, Port } from '../src/index.js';
+import type { PagerMetrics } from './metrics.js';
+
+export interface PageJob {
+  key: number;
+  command: 'READ' | 'DIRTY';
+  /** Byte range, page-aligned. */
+  offset: number;
+  length: number;
+  /** Packets merged into this job. */
+  packets: number;
+  /** When the first packet of the job was read (performance.now()). */
+  receivedAt: number;
+}
+
+export interface PageJobHandler {
+  /** Answers a READ or DIRTY job. Must answer every page of it (supply, dirty or fail). */
+  handle(job: PageJob): Promise<void>;
+  /** Called when a job's handler threw: fail the range so no reader hangs. */
+  failJob(job: PageJob, err: unknown): void;
+  /** The key's last packet. */
+  complete(key: number): void;
+}
+
+/** Most packets drained from the port into one coalescing batch. */
+const MAX_BATCH = 256;
+
+export class PortServer {
+  private running = 0;
+  private slotWaiters: Array<() => void> = [];
+  private loopDone: Promise<void> | null = null;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly port: Port,
+    private readonly handler: PageJobHandler,
+    private readonly concurrency: number,
+    private readonly metrics: PagerMetrics,
+    private readonly log: Logger,
+    private readonly describeKey: (key: number) => string,
+    private readonly trace: boolean,
+  ) {}
+
+  start(): void {
+    if (this.loopDone !== null) return;
+    this.loopDone = this.loop();
+  }
+
+  /** Resolves when the port was closed and every job in flight has finished. */
+  async stopped(): Promise<void> {
+    await this.loopDone;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** Jobs running now. */
+  get busy(): number {
+    return this.running;
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      const first = await this.port.wait();
+      if (first === null) return;
+      const batch: PortPacket[] = [first];
+      while (batch.length < MAX_BATCH) {
+        const p = this.port.closed ? null : this.port.tryRead();
+        if (p === null) break;
+        batch.push(p);
+      }
+      const now = performance.now();
+      for (const job of coalesce(batch, now, (key) => this.handler.complete(key), this.metrics)) {
+        await this.acquire();
+        const run = this.run(job).finally(() => {
+          this.release();
+          this.inFlight.delete(run);
+        });
+        this.inFlight.add(run);
+      }
+    }
+  }
+
+  private async run(job: PageJob): Promise<void> {
+    try {
+      await this.handler.handle(job);
+    } catch (err) {
+      this.log.error({ err, key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset, length: job.length },
+        'pager handler threw; failing the request with ERR_IO');
+      try {
+        this.handler.failJob(job, err);
+      } catch (failErr) {
+        this.log.warn({ err: failErr }, 'could not fail the request (detached?)');
+      }
+    }
+    const ms = performance.now() - job.receivedAt;
+    this.metrics.latency.record(ms);
+    if (this.trace) {
+      this.log.debug({ key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset,
+        length: job.length, packets: job.packets, latencyMs: Number(ms.toFixed(3)) }, 'page request answered');
+    }
+  }
+
+  private acquire(): Promise<void> {
+    if (this.running < this.concurrency) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.slotWaiters.push(() => { this.running++; resolve(); }));
+  }
+
+  private release(): void {
+    this.running--;
+    this.slotWaiters.shift()?.();
+  }
+}
+
+/** Merges READ packets of one key whose ranges touch; keeps DIRTY packets apart; runs COMPLETEs. */
+export function coalesce(batch: PortPacket[], now: number, complete: (key: number) => void, metrics: PagerMetrics): PageJob[] {
+  const jobs: PageJob[] = [];
+  const reads = new Map<number, PageJob[]>();
+  for (const p of batch) {
+    if (p.command === 'COMPLETE') {
+      metrics.completePackets++;
+      complete(p.key);
+      continue;
+    }
+    if (p.command === 'DIRTY') {
+      metrics.dirtyRequests++;
+      jobs.push({ key: p.key, command: 'DIRTY', offset: p.offset, length: p.length, packets: 1, receivedAt: now });
+      continue;
+    }
+    metrics.readRequests++;
+    const list = reads.get(p.key) ?? [];
+    list.push({ key: p.key, command: 'READ', offset: p.offset, length: p.length, packets: 1, receivedAt: now });
+    reads.set(p.key, list);
+  }
+  for (const list of reads.values()) {
+    list.sort((a, b) => a.offset - b.offset);
+    let cur = list[0];
+    for (let i = 1; i < list.length; i++) {
+      const j = list[i];
+      if (j.offset <= cur.offset + cur.length) {
+        cur.length = Math.max(cur.offset + cur.length, j.offset + j.length) - cur.offset;
+        cur.packets++;
+      } else {
+        jobs.push(cur);
+        cur = j;
+      }
+    }
+    jobs.push(cur);
+  }
+  return jobs;
+}
