@@ -1,0 +1,178 @@
+#!/usr/bin/env node
+/**
+ * The pagerfs command line (commander). Parses once into typed configs, validates before mounting,
+ * and speaks in one voice: `pagerfs: <action> "<value>": <what is wrong>` on stderr, non-zero exit.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { createLogger, formatSize, parseDuration } from '../pager/index.js';
+import { ConfigError, DEFAULTS, EXIT, parseMountOptions, type RawMountOptions } from './config.js';
+import { CONTROL_DIR, type StatsDocument } from './control.js';
+import { clearStaleMount, mountPagerfs } from './mount.js';
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+async function runMount(backing: string, mountpoint: string, raw: RawMountOptions): Promise<void> {
+  const config = parseMountOptions(backing, mountpoint, raw);
+  const log = createLogger({ level: config.trace && config.logLevel === 'info' ? 'debug' : config.logLevel, file: config.logFile });
+  let stopping = false;
+  const mounted = await mountPagerfs(config, log, { onUnmountRequest: () => stop('unmount request') });
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting for writeback');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping: writing back dirty pages and unmounting');
+    mounted.unmount().then(() => process.exit(EXIT.OK), (err: unknown) => {
+      log.error({ err }, 'unmount failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  // Unmounted behind our back (fusermount -u, umount -l): finish the pager's work and exit.
+  const watch = setInterval(() => {
+    if (stopping) return;
+    isMounted(config.mountpoint).then((mountedNow) => {
+      if (!mountedNow && !stopping) {
+        log.warn({ mountpoint: config.mountpoint }, 'the mount went away without us; shutting down');
+        stop('external unmount');
+      }
+    }, () => undefined);
+  }, 1000);
+  watch.unref();
+}
+
+async function readStats(mountpoint: string): Promise<StatsDocument> {
+  const file = path.join(path.resolve(mountpoint), CONTROL_DIR, 'stats');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`Cannot read stats of "${mountpoint}": not a pagerfs mount (${(err as NodeJS.ErrnoException).code})`, EXIT.BAD_PATH);
+  }
+  return JSON.parse(text) as StatsDocument;
+}
+
+function statsTable(s: StatsDocument, maxFiles = 10): string {
+  const pct = s.budgetBytes === 0 ? 0 : (100 * s.residentBytes) / s.budgetBytes;
+  const lines = [
+    `budget ${formatSize(s.budgetBytes)}  resident ${formatSize(s.residentBytes)} (${pct.toFixed(1)}%)  dirty ${formatSize(s.dirtyBytes)}  pinned ${formatSize(s.pinnedBytes)}`,
+    `page requests ${s.pageRequests} (read ${s.readRequests}, dirty ${s.dirtyRequests})  supplied pages ${s.suppliedPages}  failed ${s.failedRequests}`,
+    `evicted pages ${s.evictedPages}  writeback ${formatSize(s.writebackBytes)}  readahead hits ${s.readaheadHitPages} pages  latency p50 ${s.latencyP50Ms.toFixed(2)} ms p99 ${s.latencyP99Ms.toFixed(2)} ms`,
+    '',
+    `${'resident'.padStart(10)} ${'dirty'.padStart(8)} ${'faults'.padStart(7)} ${'evicted'.padStart(8)}  path`,
+    ...s.files.slice(0, maxFiles).map((f) =>
+      `${formatSize(f.residentBytes).padStart(10)} ${formatSize(f.dirtyBytes).padStart(8)} ${String(f.faults).padStart(7)} ${String(f.evictedPages).padStart(8)}  ${f.path}`),
+  ];
+  return lines.join('\n');
+}
+
+async function isMounted(mountpoint: string): Promise<boolean> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8');
+  return mounts.split('\n').some((l) => l.split(' ')[1] === mountpoint.replace(/ /g, '\\040'));
+}
+
+async function unmountCommand(mountpoint: string, timeoutText: string): Promise<void> {
+  const mnt = path.resolve(mountpoint);
+  const timeoutMs = parseDuration(timeoutText);
+  if (!(await isMounted(mnt))) throw new ConfigError(`Cannot unmount "${mountpoint}": nothing is mounted there`, EXIT.BAD_PATH);
+  try {
+    await writeFile(path.join(mnt, CONTROL_DIR, 'unmount'), '1\n');
+  } catch (err) {
+    // No daemon answers (killed, or not pagerfs): clear the mount the hard way.
+    process.stderr.write(`pagerfs: the daemon did not answer (${(err as NodeJS.ErrnoException).code}); clearing the mount\n`);
+    await clearStaleMount(mnt);
+    return;
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (await isMounted(mnt)) {
+    if (Date.now() > deadline) throw new ConfigError(`Cannot unmount "${mountpoint}": the daemon is still writing back after ${timeoutText}`, EXIT.MOUNT_FAILED);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('pagerfs')
+    .description('A FUSE filesystem whose file contents live in pager-backed VMOs (a model of Fuchsia Zircon\'s), ' +
+      'filled by a userspace pager from a backing directory under a memory budget.')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program.command('mount')
+    .description('Mount <backing> on <mountpoint> and serve it in the foreground until SIGINT/SIGTERM (which write back every dirty page, unmount and exit 0).')
+    .argument('<backing>', 'the directory whose files pagerfs serves')
+    .argument('<mountpoint>', 'an empty directory to mount on')
+    .option('--memory-budget <size>', 'most bytes of file pages resident at once (e.g. 64MiB, 1G, 512k; minimum 16 pages)', DEFAULTS.budget)
+    .option('--readahead <size>', 'largest readahead window for sequential readers; 0 turns readahead off', DEFAULTS.readahead)
+    .option('--writeback-delay <duration>', 'write back dirty data once it is this old (e.g. 500ms, 5s)', DEFAULTS.writebackDelay)
+    .option('--request-timeout <duration>', 'a read waiting longer than this for the pager fails with ETIMEDOUT', DEFAULTS.requestTimeout)
+    .option('--inject-fault <rule>', 'fail or delay page requests: GLOB[:START-END]=STATUS|delay:D[,STATUS][;count=N][;p=P] (repeatable; same syntax as .pagerfs/faults)', collect)
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', DEFAULTS.logLevel)
+    .option('--log-file <path>', 'write the log (JSON lines) to this file instead of stderr')
+    .option('--trace', 'log one debug line per page request and its answer (implies --log-level debug unless set)')
+    .option('--metrics-listen <host:port>', 'serve the stats counters in Prometheus text format on this address (loopback by default)')
+    .option('--force', 'clear a stale mount left at <mountpoint> by a killed daemon before mounting')
+    .option('--allow-other', 'let users other than the one mounting access the filesystem (FUSE allow_other)')
+    .option('--kernel-cache', 'let the kernel page cache sit in front of pagerfs (shared mmap works; the pager sees fewer reads)')
+    .action(async (backing: string, mountpoint: string, opts: RawMountOptions) => runMount(backing, mountpoint, opts));
+
+  program.command('unmount')
+    .description('Unmount a pagerfs mount: the daemon writes back every dirty page, unmounts and exits. A stale mount (killed daemon) is cleared.')
+    .argument('<mountpoint>', 'the mountpoint')
+    .option('--timeout <duration>', 'how long to wait for the daemon to finish', '60s')
+    .action(async (mountpoint: string, opts: { timeout: string }) => unmountCommand(mountpoint, opts.timeout));
+
+  program.command('stats')
+    .description('Show the counters of a mounted pagerfs: budget, residency, page requests, evictions, busiest files.')
+    .argument('<mountpoint>', 'the mountpoint')
+    .option('--json', 'print the raw JSON document (.pagerfs/stats)')
+    .addOption(new Option('--watch', 'refresh every second until interrupted'))
+    .action(async (mountpoint: string, opts: { json?: boolean; watch?: boolean }) => {
+      const show = async (): Promise<void> => {
+        const s = await readStats(mountpoint);
+        const text = opts.json ? JSON.stringify(s, null, 2) : statsTable(s);
+        if (opts.watch && process.stdout.isTTY) process.stdout.write('\x1b[H\x1b[2J');
+        process.stdout.write(`${text}\n`);
+      };
+      await show();
+      if (!opts.watch) return;
+      await new Promise<void>(() => {
+        setInterval(() => { show().catch((err: Error) => { process.stderr.write(`pagerfs: ${err.message}\n`); process.exit(EXIT.BAD_PATH); }); }, 1000);
+      });
+    });
+
+  program.command('demo')
+    .description('Run the demonstration: mount a sample directory under a small budget and show the pager at work.')
+    .action(async () => {
+      const { runDemo } = await import('./demo.js');
+      await runDemo();
+    });
+
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exit(err.exitCode === 0 ? 0 : EXIT.USAGE);
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pagerfs: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    process.stderr.write(`pagerfs: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(EXIT.MOUNT_FAILED);
+  }
+}
+
+void main();

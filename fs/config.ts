@@ -1,0 +1,147 @@
+/**
+ * Mount configuration: parsed once from the command line into a MountConfig, validated before
+ * anything is mounted. Messages name the action, quote the value, then say what is wrong.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { MIN_BUDGET_PAGES, PAGE_SIZE } from '../src/index.js';
+import { parseDuration, parseFaultRule, parseSize, type FaultRule } from '../pager/index.js';
+
+export interface MountConfig {
+  backing: string;
+  mountpoint: string;
+  budgetBytes: number;
+  readaheadBytes: number;
+  writebackDelayMs: number;
+  requestTimeoutMs: number;
+  faults: FaultRule[];
+  logLevel: string;
+  logFile?: string;
+  trace: boolean;
+  metricsListen?: { host: string; port: number };
+  force: boolean;
+  allowOther: boolean;
+  /** Let the kernel cache file pages (shared mmap works; pagerfs sees fewer reads). */
+  kernelCache: boolean;
+}
+
+/** Exit codes of the CLI. */
+export const EXIT = { OK: 0, USAGE: 2, BAD_PATH: 3, MOUNT_FAILED: 4 } as const;
+
+export class ConfigError extends Error {
+  constructor(message: string, readonly exitCode: number = EXIT.USAGE) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEFAULTS = {
+  budget: '256MiB',
+  readahead: '2MiB',
+  writebackDelay: '5s',
+  requestTimeout: '300s',
+  logLevel: 'info',
+};
+
+export interface RawMountOptions {
+  memoryBudget?: string;
+  readahead?: string;
+  writebackDelay?: string;
+  requestTimeout?: string;
+  injectFault?: string[];
+  logLevel?: string;
+  logFile?: string;
+  trace?: boolean;
+  metricsListen?: string;
+  force?: boolean;
+  allowOther?: boolean;
+  kernelCache?: boolean;
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function parseOr<T>(what: string, text: string, parse: (t: string) => T): T {
+  try {
+    return parse(text);
+  } catch (err) {
+    throw new ConfigError(`Invalid ${what} "${text}": ${(err as Error).message}`);
+  }
+}
+
+/** Parses flags into a MountConfig (no filesystem access). Throws ConfigError. */
+export function parseMountOptions(backing: string, mountpoint: string, raw: RawMountOptions): MountConfig {
+  const budgetBytes = parseOr('--memory-budget', raw.memoryBudget ?? DEFAULTS.budget, parseSize);
+  const minBytes = MIN_BUDGET_PAGES * PAGE_SIZE;
+  if (budgetBytes < minBytes) {
+    throw new ConfigError(`Invalid --memory-budget "${raw.memoryBudget}": below the minimum of ${minBytes} bytes (${MIN_BUDGET_PAGES} pages)`);
+  }
+  const readaheadBytes = parseOr('--readahead', raw.readahead ?? DEFAULTS.readahead, parseSize);
+  const writebackDelayMs = parseOr('--writeback-delay', raw.writebackDelay ?? DEFAULTS.writebackDelay, parseDuration);
+  const requestTimeoutMs = parseOr('--request-timeout', raw.requestTimeout ?? DEFAULTS.requestTimeout, parseDuration);
+  if (requestTimeoutMs <= 0) throw new ConfigError(`Invalid --request-timeout "${raw.requestTimeout}": must be above zero`);
+  const faults = (raw.injectFault ?? []).map((r) => parseOr('--inject-fault', r, parseFaultRule));
+  const logLevel = raw.logLevel ?? DEFAULTS.logLevel;
+  if (!LEVELS.includes(logLevel)) throw new ConfigError(`Invalid --log-level "${logLevel}": use one of ${LEVELS.join(', ')}`);
+  let metricsListen: MountConfig['metricsListen'];
+  if (raw.metricsListen !== undefined) {
+    const m = /^(?:(.*):)?(\d{1,5})$/.exec(raw.metricsListen);
+    const port = m === null ? NaN : Number(m[2]);
+    if (m === null || port < 1 || port > 65535) {
+      throw new ConfigError(`Invalid --metrics-listen "${raw.metricsListen}": use HOST:PORT or PORT, like 127.0.0.1:9464`);
+    }
+    metricsListen = { host: m[1] || '127.0.0.1', port };
+  }
+  return {
+    backing: path.resolve(backing),
+    mountpoint: path.resolve(mountpoint),
+    budgetBytes,
+    readaheadBytes,
+    writebackDelayMs,
+    requestTimeoutMs,
+    faults,
+    logLevel,
+    logFile: raw.logFile,
+    trace: raw.trace ?? false,
+    metricsListen,
+    force: raw.force ?? false,
+    allowOther: raw.allowOther ?? false,
+    kernelCache: raw.kernelCache ?? false,
+  };
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/**
+ * Checks the paths before mounting: the backing directory exists and is a directory; the mountpoint
+ * is an empty directory (a stale pagerfs mount there is cleared only with --force, by the caller);
+ * neither lies inside the other. Returns 'stale' when the mountpoint is a dead FUSE mount.
+ */
+export async function checkPaths(config: MountConfig): Promise<'ok' | 'stale'> {
+  const { backing, mountpoint } = config;
+  const st = await fsp.stat(backing).catch((err: NodeJS.ErrnoException) => {
+    throw new ConfigError(`Cannot mount "${backing}": backing path ${err.code === 'ENOENT' ? 'does not exist' : `cannot be read (${err.code})`}`, EXIT.BAD_PATH);
+  });
+  if (!st.isDirectory()) throw new ConfigError(`Cannot mount "${backing}": backing path is not a directory`, EXIT.BAD_PATH);
+  if (isInside(mountpoint, backing) || isInside(backing, mountpoint)) {
+    throw new ConfigError(`Cannot mount "${backing}" on "${mountpoint}": one lies inside the other`, EXIT.BAD_PATH);
+  }
+  let mst;
+  try {
+    mst = await fsp.stat(mountpoint);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN') return 'stale';
+    throw new ConfigError(`Cannot mount on "${mountpoint}": mountpoint ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`, EXIT.BAD_PATH);
+  }
+  if (!mst.isDirectory()) throw new ConfigError(`Cannot mount on "${mountpoint}": mountpoint is not a directory`, EXIT.BAD_PATH);
+  const entries = await fsp.readdir(mountpoint);
+  if (entries.length > 0) throw new ConfigError(`Cannot mount on "${mountpoint}": mountpoint is not empty`, EXIT.BAD_PATH);
+  const parent = await fsp.stat(path.dirname(mountpoint));
+  if (parent.dev !== mst.dev && mountpoint !== '/') {
+    throw new ConfigError(`Cannot mount on "${mountpoint}": something is already mounted there`, EXIT.BAD_PATH);
+  }
+  return 'ok';
+}

@@ -1,0 +1,130 @@
+/**
+ * Control files under <mountpoint>/.pagerfs/: how people and tools talk to a running pagerfs.
+ *
+ *   stats   read-only JSON: budget, residency, pager counters, and the same per file
+ *   faults  read: the fault rules in force, one a line; write: replaces the whole set (all or nothing,
+ *           a bad line is EINVAL and changes nothing; an empty write clears the set)
+ *   unmount write anything: the daemon writes back every dirty page, unmounts and exits (how
+ *           `pagerfs unmount` reaches the daemon through the mount itself)
+ * The name `.pagerfs` at the backing root is reserved: a backing entry of that name is hidden.
+ */
+import { PAGE_SIZE } from '../src/index.js';
+import type { DirectoryPager } from '../pager/index.js';
+import { parseFaultRules } from '../pager/index.js';
+
+export const CONTROL_DIR = '.pagerfs';
+
+export interface ControlFile {
+  readonly name: string;
+  readonly writable: boolean;
+  /** The file's content now. */
+  read(): Buffer;
+  /** Checks text that is about to be written; throws an Error naming the problem. */
+  validate?(text: string): void;
+  /** Applies the complete written text (called when the writer closes or flushes). */
+  apply?(text: string): void;
+}
+
+export interface StatsDocument {
+  budgetBytes: number;
+  residentBytes: number;
+  dirtyBytes: number;
+  pinnedBytes: number;
+  freeBytes: number;
+  pageRequests: number;
+  readRequests: number;
+  dirtyRequests: number;
+  suppliedPages: number;
+  failedRequests: number;
+  failuresByStatus: Record<string, number>;
+  injectedFaults: number;
+  evictedPages: number;
+  reclaimRounds: number;
+  writebackBytes: number;
+  writebackPages: number;
+  writebackErrors: number;
+  readaheadPages: number;
+  readaheadHitPages: number;
+  readaheadWastePages: number;
+  backingReadBytes: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  files: Array<{ path: string; size: number; residentBytes: number; dirtyBytes: number; faults: number; evictedPages: number; opens: number }>;
+}
+
+export function statsDocument(dp: DirectoryPager): StatsDocument {
+  const sys = dp.system;
+  const s = sys.stats();
+  const m = dp.metrics;
+  let pinned = 0;
+  const files = dp.files().filter((f) => !f.completed).map((f) => {
+    const c = f.vmo.counters();
+    pinned += c.pinnedPages;
+    return {
+      path: f.relPath,
+      size: f.vmo.contentSizeBytes,
+      residentBytes: c.residentPages * PAGE_SIZE,
+      dirtyBytes: c.dirtyPages * PAGE_SIZE,
+      faults: c.faults,
+      evictedPages: c.evictedPages,
+      opens: f.opens,
+    };
+  });
+  files.sort((a, b) => b.residentBytes - a.residentBytes || a.path.localeCompare(b.path));
+  return {
+    budgetBytes: s.budgetBytes,
+    residentBytes: s.residentBytes,
+    dirtyBytes: s.queues.pagerDirty * PAGE_SIZE,
+    pinnedBytes: pinned * PAGE_SIZE,
+    freeBytes: s.arena.freeFrames * PAGE_SIZE,
+    pageRequests: m.readRequests + m.dirtyRequests,
+    readRequests: m.readRequests,
+    dirtyRequests: m.dirtyRequests,
+    suppliedPages: m.suppliedPages,
+    failedRequests: m.failedRequests,
+    failuresByStatus: { ...m.failuresByStatus },
+    injectedFaults: m.injectedFaults,
+    evictedPages: s.evictor.evictedPages,
+    reclaimRounds: s.evictor.reclaimRounds,
+    writebackBytes: m.writebackBytes,
+    writebackPages: m.writebackPages,
+    writebackErrors: m.writebackErrors,
+    readaheadPages: m.readaheadPages,
+    readaheadHitPages: m.readaheadHitPages,
+    readaheadWastePages: m.readaheadWastePages,
+    backingReadBytes: m.backingReadBytes,
+    latencyP50Ms: m.latency.quantile(0.5),
+    latencyP99Ms: m.latency.quantile(0.99),
+    files,
+  };
+}
+
+export interface ControlHooks {
+  /** A write to .pagerfs/unmount asks the daemon to write back, unmount and exit. */
+  onUnmountRequest?: () => void;
+}
+
+export function controlFiles(dp: DirectoryPager, hooks: ControlHooks = {}): Map<string, ControlFile> {
+  const files: ControlFile[] = [
+    {
+      name: 'stats',
+      writable: false,
+      read: () => Buffer.from(`${JSON.stringify(statsDocument(dp), null, 2)}\n`),
+    },
+    {
+      name: 'faults',
+      writable: true,
+      read: () => Buffer.from(dp.faults.toText()),
+      validate: (text) => { parseFaultRules(text); },
+      apply: (text) => dp.faults.replace(parseFaultRules(text)),
+    },
+    {
+      name: 'unmount',
+      writable: true,
+      read: () => Buffer.alloc(0),
+      // Any write asks for a clean unmount; it happens after the writer's close returns.
+      apply: () => { if (hooks.onUnmountRequest) setImmediate(hooks.onUnmountRequest); },
+    },
+  ];
+  return new Map(files.map((f) => [f.name, f]));
+}

@@ -1,0 +1,461 @@
+/**
+ * The FUSE filesystem: fuse-native operations over a DirectoryPager.
+ *
+ * Metadata operations act on the backing directory. File contents go through one pager VMO per
+ * backing inode (hard links and every open handle share it). Handlers are thin and symmetrical:
+ * resolve the path or handle, call one method below, map any error through toErrno (fs/errno.ts,
+ * the only place errno is produced), and reply once.
+ *
+ * Read path: a read of resident pages is answered synchronously from the VMO into the kernel's
+ * buffer (no promise, no allocation); only a fault goes async. A read or write that fails after
+ * some bytes were done returns the short count; the next call gets the errno.
+ */
+import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
+import type { Logger } from 'pino';
+import { type VmObjectPaged } from '../src/index.js';
+import type { DirectoryPager, PagedFile } from '../pager/index.js';
+import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
+import { ERRNO, isExpectedError, toErrno } from './errno.js';
+
+type Cb<T = void> = T extends void ? (err: number) => void : (err: number, value?: T) => void;
+
+/** An open handle: a file's VMO, or a control file's snapshot. */
+interface Handle {
+  file: PagedFile | null;
+  control: ControlFile | null;
+  /** Control files: content as of open (readers) or text written so far (writers). */
+  buffer: Buffer;
+  writing: boolean;
+  dirtyControl: boolean;
+}
+
+export interface FilesystemOptions {
+  pager: DirectoryPager;
+  logger: Logger;
+  hooks?: ControlHooks;
+}
+
+/** Access-mode bits of open flags (Node's constants lack O_ACCMODE). */
+const O_ACCMODE = 3;
+const S_IFDIR = fsc.S_IFDIR;
+const S_IFREG = fsc.S_IFREG;
+
+export class PagerFilesystem {
+  private readonly dp: DirectoryPager;
+  private readonly log: Logger;
+  private readonly handles = new Map<number, Handle>();
+  private nextHandle = 1;
+  private readonly control: Map<string, ControlFile>;
+  private readonly startTime = new Date();
+
+  constructor(options: FilesystemOptions) {
+    this.dp = options.pager;
+    this.log = options.logger;
+    this.control = controlFiles(this.dp, options.hooks);
+  }
+
+  /** The fuse-native operations object. */
+  operations(): Record<string, unknown> {
+    const ops: Record<string, unknown> = {};
+    for (const name of ['init', 'getattr', 'fgetattr', 'readdir', 'open', 'create', 'read', 'write', 'flush', 'fsync',
+      'release', 'truncate', 'ftruncate', 'unlink', 'rename', 'mkdir', 'rmdir', 'symlink', 'readlink', 'link',
+      'chmod', 'chown', 'utimens', 'statfs', 'access', 'opendir', 'releasedir', 'fsyncdir'] as const) {
+      const fn = (this as unknown as Record<string, unknown>)[name];
+      if (typeof fn === 'function') ops[name] = fn.bind(this);
+    }
+    return ops;
+  }
+
+  /** Replies with an error, logging unexpected ones with their stack. */
+  private fail(op: string, p: string, err: unknown, cb: (errno: number) => void): void {
+    const errno = toErrno(err);
+    if (!isExpectedError(err)) this.log.error({ op, path: p, err }, 'unexpected error in a filesystem operation');
+    else this.log.debug({ op, path: p, errno, err: (err as Error).message }, 'operation failed');
+    cb(errno);
+  }
+
+  private rel(p: string): string {
+    return p.replace(/^\/+/, '');
+  }
+
+  private backing(p: string): string {
+    return this.dp.backingPath(this.rel(p));
+  }
+
+  /** The control file named by path, null for the control dir itself, undefined when not control. */
+  private controlAt(p: string): ControlFile | null | undefined {
+    const rel = this.rel(p);
+    if (rel === CONTROL_DIR) return null;
+    if (!rel.startsWith(`${CONTROL_DIR}/`)) return undefined;
+    const f = this.control.get(rel.slice(CONTROL_DIR.length + 1));
+    if (f === undefined) throw Object.assign(new Error('no such control file'), { errno: -ERRNO.ENOENT });
+    return f;
+  }
+
+  private controlStat(file: ControlFile | null): Record<string, unknown> {
+    const now = new Date();
+    const isDir = file === null;
+    return {
+      mode: isDir ? S_IFDIR | 0o555 : S_IFREG | (file.writable ? 0o644 : 0o444),
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+      size: isDir ? 0 : file.read().length,
+      nlink: isDir ? 2 : 1,
+      atime: now, mtime: now, ctime: this.startTime,
+      blksize: 4096, blocks: 0,
+    };
+  }
+
+  private statOf(st: Stats, file: PagedFile | undefined): Record<string, unknown> {
+    const size = file !== undefined ? file.vmo.contentSizeBytes : st.size;
+    return {
+      mode: st.mode, uid: st.uid, gid: st.gid, size, dev: st.dev, nlink: st.nlink, ino: st.ino, rdev: st.rdev,
+      blksize: 4096, blocks: Math.ceil(size / 512), atime: st.atime, mtime: st.mtime, ctime: st.ctime,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Operations.
+
+  init(cb: Cb): void {
+    cb(0);
+  }
+
+  getattr(p: string, cb: Cb<unknown>): void {
+    try {
+      const c = this.controlAt(p);
+      if (c !== undefined) return cb(0, this.controlStat(c));
+    } catch (err) {
+      return this.fail('getattr', p, err, cb);
+    }
+    fsp.lstat(this.backing(p)).then(
+      (st) => cb(0, this.statOf(st, st.isFile() ? this.dp.fileByIdentity(`${st.dev}:${st.ino}`) : undefined)),
+      (err: unknown) => this.fail('getattr', p, err, cb),
+    );
+  }
+
+  fgetattr(p: string, fd: number, cb: Cb<unknown>): void {
+    const h = this.handles.get(fd);
+    if (h?.file != null) {
+      const file = h.file;
+      file.fh.stat().then((st) => cb(0, this.statOf(st, file)), (err: unknown) => this.fail('fgetattr', p, err, cb));
+      return;
+    }
+    this.getattr(p, cb);
+  }
+
+  readdir(p: string, cb: Cb<string[]>): void {
+    if (this.rel(p) === CONTROL_DIR) return cb(0, [...this.control.keys()]);
+    fsp.readdir(this.backing(p)).then((names) => {
+      const out = this.rel(p) === '' ? [...names.filter((n) => n !== CONTROL_DIR), CONTROL_DIR] : names;
+      cb(0, out);
+    }, (err: unknown) => this.fail('readdir', p, err, cb));
+  }
+
+  opendir(_p: string, _flags: number, cb: Cb<number>): void {
+    cb(0, 0);
+  }
+
+  releasedir(_p: string, _fd: number, cb: Cb): void {
+    cb(0);
+  }
+
+  fsyncdir(_p: string, _datasync: boolean, _fd: number, cb: Cb): void {
+    cb(0);
+  }
+
+  private addHandle(h: Handle): number {
+    const fd = this.nextHandle++;
+    this.handles.set(fd, h);
+    return fd;
+  }
+
+  open(p: string, flags: number, cb: Cb<number>): void {
+    const writing = (flags & O_ACCMODE) !== fsc.O_RDONLY;
+    let c: ControlFile | null | undefined;
+    try {
+      c = this.controlAt(p);
+    } catch (err) {
+      return this.fail('open', p, err, cb);
+    }
+    if (c === null) return cb(-ERRNO.EISDIR);
+    if (c !== undefined) {
+      if (writing && !c.writable) return cb(-ERRNO.EACCES);
+      const buffer = writing ? Buffer.alloc(0) : c.read();
+      // Opening a control file for writing means replacing its content, even with nothing (`: > faults`).
+      return cb(0, this.addHandle({ file: null, control: c, buffer, writing, dirtyControl: writing }));
+    }
+    this.dp.open(this.rel(p)).then((file) => {
+      if (writing && !file.writable) {
+        void this.dp.release(file);
+        return cb(-ERRNO.EACCES);
+      }
+      cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing, dirtyControl: false }));
+    }, (err: unknown) => this.fail('open', p, err, cb));
+  }
+
+  create(p: string, mode: number, cb: Cb<number>): void {
+    if (this.controlAtSafe(p) !== undefined || this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EACCES);
+    const full = this.backing(p);
+    // The kernel applied the caller's umask already: create with exactly the mode given.
+    fsp.open(full, fsc.O_CREAT | fsc.O_RDWR | fsc.O_NOFOLLOW, mode & 0o7777)
+      .then(async (fh) => {
+        await fh.chmod(mode & 0o7777);
+        await fh.close();
+        const file = await this.dp.open(this.rel(p));
+        cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false }));
+      })
+      .catch((err: unknown) => this.fail('create', p, err, cb));
+  }
+
+  private controlAtSafe(p: string): ControlFile | null | undefined {
+    try {
+      return this.controlAt(p);
+    } catch {
+      return null;
+    }
+  }
+
+  read(p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void): void {
+    const h = this.handles.get(fd);
+    if (h === undefined) return cb(-ERRNO.EBADF);
+    if (h.control !== null) {
+      if (pos >= h.buffer.length) return cb(0);
+      return cb(h.buffer.copy(buf, 0, pos, Math.min(h.buffer.length, pos + len)));
+    }
+    const vmo = h.file!.vmo;
+    const size = vmo.contentSizeBytes;
+    if (pos >= size || len === 0) return cb(0);
+    const n = Math.min(len, size - pos);
+    let done: number;
+    try {
+      done = vmo.readStep(buf, 0, pos, n);
+    } catch (err) {
+      return this.fail('read', p, err, cb);
+    }
+    if (done === n) return cb(n);
+    this.readSlow(p, vmo, buf, pos, n, done, cb);
+  }
+
+  private readSlow(p: string, vmo: VmObjectPaged, buf: Buffer, pos: number, n: number, doneSoFar: number, cb: (n: number) => void): void {
+    void (async () => {
+      let done = doneSoFar;
+      try {
+        while (done < n) {
+          await vmo.system.waitFor(vmo.takeWait());
+          // The file may have shrunk while we waited: read no further than its end now.
+          const limit = Math.min(n, Math.max(0, vmo.contentSizeBytes - pos));
+          if (done >= limit) break;
+          done += vmo.readStep(buf, done, pos + done, limit - done);
+        }
+        cb(done);
+      } catch (err) {
+        if (done > 0) cb(done);
+        else this.fail('read', p, err, cb);
+      }
+    })();
+  }
+
+  write(p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void): void {
+    const h = this.handles.get(fd);
+    if (h === undefined) return cb(-ERRNO.EBADF);
+    if (h.control !== null) return this.writeControl(h, buf, len, pos, cb);
+    const vmo = h.file!.vmo;
+    let done: number;
+    try {
+      if (pos + len > vmo.contentSizeBytes) vmo.resize(pos + len);
+      done = vmo.writeStep(buf, 0, pos, len);
+    } catch (err) {
+      return this.fail('write', p, err, cb);
+    }
+    if (done === len) return cb(len);
+    void (async () => {
+      try {
+        while (done < len) {
+          await vmo.system.waitFor(vmo.takeWait());
+          done += vmo.writeStep(buf, done, pos + done, len - done);
+        }
+        cb(done);
+      } catch (err) {
+        if (done > 0) cb(done);
+        else this.fail('write', p, err, cb);
+      }
+    })();
+  }
+
+  private writeControl(h: Handle, buf: Buffer, len: number, pos: number, cb: (n: number) => void): void {
+    const c = h.control!;
+    if (!c.writable) return cb(-ERRNO.EACCES);
+    const end = pos + len;
+    const next = Buffer.alloc(Math.max(h.buffer.length, end));
+    h.buffer.copy(next);
+    buf.copy(next, pos, 0, len);
+    try {
+      c.validate?.(next.toString('utf8'));
+    } catch (err) {
+      this.log.warn({ file: c.name, err: (err as Error).message }, 'refused a control file write');
+      return cb(-ERRNO.EINVAL);
+    }
+    h.buffer = next;
+    h.dirtyControl = true;
+    cb(len);
+  }
+
+  flush(p: string, fd: number, cb: Cb): void {
+    const h = this.handles.get(fd);
+    if (h === undefined) return cb(-ERRNO.EBADF);
+    if (h.control !== null) {
+      if (h.writing && h.dirtyControl) {
+        try {
+          h.control.apply?.(h.buffer.toString('utf8'));
+          this.log.info({ file: h.control.name, text: h.buffer.toString('utf8') }, 'control file applied');
+        } catch (err) {
+          return cb(-ERRNO.EINVAL);
+        }
+        h.dirtyControl = false;
+      }
+      return cb(0);
+    }
+    if (!h.writing) return cb(0);
+    this.dp.writeback(h.file!).then(() => cb(0), (err: unknown) => this.fail('flush', p, err, cb));
+  }
+
+  fsync(p: string, _datasync: boolean, fd: number, cb: Cb): void {
+    const h = this.handles.get(fd);
+    if (h === undefined) return cb(-ERRNO.EBADF);
+    if (h.control !== null) return cb(0);
+    this.dp.writeback(h.file!, true).then(() => cb(0), (err: unknown) => this.fail('fsync', p, err, cb));
+  }
+
+  release(p: string, fd: number, cb: Cb): void {
+    const h = this.handles.get(fd);
+    this.handles.delete(fd);
+    if (h?.file == null) return cb(0);
+    this.dp.release(h.file).then(() => cb(0), (err: unknown) => this.fail('release', p, err, cb));
+  }
+
+  truncate(p: string, size: number, cb: Cb): void {
+    const c = this.controlAtSafe(p);
+    if (c !== undefined) {
+      if (c === null || !c.writable) return cb(-ERRNO.EACCES);
+      return cb(0); // O_TRUNC on a control file: the writer's handle starts empty anyway
+    }
+    void (async () => {
+      let file: PagedFile | undefined;
+      try {
+        file = await this.dp.open(this.rel(p));
+        await this.dp.truncate(file, size);
+        cb(0);
+      } catch (err) {
+        this.fail('truncate', p, err, cb);
+      } finally {
+        if (file !== undefined) await this.dp.release(file);
+      }
+    })();
+  }
+
+  ftruncate(p: string, fd: number, size: number, cb: Cb): void {
+    const h = this.handles.get(fd);
+    if (h === undefined) return cb(-ERRNO.EBADF);
+    if (h.control !== null) return cb(0);
+    this.dp.truncate(h.file!, size).then(() => cb(0), (err: unknown) => this.fail('ftruncate', p, err, cb));
+  }
+
+  unlink(p: string, cb: Cb): void {
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    const full = this.backing(p);
+    void (async () => {
+      try {
+        const st = await fsp.lstat(full);
+        await fsp.unlink(full);
+        if (st.isFile() && st.nlink <= 1) await this.dp.unlinked(`${st.dev}:${st.ino}`);
+        cb(0);
+      } catch (err) {
+        this.fail('unlink', p, err, cb);
+      }
+    })();
+  }
+
+  rename(src: string, dest: string, cb: Cb): void {
+    if (this.controlAtSafe(src) !== undefined || this.controlAtSafe(dest) !== undefined) return cb(-ERRNO.EACCES);
+    const from = this.backing(src);
+    const to = this.backing(dest);
+    void (async () => {
+      try {
+        const replaced = await fsp.lstat(to).catch(() => null);
+        await fsp.rename(from, to);
+        if (replaced !== null && replaced.isFile() && replaced.nlink <= 1) {
+          const fromSt = await fsp.lstat(to);
+          if (`${fromSt.dev}:${fromSt.ino}` !== `${replaced.dev}:${replaced.ino}`) {
+            await this.dp.unlinked(`${replaced.dev}:${replaced.ino}`);
+          }
+        }
+        this.dp.renamed(this.rel(src), this.rel(dest));
+        cb(0);
+      } catch (err) {
+        this.fail('rename', src, err, cb);
+      }
+    })();
+  }
+
+  mkdir(p: string, mode: number, cb: Cb): void {
+    if (this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EEXIST);
+    const full = this.backing(p);
+    fsp.mkdir(full, { mode: mode & 0o7777 }).then(() => fsp.chmod(full, mode & 0o7777)).then(() => cb(0), (err: unknown) => this.fail('mkdir', p, err, cb));
+  }
+
+  rmdir(p: string, cb: Cb): void {
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    fsp.rmdir(this.backing(p)).then(() => cb(0), (err: unknown) => this.fail('rmdir', p, err, cb));
+  }
+
+  symlink(target: string, p: string, cb: Cb): void {
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EEXIST);
+    // The link's text is stored as given; the kernel resolves it, never pagerfs.
+    fsp.symlink(target, this.backing(p)).then(() => cb(0), (err: unknown) => this.fail('symlink', p, err, cb));
+  }
+
+  readlink(p: string, cb: Cb<string>): void {
+    fsp.readlink(this.backing(p)).then((t) => cb(0, t), (err: unknown) => this.fail('readlink', p, err, cb));
+  }
+
+  link(src: string, dest: string, cb: Cb): void {
+    if (this.controlAtSafe(src) !== undefined || this.controlAtSafe(dest) !== undefined) return cb(-ERRNO.EACCES);
+    fsp.link(this.backing(src), this.backing(dest)).then(() => cb(0), (err: unknown) => this.fail('link', dest, err, cb));
+  }
+
+  chmod(p: string, mode: number, cb: Cb): void {
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    fsp.chmod(this.backing(p), mode & 0o7777).then(() => cb(0), (err: unknown) => this.fail('chmod', p, err, cb));
+  }
+
+  chown(p: string, uid: number, gid: number, cb: Cb): void {
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    fsp.lchown(this.backing(p), uid, gid).then(() => cb(0), (err: unknown) => this.fail('chown', p, err, cb));
+  }
+
+  utimens(p: string, atime: number, mtime: number, cb: Cb): void {
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    // fuse-native 2.2.6 passes milliseconds (and, a known bug, atime in both slots; see README).
+    fsp.lutimes(this.backing(p), atime / 1000, mtime / 1000).then(() => cb(0), (err: unknown) => this.fail('utimens', p, err, cb));
+  }
+
+  statfs(p: string, cb: Cb<unknown>): void {
+    fsp.statfs(this.dp.root).then((s) => cb(0, {
+      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
+      files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
+    }), (err: unknown) => this.fail('statfs', p, err, cb));
+  }
+
+  access(p: string, mode: number, cb: Cb): void {
+    const c = this.controlAtSafe(p);
+    if (c !== undefined) return cb((mode & fsc.W_OK) !== 0 && (c === null || !c.writable) ? -ERRNO.EACCES : 0);
+    fsp.access(this.backing(p), mode).then(() => cb(0), (err: unknown) => this.fail('access', p, err, cb));
+  }
+
+  /** Open handles (for shutdown reports). */
+  get openHandles(): number {
+    return this.handles.size;
+  }
+}
+

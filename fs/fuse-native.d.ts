@@ -1,0 +1,20 @@
+/** The small part of fuse-native 2.2.6 that pagerfs uses (the package ships no types). */
+declare module 'fuse-native' {
+  interface FuseOptions {
+    force?: boolean;
+    mkdir?: boolean;
+    timeout?: number | false;
+    allowOther?: boolean;
+    debug?: boolean;
+    displayFolder?: boolean;
+  }
+  class Fuse {
+    constructor(mnt: string, ops: Record<string, unknown>, opts?: FuseOptions);
+    readonly mnt: string;
+    mount(cb: (err: Error | null) => void): void;
+    unmount(cb: (err: Error | null) => void): void;
+    _fuseOptions(): string;
+    static unmount(mnt: string, cb: (err: Error | null) => void): void;
+  }
+  export = Fuse;
+}

@@ -1,0 +1,132 @@
+/**
+ * Mounting: builds the kernel (VmSystem), the directory pager and the filesystem, and hands them
+ * to fuse-native with the mount options pagerfs needs.
+ *
+ * Modes (see README "Caching modes"):
+ *  - default: `direct_io`. Every read() reaches the VMO and its pager, so faults and eviction are
+ *    real; writes arrive in 128 KiB pieces. Shared writable mmap is not available (ENODEV).
+ *  - --kernel-cache: no direct_io, `big_writes`. The kernel's page cache sits in front of the VMO
+ *    (MAP_SHARED works), so repeated reads within an open never reach pagerfs.
+ * Always: `use_ino` (st_ino is the backing file's), `default_permissions` (the kernel checks modes),
+ * fsname/subtype for `mount` listings. fuse-native knows none of direct_io / big_writes / use_ino, so
+ * a subclass appends them to its option string.
+ */
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import { PAGE_SIZE, VmSystem } from '../src/index.js';
+import { DirectoryPager, FaultInjector, formatSize } from '../pager/index.js';
+import { ConfigError, EXIT, checkPaths, type MountConfig } from './config.js';
+import { PagerFilesystem } from './filesystem.js';
+
+const exec = promisify(execFile);
+
+type FuseClass = typeof import('fuse-native');
+
+/** Loads fuse-native, with a clear message when libfuse2 is missing. */
+function loadFuse(): FuseClass {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('fuse-native') as FuseClass;
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (/libfuse\.so\.2/.test(msg)) {
+      throw new ConfigError('Cannot mount: libfuse2 is not installed (run `npm run setup` as root, or `apt-get install libfuse2 fuse3`)', EXIT.MOUNT_FAILED);
+    }
+    throw err;
+  }
+}
+
+export interface MountedPagerfs {
+  readonly config: MountConfig;
+  readonly system: VmSystem;
+  readonly pager: DirectoryPager;
+  readonly filesystem: PagerFilesystem;
+  /** Writes back every dirty page, unmounts, and shuts the pager down. Idempotent. */
+  unmount(): Promise<void>;
+}
+
+/** Clears a stale FUSE mount (a killed daemon's) at `mountpoint`. */
+export async function clearStaleMount(mountpoint: string): Promise<void> {
+  try {
+    await exec('fusermount', ['-uz', mountpoint]);
+  } catch {
+    await exec('umount', ['-l', mountpoint]);
+  }
+}
+
+export interface MountHooks {
+  /** Someone wrote .pagerfs/unmount (`pagerfs unmount`): the owner should unmount and exit. */
+  onUnmountRequest?: () => void;
+}
+
+export async function mountPagerfs(config: MountConfig, log: Logger, hooks: MountHooks = {}): Promise<MountedPagerfs> {
+  const state = await checkPaths(config);
+  if (state === 'stale') {
+    if (!config.force) {
+      throw new ConfigError(`Cannot mount on "${config.mountpoint}": a stale mount is there (Transport endpoint is not connected); use --force to clear it`, EXIT.BAD_PATH);
+    }
+    log.warn({ mountpoint: config.mountpoint }, 'clearing a stale mount');
+    await clearStaleMount(config.mountpoint);
+    await checkPaths(config);
+  }
+  const Fuse = loadFuse();
+  const system = new VmSystem({
+    budgetBytes: config.budgetBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
+    requestOvertimeMs: Math.min(20_000, config.requestTimeoutMs / 2),
+    onRequestOvertime: (waiter, ms) => log.warn({ page: waiter.pageIndex, waitedMs: Math.round(ms) }, 'page request overtime: the pager has not answered'),
+  });
+  const pager = new DirectoryPager({
+    system,
+    backingDir: config.backing,
+    logger: log,
+    readaheadMaxBytes: config.readaheadBytes,
+    writebackDelayMs: config.writebackDelayMs,
+    faults: new FaultInjector(config.faults),
+    trace: config.trace,
+  });
+  pager.start();
+  const filesystem = new PagerFilesystem({ pager, logger: log, hooks: { onUnmountRequest: hooks.onUnmountRequest } });
+  const extra = [
+    'use_ino',
+    'default_permissions',
+    `fsname=pagerfs`,
+    'subtype=pagerfs',
+    ...(config.kernelCache ? ['big_writes'] : ['direct_io']),
+  ];
+  class PagerFuse extends Fuse {
+    override _fuseOptions(): string {
+      const base = super._fuseOptions();
+      return base === '' ? `-o${extra.join(',')}` : `${base},${extra.join(',')}`;
+    }
+  }
+  // fuse-native's per-operation timeout would fail a read waiting on a slow pager; the VM core's
+  // request timeout (--request-timeout) decides instead, and answers ETIMEDOUT.
+  const fuse = new PagerFuse(config.mountpoint, filesystem.operations(), {
+    force: false, mkdir: false, timeout: false, allowOther: config.allowOther,
+  });
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  log.info({ backing: config.backing, mountpoint: config.mountpoint, budget: formatSize(config.budgetBytes),
+    budgetPages: config.budgetBytes / PAGE_SIZE, mode: config.kernelCache ? 'kernel-cache' : 'direct_io' }, 'pagerfs mounted');
+
+  let unmounting: Promise<void> | null = null;
+  const unmount = (): Promise<void> => {
+    unmounting ??= (async () => {
+      try {
+        await pager.writebackAll(true);
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'writeback before unmount failed');
+      }
+      await new Promise<void>((resolve) => fuse.unmount((err) => {
+        if (err) log.warn({ err: err.message }, 'unmount reported an error');
+        resolve();
+      }));
+      await pager.shutdown();
+      log.info({ mountpoint: config.mountpoint }, 'pagerfs unmounted');
+    })();
+    return unmounting;
+  };
+  return { config, system, pager, filesystem, unmount };
+}
