@@ -51,6 +51,8 @@ export interface DirectoryPagerOptions {
 
 /** Readahead may hold at most this share of the budget at once (1/8). */
 const READAHEAD_BUDGET_SHARE = 8;
+/** Most pages read and supplied at once: big enough for few syscalls, small enough to wake readers early. */
+const FILL_CHUNK_PAGES = 256;
 /** Zeros written per I/O when writing back a zero run. */
 const ZERO_CHUNK = 128 * 1024;
 
@@ -151,6 +153,7 @@ export class DirectoryPager implements PageJobHandler {
     this.flushTimer = setInterval(() => { void this.flushAged(); }, period);
     this.flushTimer.unref();
     this.unsubscribePressure = this.system.onMemoryPressure(() => this.startPressureWriteback());
+    this.system.startAging();
   }
 
   /** Files with a VMO now. */
@@ -181,12 +184,12 @@ export class DirectoryPager implements PageJobHandler {
   }
 
   /**
-   * Resolves a path relative to the backing root, refusing anything that would leave it.
+   * Resolves a path relative to the backing root; nothing it returns lies outside the root.
+   * Normalising against '/' first clamps any '..' at the root, as a path walk from '/' would.
    * Preconditions: `relPath` uses '/' separators; a leading '/' is allowed.
    */
   backingPath(relPath: string): string {
     const norm = path.posix.normalize(`/${relPath}`);
-    if (norm.split('/').includes('..')) throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `path "${relPath}" leaves the backing directory`);
     const full = path.join(this.root, norm);
     if (full !== this.root && !full.startsWith(this.root + path.sep)) {
       throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `path "${relPath}" leaves the backing directory`);
@@ -317,51 +320,74 @@ export class DirectoryPager implements PageJobHandler {
     const reqEnd = Math.min((job.offset + job.length) / PAGE_SIZE, vmo.sizePages);
     if (reqEnd <= startPage) return; // the VMO shrank under the request; the kernel retried its waiters
     const contentPages = Math.ceil(vmo.contentSizeBytes / PAGE_SIZE);
-    let endPage = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), Math.min(contentPages, vmo.sizePages),
+    const endPage = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), Math.min(contentPages, vmo.sizePages),
       (hits, waste) => { this.metrics.readaheadHitPages += hits; this.metrics.readaheadWastePages += waste; });
-    let aux;
-    for (let attempt = 0; ; attempt++) {
-      const count = endPage - startPage;
-      aux = this.system.createVmo(count * PAGE_SIZE);
-      try {
-        const views = aux.mapPages(0, count * PAGE_SIZE);
-        const knownBytes = Math.min(vmo.contentSizeBytes, file.backingSize);
-        const expected = Math.max(0, Math.min(count * PAGE_SIZE, knownBytes - job.offset));
-        const got = await this.readInto(file, views, job.offset, expected);
-        const requiredBytes = Math.max(0, Math.min((reqEnd - startPage) * PAGE_SIZE, knownBytes - job.offset));
-        if (got < requiredBytes) {
-          // The backing file is shorter than the VMO says: supply whole pages that arrived, fail the rest.
-          const goodPages = Math.floor(got / PAGE_SIZE);
-          this.log.warn({ path: file.relPath, offset: job.offset, expected: requiredBytes, got },
-            'backing file shorter than expected (changed behind pagerfs); failing the missing pages');
-          if (goodPages > 0) this.supply(file, startPage, goodPages, aux);
-          this.failRange(file, (startPage + goodPages) * PAGE_SIZE, (reqEnd - startPage - goodPages) * PAGE_SIZE,
-            ZxStatus.ERR_IO_DATA_INTEGRITY);
-          return;
-        }
-        this.supply(file, startPage, count, aux);
-        if (endPage > reqEnd) this.metrics.readaheadPages += endPage - reqEnd;
-        return;
-      } catch (err) {
-        if (isZxError(err, ZxStatus.ERR_NO_MEMORY) && attempt === 0) {
-          // Everything resident is dirty or pinned: write back, then try once more without readahead.
-          aux.close();
-          await this.writebackForPressure();
-          endPage = reqEnd;
-          continue;
-        }
-        if (err instanceof ZxError) {
-          this.log.warn({ path: file.relPath, offset: job.offset, err: err.message }, 'cannot answer a read');
-          this.failRange(file, job.offset, job.length, isZxError(err, ZxStatus.ERR_NO_MEMORY) ? ZxStatus.ERR_NO_SPACE : ZxStatus.ERR_IO);
-          return;
-        }
-        const status = statusForIoError(err);
-        this.log.warn({ path: file.relPath, offset: job.offset, err: (err as Error).message }, 'backing read failed');
-        this.failRange(file, job.offset, job.length, status);
-        return;
-      } finally {
-        aux.close();
+    // Fill in chunks no larger than memory allows: a request may be larger than the whole budget, and
+    // readers wake as each chunk is supplied (the kernel accepts partial supplies).
+    let pos = startPage;
+    while (pos < endPage) {
+      const inRequired = pos < reqEnd;
+      let room = this.system.arena.freeFrames + this.system.queues.reclaimablePages;
+      if (room === 0 && inRequired) {
+        await this.writebackForPressure();
+        room = this.system.arena.freeFrames + this.system.queues.reclaimablePages;
       }
+      if (room === 0) {
+        if (!inRequired) return; // readahead is optional: stop quietly
+        this.log.warn({ path: file.relPath, offset: pos * PAGE_SIZE }, 'memory budget full of dirty or pinned pages; failing the read');
+        this.failRange(file, pos * PAGE_SIZE, (reqEnd - pos) * PAGE_SIZE, ZxStatus.ERR_NO_SPACE);
+        return;
+      }
+      const count = Math.min(endPage - pos, FILL_CHUNK_PAGES, room);
+      const outcome = await this.fillChunk(file, pos, count, reqEnd);
+      if (outcome === 'stop') return;
+      pos += count;
+    }
+    if (endPage > reqEnd) this.metrics.readaheadPages += endPage - reqEnd;
+  }
+
+  /**
+   * Reads pages [pos, pos + count) into an aux VMO and supplies them. Failures of the required part
+   * (pages below reqEnd) are answered with FAIL; returns 'stop' when the job is answered for good.
+   */
+  private async fillChunk(file: PagedFile, pos: number, count: number, reqEnd: number): Promise<'next' | 'stop'> {
+    const vmo = file.vmo;
+    const offset = pos * PAGE_SIZE;
+    const failRequired = (status: ZxStatus): 'stop' => {
+      if (pos < reqEnd) this.failRange(file, offset, (reqEnd - pos) * PAGE_SIZE, status);
+      return 'stop';
+    };
+    const aux = this.system.createVmo(count * PAGE_SIZE);
+    try {
+      const views = aux.mapPages(0, count * PAGE_SIZE);
+      const knownBytes = Math.min(vmo.contentSizeBytes, file.backingSize);
+      const expected = Math.max(0, Math.min(count * PAGE_SIZE, knownBytes - offset));
+      const got = await this.readInto(file, views, offset, expected);
+      const requiredBytes = Math.max(0, Math.min((reqEnd - pos) * PAGE_SIZE, expected));
+      if (got < requiredBytes) {
+        // The backing file is shorter than pagerfs knew: supply whole pages that arrived, fail the rest.
+        const goodPages = Math.floor(got / PAGE_SIZE);
+        this.log.warn({ path: file.relPath, offset, expected: requiredBytes, got },
+          'backing file shorter than expected (changed behind pagerfs); failing the missing pages');
+        if (goodPages > 0) this.supply(file, pos, goodPages, aux);
+        this.failRange(file, (pos + goodPages) * PAGE_SIZE, (reqEnd - pos - goodPages) * PAGE_SIZE, ZxStatus.ERR_IO_DATA_INTEGRITY);
+        return 'stop';
+      }
+      this.supply(file, pos, count, aux);
+      return 'next';
+    } catch (err) {
+      if (isZxError(err, ZxStatus.ERR_NO_MEMORY)) {
+        this.log.warn({ path: file.relPath, offset }, 'no frame for a read within the memory budget');
+        return failRequired(ZxStatus.ERR_NO_SPACE);
+      }
+      if (err instanceof ZxError) {
+        this.log.warn({ path: file.relPath, offset, err: err.message }, 'cannot answer a read');
+        return failRequired(ZxStatus.ERR_IO);
+      }
+      this.log.warn({ path: file.relPath, offset, err: (err as Error).message }, 'backing read failed');
+      return failRequired(statusForIoError(err));
+    } finally {
+      aux.close();
     }
   }
 
@@ -369,10 +395,9 @@ export class DirectoryPager implements PageJobHandler {
   private readaheadPagesAllowed(): number {
     if (this.readaheadMaxPages === 0) return 0;
     const arena = this.system.arena;
-    const q = this.system.queues.counts();
-    const inactive = q.dontNeed + q.reclaim.slice(2).reduce((a, b) => a + b, 0);
+    // Readahead may displace only pages that are reclaimable; never dirty, pinned or locked ones.
     return Math.max(0, Math.min(this.readaheadMaxPages, Math.floor(arena.limitFrames / READAHEAD_BUDGET_SHARE),
-      arena.freeFrames + inactive));
+      arena.freeFrames + this.system.queues.reclaimablePages));
   }
 
   /** Reads up to `expected` bytes at `position` into the views; returns bytes read (short at EOF). */
@@ -634,6 +659,7 @@ export class DirectoryPager implements PageJobHandler {
     this.shuttingDown = true;
     if (this.flushTimer !== null) clearInterval(this.flushTimer);
     this.unsubscribePressure?.();
+    this.system.stopAging();
     let writebackError: unknown;
     try {
       await this.writebackAll(true);

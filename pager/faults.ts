@@ -51,6 +51,15 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
+/** Runs a parse step, naming the rule in any error it throws. */
+function withRule<T>(rule: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new Error(`fault rule "${rule}": ${(err as Error).message}`);
+  }
+}
+
 /** Parses one rule; throws an Error whose message says what is wrong with it. */
 export function parseFaultRule(line: string): FaultRule {
   const text = line.trim();
@@ -66,8 +75,8 @@ export function parseFaultRule(line: string): FaultRule {
     target = target.slice(0, colon);
     const m = /^([^-]+)-([^-]+)$/.exec(spec);
     if (m === null) throw new Error(`fault rule "${text}": range "${spec}" must be START-END, like 0-1MiB`);
-    const start = parseSize(m[1]);
-    const end = parseSize(m[2]);
+    const start = withRule(text, () => parseSize(m[1]));
+    const end = withRule(text, () => parseSize(m[2]));
     if (end <= start) throw new Error(`fault rule "${text}": range end must be above its start`);
     range = { start, end };
   }
@@ -77,8 +86,8 @@ export function parseFaultRule(line: string): FaultRule {
   for (const part of actionText.split(',').map((s) => s.trim())) {
     if (part.startsWith('delay:')) {
       const [lo, hi] = part.slice(6).split('-');
-      const min = parseDuration(lo);
-      const max = hi === undefined ? min : parseDuration(hi);
+      const min = withRule(text, () => parseDuration(lo));
+      const max = hi === undefined ? min : withRule(text, () => parseDuration(hi));
       if (max < min) throw new Error(`fault rule "${text}": delay range must not run backwards`);
       delayMs = { min, max };
       continue;

@@ -26,6 +26,8 @@ export function formatSize(bytes: number): string {
   let v = bytes;
   let i = 0;
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  // 1048575 bytes is 1023.999 KiB: round first, then move up a unit if rounding reached 1024.
+  if (!Number.isInteger(v) && Number(v.toFixed(1)) >= 1024 && i < units.length - 1) { v /= 1024; i++; }
   return `${Number.isInteger(v) ? v : v.toFixed(1)}${units[i]}`;
 }
 

@@ -53,7 +53,8 @@ export class Evictor {
 
   /**
    * Decides whether `frame` may be evicted and, if so, evicts it. The only place that decides.
-   * May go: held by a pager VMO, Clean, unpinned, and not always-need unless `override`.
+   * May go: held by a pager VMO, Clean, unpinned, not part of an outstanding page request, and not
+   * always-need unless `override`.
    */
   evictPage(frame: number, override: boolean): boolean {
     const f = this.system.arena.frames;
@@ -62,6 +63,9 @@ export class Evictor {
     if ((f.flags[frame] & FrameFlag.AlwaysNeed) !== 0 && !override) return false;
     const vmo = this.system.vmoById(f.owner[frame]);
     if (vmo.kind !== 'pager') return false;
+    // A page of a request still outstanding is in flight: evicting it would leave the request
+    // waiting for a page the pager already supplied (it would never supply it again).
+    if (vmo.isUnderRequest(f.pageIndex[frame])) return false;
     if ((f.flags[frame] & FrameFlag.AlwaysNeed) !== 0) this.counters.alwaysNeedOverrides++;
     vmo.evictFrame(frame);
     this.counters.evictedPages++;
@@ -69,12 +73,14 @@ export class Evictor {
   }
 
   /**
-   * One round: frees up to max(freeTarget - free, minFrames + carried) frames at `level`.
+   * One round: frees up to max(freeTarget - free, minFrames + carried) frames at `level`
+   * (`oneShot`: without the carried minimum, and carrying nothing forward).
    * Returns the frames freed. Cost: the pages it looks at (bounded by what it frees plus skips).
    */
-  reclaim(freeTargetFrames: number, minFrames: number, level: EvictionLevel): number {
+  reclaim(freeTargetFrames: number, minFrames: number, level: EvictionLevel, oneShot = false): number {
     const arena = this.system.arena;
-    const minimum = minFrames + this.carriedMinFrames;
+    // A one-shot (external) target neither pays nor adds to the carried minimum.
+    const minimum = minFrames + (oneShot ? 0 : this.carriedMinFrames);
     const want = Math.max(freeTargetFrames - arena.freeFrames, minimum);
     if (want <= 0) return 0;
     this.counters.reclaimRounds++;
@@ -116,7 +122,7 @@ export class Evictor {
         fr = next;
       }
     }
-    this.carriedMinFrames = Math.max(0, minimum - freed);
+    if (!oneShot) this.carriedMinFrames = Math.max(0, minimum - freed);
     assert(freed >= 0, 'negative eviction count');
     return freed;
   }

@@ -69,6 +69,9 @@ export class VmSystem {
   /** Live VMOs by id; frame owners name VMOs by these ids. */
   private readonly vmos = new Map<number, VmObject>();
   private nextVmoId = 1;
+  /** Aging steps taken because reclaim found only active pages (for stats). */
+  agedOnDemand = 0;
+  private agingTimer: ReturnType<typeof setInterval> | null = null;
   /** Told (synchronously) when an allocation had to reach the out-of-memory level or failed. */
   private readonly pressureListeners = new Set<(failed: boolean) => void>();
 
@@ -148,10 +151,17 @@ export class VmSystem {
     const o = this.options;
     if (this.arena.freeFrames <= o.lowWatermarkFrames) {
       this.evictor.reclaim(o.highWatermarkFrames, 0, EvictionLevel.OnlyOldest);
+      // Nothing old enough to take: age once (the newest generations become older) and try again,
+      // as Zircon ages early when the inactive queues run dry, rather than reaching into active pages.
+      if (this.arena.freeFrames <= o.lowWatermarkFrames && this.queues.reclaimablePages > 0) {
+        this.queues.age();
+        this.agedOnDemand++;
+        this.evictor.reclaim(o.highWatermarkFrames, 0, EvictionLevel.OnlyOldest);
+      }
     }
     let frame = this.arena.allocFrame();
     if (frame === NO_FRAME) {
-      this.evictor.reclaim(0, 1, EvictionLevel.OutOfMemory);
+      this.evictor.reclaim(0, 1, EvictionLevel.OutOfMemory, true);
       frame = this.arena.allocFrame();
       for (const l of this.pressureListeners) l(frame === NO_FRAME);
     }
@@ -173,7 +183,11 @@ export class VmSystem {
   markAccessed(frame: number): void {
     const f = this.arena.frames;
     f.flags[frame] |= FrameFlag.Accessed;
-    if (f.queue[frame] === Queue.DontNeed) this.queues.placeNewest(frame);
+    if (f.queue[frame] === Queue.DontNeed) {
+      // Out of DONT_NEED: back to the protected queue if always-need, else the newest generation.
+      if ((f.flags[frame] & FrameFlag.AlwaysNeed) !== 0) this.queues.moveTo(frame, Queue.AlwaysNeed);
+      else this.queues.placeNewest(frame);
+    }
   }
 
   /**
@@ -189,8 +203,7 @@ export class VmSystem {
     }
     const used = this.arena.usedFrames;
     if (used > frames) {
-      this.evictor.reclaim(this.arena.limitFrames - frames, used - frames, EvictionLevel.OutOfMemory);
-      this.evictor.carriedMinFrames = 0;
+      this.evictor.reclaim(0, used - frames, EvictionLevel.OutOfMemory, true);
       if (this.arena.usedFrames > frames) {
         throw new ZxError(ZxStatus.ERR_BAD_STATE,
           `cannot shrink the budget to ${frames} pages: ${this.arena.usedFrames} pages are dirty, pinned or anonymous`);
@@ -204,6 +217,24 @@ export class VmSystem {
     this.queues.age();
   }
 
+  /**
+   * Ages the page queues every `periodMs` (Zircon's 5 s) on an unref'd timer, harvesting accessed
+   * bits first so recently used pages stay young. Idempotent; stopAging() ends it.
+   */
+  startAging(periodMs = 5000): void {
+    if (this.agingTimer !== null) return;
+    this.agingTimer = setInterval(() => {
+      this.queues.harvestAccessedBits();
+      this.queues.age();
+    }, periodMs);
+    this.agingTimer.unref();
+  }
+
+  stopAging(): void {
+    if (this.agingTimer !== null) clearInterval(this.agingTimer);
+    this.agingTimer = null;
+  }
+
   /** Moves accessed pages to the newest generation. Walks every reclaimable page. */
   harvestAccessedBits(): number {
     return this.queues.harvestAccessedBits();
@@ -211,9 +242,7 @@ export class VmSystem {
 
   /** Runs the evictor for `frames` frames at `level` now (the vmtouch "evict" path and tests). */
   reclaim(frames: number, level: EvictionLevel = EvictionLevel.OnlyOldest): number {
-    const freed = this.evictor.reclaim(0, frames, level);
-    this.evictor.carriedMinFrames = 0;
-    return freed;
+    return this.evictor.reclaim(0, frames, level, true);
   }
 
   /**

@@ -312,6 +312,13 @@ export class VmObjectPaged extends VmObject {
     return m;
   }
 
+  /** @internal Is page p covered by an outstanding READ or DIRTY request (an operation in flight)? */
+  isUnderRequest(pageIndex: number): boolean {
+    const s = this.source;
+    if (s === null || s.outstandingCount === 0) return false;
+    return s.covering(PagerCommand.Read, pageIndex) !== undefined || s.covering(PagerCommand.Dirty, pageIndex) !== undefined;
+  }
+
   private get detachedOrClosed(): boolean {
     const s = this.source;
     return s !== null && (s.detached || this.pager!.isClosed);

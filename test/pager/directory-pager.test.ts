@@ -1,0 +1,506 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { linkSync, mkdirSync, renameSync, statSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { ZxError, ZxStatus } from '../../src/index.js';
+import { DirectoryPager, statusForIoError } from '../../pager/index.js';
+import {
+  PAGE_SIZE, cleanupEnvs, deferred, errnoError, expectZx, makeEnv, pattern, readVmo, rejectionStatus, tick,
+} from './helpers.js';
+
+afterEach(cleanupEnvs);
+
+const MiB = 1024 * 1024;
+
+describe('reading through pager VMOs', () => {
+  it.each([
+    ['empty', 0],
+    ['one byte', 1],
+    ['one byte short of a page', PAGE_SIZE - 1],
+    ['exactly one page', PAGE_SIZE],
+    ['one byte past a page', PAGE_SIZE + 1],
+    ['several MiB', 3 * MiB + 123],
+  ])('a %s file reads back byte for byte', async (_name, size) => {
+    const env = makeEnv({ budgetPages: 2048, validate: size < MiB });
+    const data = pattern(size, size + 7);
+    env.put('f.bin', data);
+    const f = await env.dp.open('f.bin');
+    expect(f.vmo.contentSizeBytes).toBe(size);
+    expect(f.vmo.sizeBytes).toBe(Math.ceil(size / PAGE_SIZE) * PAGE_SIZE);
+    // Whole file in one call, then again in odd chunks that straddle page boundaries.
+    expect((await readVmo(f.vmo, 0, size)).equals(data)).toBe(true);
+    expect((await readVmo(f.vmo, 0, size, 5000)).equals(data)).toBe(true);
+    env.checkBudget();
+  });
+
+  it('the tail of the last page past the end of the file reads as zeros', async () => {
+    const env = makeEnv();
+    env.put('f.bin', pattern(PAGE_SIZE + 10).fill(0xff));
+    const f = await env.dp.open('f.bin');
+    const page = await readVmo(f.vmo, PAGE_SIZE, PAGE_SIZE);
+    expect(page.subarray(0, 10).every((b) => b === 0xff)).toBe(true);
+    expect(page.subarray(10).every((b) => b === 0)).toBe(true);
+  });
+
+  it('a file larger than the budget reads back in chunks, evicting as it goes, within the budget', async () => {
+    const env = makeEnv({ budgetPages: 256, validate: true });
+    const data = pattern(5 * MiB + 77, 3);
+    env.put('big.bin', data);
+    const f = await env.dp.open('big.bin');
+    const out = await readVmo(f.vmo, 0, data.length, 96 * 1024 + 5, () => env.checkBudget());
+    expect(out.equals(data)).toBe(true);
+    expect(f.vmo.evictedPagedCount).toBeGreaterThan(0);
+    // Evicted pages come back from the file again.
+    expect((await readVmo(f.vmo, 0, 64 * 1024)).equals(data.subarray(0, 64 * 1024))).toBe(true);
+    env.checkBudget();
+  });
+
+  it('a single read call spanning more than the whole budget completes with the right bytes', async () => {
+    const env = makeEnv({ budgetPages: 256 });
+    const data = pattern(3 * MiB, 4);
+    env.put('big.bin', data);
+    const f = await env.dp.open('big.bin');
+    const out = Buffer.alloc(data.length);
+    await f.vmo.read(out, 0);
+    expect(out.equals(data)).toBe(true);
+    env.checkBudget();
+  });
+
+  it('concurrent readers of one range cause one backing read', async () => {
+    const env = makeEnv({ readaheadMaxBytes: 0 });
+    const data = pattern(256 * 1024, 5);
+    env.put('f.bin', data);
+    const f = await env.dp.open('f.bin');
+    const readsBefore = env.dp.metrics.backingReads;
+    const requestsBefore = env.dp.metrics.readRequests;
+    const outs = await Promise.all(Array.from({ length: 8 }, () => readVmo(f.vmo, 16 * 1024, 64 * 1024)));
+    for (const o of outs) expect(o.equals(data.subarray(16 * 1024, 80 * 1024))).toBe(true);
+    expect(env.dp.metrics.backingReads - readsBefore).toBe(1);
+    expect(env.dp.metrics.readRequests - requestsBefore).toBe(1);
+  });
+
+  it('many concurrent readers over several files all read correct bytes under a 64-page budget', async () => {
+    const env = makeEnv({ budgetPages: 64, validate: true });
+    const files = [0, 1, 2, 3].map((i) => ({ name: `d${i % 2}/f${i}.bin`, data: pattern(300 * 1024 + i * 4321, 100 + i) }));
+    for (const x of files) env.put(x.name, x.data);
+    const opened = await Promise.all(files.map((x) => env.dp.open(x.name)));
+    let overs = 0;
+    const sampler = setInterval(() => { if (env.system.arena.usedFrames > env.system.arena.limitFrames) overs++; }, 1);
+    try {
+      await Promise.all(Array.from({ length: 16 }, async (_, r) => {
+        const i = r % files.length;
+        const { data } = files[i];
+        const chunk = 7000 + r * 613;
+        // Readers start at different places and wrap around, so they overlap and contend.
+        const start = ((r * 37) % 50) * 4096 % data.length;
+        for (let done = 0; done < data.length; done += chunk) {
+          const off = (start + done) % data.length;
+          const n = Math.min(chunk, data.length - off);
+          const out = Buffer.alloc(n);
+          await opened[i].vmo.read(out, off);
+          expect(out.equals(data.subarray(off, off + n))).toBe(true);
+          env.checkBudget();
+        }
+      }));
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(overs).toBe(0);
+    env.checkBudget();
+    expect(env.dp.metrics.failedRequests).toBe(0);
+  });
+
+  it('reading past the end of the VMO is OUT_OF_RANGE and asks the pager nothing', async () => {
+    const env = makeEnv();
+    env.put('f.bin', pattern(100));
+    const f = await env.dp.open('f.bin');
+    const before = env.dp.metrics.readRequests;
+    await expectZx(f.vmo.read(Buffer.alloc(10), PAGE_SIZE), ZxStatus.ERR_OUT_OF_RANGE);
+    await tick();
+    expect(env.dp.metrics.readRequests).toBe(before);
+  });
+});
+
+describe('backing files changed behind the pager', () => {
+  it('a backing file removed while open keeps serving its bytes (the pager holds an fd)', async () => {
+    const env = makeEnv({ readaheadMaxBytes: 0 });
+    const data = pattern(64 * 1024, 9);
+    env.put('gone.bin', data);
+    const f = await env.dp.open('gone.bin');
+    expect((await readVmo(f.vmo, 0, PAGE_SIZE)).equals(data.subarray(0, PAGE_SIZE))).toBe(true);
+    unlinkSync(path.join(env.dir, 'gone.bin'));
+    expect((await readVmo(f.vmo, 0, data.length, 3000)).equals(data)).toBe(true);
+    expect(env.dp.metrics.failedRequests).toBe(0);
+  });
+
+  it('a backing file truncated behind pagerfs fails reads of the missing part with IO_DATA_INTEGRITY; earlier pages still read', async () => {
+    const env = makeEnv({ readaheadMaxBytes: 0 });
+    const data = pattern(6 * PAGE_SIZE, 10);
+    env.put('shrunk.bin', data);
+    const f = await env.dp.open('shrunk.bin');
+    expect((await readVmo(f.vmo, 0, PAGE_SIZE)).equals(data.subarray(0, PAGE_SIZE))).toBe(true);
+    truncateSync(path.join(env.dir, 'shrunk.bin'), 2 * PAGE_SIZE + 100);
+    // Page 1 is whole in the backing file: it reads.
+    expect((await readVmo(f.vmo, PAGE_SIZE, PAGE_SIZE)).equals(data.subarray(PAGE_SIZE, 2 * PAGE_SIZE))).toBe(true);
+    // Page 2 is partly there, pages 3.. are gone: never invented zeros.
+    await expectZx(f.vmo.read(Buffer.alloc(10), 2 * PAGE_SIZE + 200), ZxStatus.ERR_IO_DATA_INTEGRITY);
+    await expectZx(f.vmo.read(Buffer.alloc(PAGE_SIZE), 4 * PAGE_SIZE), ZxStatus.ERR_IO_DATA_INTEGRITY);
+    // A read spanning good and missing pages fails too.
+    await expectZx(f.vmo.read(Buffer.alloc(3 * PAGE_SIZE), PAGE_SIZE), ZxStatus.ERR_IO_DATA_INTEGRITY);
+    // The pages read before are still there.
+    expect((await readVmo(f.vmo, 0, 2 * PAGE_SIZE)).equals(data.subarray(0, 2 * PAGE_SIZE))).toBe(true);
+    expect(env.dp.metrics.failuresByStatus.ERR_IO_DATA_INTEGRITY).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a request that straddles the new end supplies the whole pages that arrived and fails the rest', async () => {
+    const env = makeEnv({ readaheadMaxBytes: 0 });
+    const data = pattern(8 * PAGE_SIZE, 11);
+    env.put('s.bin', data);
+    const f = await env.dp.open('s.bin');
+    truncateSync(path.join(env.dir, 's.bin'), 3 * PAGE_SIZE);
+    // One request for pages 0..7: pages 0..2 arrive, 3..7 do not.
+    await expectZx(f.vmo.read(Buffer.alloc(8 * PAGE_SIZE), 0), ZxStatus.ERR_IO_DATA_INTEGRITY);
+    const readsBefore = env.dp.metrics.backingReads;
+    expect((await readVmo(f.vmo, 0, 3 * PAGE_SIZE)).equals(data.subarray(0, 3 * PAGE_SIZE))).toBe(true);
+    expect(env.dp.metrics.backingReads).toBe(readsBefore); // they were supplied by the failed request
+  });
+
+  it('a backing read error fails only its own requests; other ranges and files still read', async () => {
+    const env = makeEnv({ readaheadMaxBytes: 0 });
+    const a = pattern(16 * PAGE_SIZE, 12);
+    const b = pattern(4 * PAGE_SIZE, 13);
+    env.put('a.bin', a);
+    env.put('b.bin', b);
+    const fa = await env.dp.open('a.bin');
+    const fb = await env.dp.open('b.bin');
+    // The disk fails reads of pages 4..7 of a.bin (EIO), then of pages 8.. with ESTALE.
+    const orig = fa.fh.readv.bind(fa.fh);
+    fa.fh.readv = (async (bufs: NodeJS.ArrayBufferView[], position?: number | null) => {
+      const pos = position ?? 0;
+      if (pos >= 4 * PAGE_SIZE && pos < 8 * PAGE_SIZE) throw errnoError('EIO', 5);
+      if (pos >= 8 * PAGE_SIZE) throw errnoError('ESTALE', 116);
+      return orig(bufs, position ?? undefined);
+    }) as typeof fa.fh.readv;
+    await expectZx(f4(fa.vmo), ZxStatus.ERR_IO);
+    await expectZx(fa.vmo.read(Buffer.alloc(1), 9 * PAGE_SIZE), ZxStatus.ERR_BAD_STATE);
+    expect((await readVmo(fa.vmo, 0, 4 * PAGE_SIZE)).equals(a.subarray(0, 4 * PAGE_SIZE))).toBe(true);
+    expect((await readVmo(fb.vmo, 0, b.length)).equals(b)).toBe(true);
+    expect(env.dp.metrics.failuresByStatus.ERR_IO).toBe(1);
+    expect(env.dp.metrics.failuresByStatus.ERR_BAD_STATE).toBe(1);
+    // The disk recovers: the failed range is asked for again and reads.
+    fa.fh.readv = orig as typeof fa.fh.readv;
+    expect((await readVmo(fa.vmo, 0, a.length)).equals(a)).toBe(true);
+
+    function f4(vmo: typeof fa.vmo): Promise<void> {
+      return vmo.read(Buffer.alloc(PAGE_SIZE), 5 * PAGE_SIZE);
+    }
+  });
+
+  it('statusForIoError maps fs errors to the statuses a pager may fail with', () => {
+    expect(statusForIoError(errnoError('ENOSPC', 28))).toBe(ZxStatus.ERR_NO_SPACE);
+    expect(statusForIoError(errnoError('EDQUOT', 122))).toBe(ZxStatus.ERR_NO_SPACE);
+    expect(statusForIoError(errnoError('ENOENT', 2))).toBe(ZxStatus.ERR_BAD_STATE);
+    expect(statusForIoError(errnoError('EBADF', 9))).toBe(ZxStatus.ERR_BAD_STATE);
+    expect(statusForIoError(errnoError('ESTALE', 116))).toBe(ZxStatus.ERR_BAD_STATE);
+    expect(statusForIoError(errnoError('EIO', 5))).toBe(ZxStatus.ERR_IO);
+    expect(statusForIoError(new Error('no code'))).toBe(ZxStatus.ERR_IO);
+    expect(statusForIoError(undefined)).toBe(ZxStatus.ERR_IO);
+  });
+});
+
+describe('opening files', () => {
+  it('hard links share one VMO: opening either name gives the same PagedFile', async () => {
+    const env = makeEnv();
+    const data = pattern(3 * PAGE_SIZE, 14);
+    env.put('one.bin', data);
+    linkSync(path.join(env.dir, 'one.bin'), path.join(env.dir, 'two.bin'));
+    const a = await env.dp.open('one.bin');
+    const b = await env.dp.open('two.bin');
+    expect(b).toBe(a);
+    expect(b.vmo).toBe(a.vmo);
+    expect(a.opens).toBe(2);
+    expect(env.dp.files()).toHaveLength(1);
+    await a.vmo.write(Buffer.from('shared'), 100);
+    const viaB = await readVmo(b.vmo, 100, 6);
+    expect(viaB.toString()).toBe('shared');
+  });
+
+  it('opening the same path twice gives the same PagedFile; a leading slash names the same file', async () => {
+    const env = makeEnv();
+    env.put('d/x.bin', pattern(10));
+    const a = await env.dp.open('d/x.bin');
+    const b = await env.dp.open('/d/x.bin');
+    expect(b).toBe(a);
+    expect(a.relPath).toBe('d/x.bin');
+    expect(env.dp.fileByKey(a.key)).toBe(a);
+  });
+
+  it('renamed() updates relPath of a renamed file and of files under a renamed directory', async () => {
+    const env = makeEnv();
+    env.put('dir/a.bin', pattern(10, 1));
+    env.put('dir/sub/b.bin', pattern(10, 2));
+    env.put('dirx/c.bin', pattern(10, 3));
+    env.put('top.bin', pattern(10, 4));
+    const a = await env.dp.open('dir/a.bin');
+    const b = await env.dp.open('dir/sub/b.bin');
+    const c = await env.dp.open('dirx/c.bin');
+    const t = await env.dp.open('top.bin');
+    renameSync(path.join(env.dir, 'dir'), path.join(env.dir, 'moved'));
+    env.dp.renamed('/dir', 'moved');
+    expect(a.relPath).toBe('moved/a.bin');
+    expect(b.relPath).toBe('moved/sub/b.bin');
+    expect(c.relPath).toBe('dirx/c.bin'); // only a prefix of the name, not of the path: untouched
+    renameSync(path.join(env.dir, 'top.bin'), path.join(env.dir, 'moved', 'top2.bin'));
+    env.dp.renamed('top.bin', 'moved/top2.bin');
+    expect(t.relPath).toBe('moved/top2.bin');
+    // Opening the new name finds the same file.
+    expect(await env.dp.open('moved/sub/b.bin')).toBe(b);
+  });
+
+  it('a missing file fails open with ENOENT', async () => {
+    const env = makeEnv();
+    await expect(env.dp.open('nope.bin')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a directory, a FIFO, a symlink and a path leaving the backing directory cannot be opened', async () => {
+    const env = makeEnv();
+    mkdirSync(path.join(env.dir, 'sub'));
+    env.put('real.bin', pattern(10));
+    symlinkSync('real.bin', path.join(env.dir, 'link.bin'));
+    execFileSync('mkfifo', [path.join(env.dir, 'fifo')]);
+    await expect(env.dp.open('sub')).rejects.toMatchObject({ code: 'EISDIR' });
+    await expect(env.dp.open('fifo')).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(env.dp.open('link.bin')).rejects.toMatchObject({ code: 'ELOOP' });
+    expect(env.dp.backingPath('a/./b')).toBe(path.join(env.dp.root, 'a', 'b'));
+  });
+
+  it('no relative path reaches outside the backing directory', async () => {
+    const env = makeEnv();
+    env.put('secret.bin', pattern(10, 99));
+    env.put('inner/own.bin', pattern(10, 98));
+    const inner = new DirectoryPager({ system: env.system, backingDir: path.join(env.dir, 'inner') });
+    inner.start();
+    try {
+      for (const p of ['../secret.bin', '/../secret.bin', 'x/../../secret.bin', '../inner/../secret.bin']) {
+        let resolved = '';
+        try { resolved = inner.backingPath(p); } catch (err) { expect((err as ZxError).status).toBe(ZxStatus.ERR_INVALID_ARGS); continue; }
+        expect(resolved.startsWith(inner.root + path.sep), p).toBe(true);
+        const err = await inner.open(p).then(() => undefined, (e: unknown) => e);
+        expect(err, p).toBeDefined(); // never the file outside
+      }
+      expect((await readVmo((await inner.open('own.bin')).vmo, 0, 10)).equals(pattern(10, 98))).toBe(true);
+    } finally {
+      await inner.shutdown();
+    }
+  });
+
+  it('releasing the last open of a linked file keeps its VMO as a cache; of an unlinked file discards it', async () => {
+    const env = makeEnv({ writebackDelayMs: 60_000 });
+    env.put('keep.bin', pattern(PAGE_SIZE, 1));
+    env.put('gone.bin', pattern(PAGE_SIZE, 2));
+    const keep = await env.dp.open('keep.bin');
+    await env.dp.open('keep.bin');
+    await env.dp.release(keep);
+    await env.dp.release(keep);
+    expect(keep.opens).toBe(0);
+    expect(await env.dp.open('keep.bin')).toBe(keep);
+    const gone = await env.dp.open('gone.bin');
+    await gone.vmo.write(Buffer.from('dirty'), 0);
+    unlinkSync(path.join(env.dir, 'gone.bin'));
+    gone.unlinked = true;
+    await env.dp.release(gone);
+    await vi.waitFor(() => expect(gone.completed).toBe(true));
+    expect(env.dp.files()).toEqual([keep]);
+  });
+
+  it('open after shutdown is BAD_STATE', async () => {
+    const env = makeEnv();
+    env.put('f.bin', pattern(10));
+    await env.dp.shutdown();
+    const err = await env.dp.open('f.bin').catch((e: unknown) => e);
+    expect((err as ZxError).status).toBe(ZxStatus.ERR_BAD_STATE);
+  });
+});
+
+describe('writing, writeback and truncate', () => {
+  it('writeback then re-read equals what was written, through the VMO and in the backing file', async () => {
+    const env = makeEnv({ validate: true });
+    const data = pattern(10 * PAGE_SIZE + 300, 15);
+    env.put('w.bin', data);
+    const f = await env.dp.open('w.bin');
+    const expected = Buffer.from(data);
+    const writes: Array<[number, Buffer]> = [
+      [0, Buffer.from('head')],
+      [PAGE_SIZE - 3, pattern(PAGE_SIZE + 6, 16)], // straddles two page boundaries
+      [7 * PAGE_SIZE + 1, pattern(2 * PAGE_SIZE, 17)],
+      [data.length - 5, Buffer.from('tail!')],
+    ];
+    for (const [off, buf] of writes) {
+      await f.vmo.write(buf, off);
+      buf.copy(expected, off);
+    }
+    await env.dp.writeback(f, true);
+    expect(env.backing('w.bin').equals(expected)).toBe(true);
+    expect((await readVmo(f.vmo, 0, expected.length)).equals(expected)).toBe(true);
+    expect(env.dp.pager.queryDirtyRanges(f.vmo, 0, f.vmo.sizeBytes).ranges).toEqual([]);
+    // A fresh pager over the same directory sees the written bytes.
+    const { VmSystem } = await import('../../src/index.js');
+    const system2 = new VmSystem({ budgetBytes: 64 * PAGE_SIZE });
+    const dp2 = new DirectoryPager({ system: system2, backingDir: env.dir });
+    dp2.start();
+    try {
+      const f2 = await dp2.open('w.bin');
+      expect((await readVmo(f2.vmo, 0, expected.length)).equals(expected)).toBe(true);
+    } finally {
+      await dp2.shutdown();
+    }
+  });
+
+  it('writing past the end after growing the VMO extends the backing file at writeback', async () => {
+    const env = makeEnv();
+    const data = pattern(10000, 18);
+    env.put('g.bin', data);
+    const f = await env.dp.open('g.bin');
+    const newSize = 10000 + 3 * PAGE_SIZE;
+    f.vmo.resize(newSize);
+    await f.vmo.write(Buffer.from('tail'), newSize - 4);
+    await env.dp.writeback(f, true);
+    const back = env.backing('g.bin');
+    expect(back.length).toBe(newSize);
+    expect(back.subarray(0, 10000).equals(data)).toBe(true);
+    expect(back.subarray(10000, newSize - 4).every((x) => x === 0)).toBe(true);
+    expect(back.subarray(newSize - 4).toString()).toBe('tail');
+  });
+
+  it('truncate down then up reads zeros in the gap and leaves the backing file at the new size', async () => {
+    const env = makeEnv({ validate: true });
+    const data = pattern(5 * PAGE_SIZE, 19);
+    env.put('t.bin', data);
+    const f = await env.dp.open('t.bin');
+    expect((await readVmo(f.vmo, 0, data.length)).equals(data)).toBe(true);
+    await env.dp.truncate(f, 6000);
+    expect(statSync(path.join(env.dir, 't.bin')).size).toBe(6000);
+    await env.dp.truncate(f, 20000);
+    expect(statSync(path.join(env.dir, 't.bin')).size).toBe(20000);
+    expect(f.vmo.contentSizeBytes).toBe(20000);
+    const out = await readVmo(f.vmo, 0, 20000);
+    expect(out.subarray(0, 6000).equals(data.subarray(0, 6000))).toBe(true);
+    expect(out.subarray(6000).every((x) => x === 0)).toBe(true);
+    await env.dp.writeback(f, true);
+    const back = env.backing('t.bin');
+    expect(back.length).toBe(20000);
+    expect(back.equals(out)).toBe(true);
+  });
+
+  it('truncate drops dirty pages past the new end without writing them', async () => {
+    const env = makeEnv();
+    const data = pattern(4 * PAGE_SIZE, 20);
+    env.put('d.bin', data);
+    const f = await env.dp.open('d.bin');
+    await f.vmo.write(Buffer.alloc(PAGE_SIZE, 0xaa), 3 * PAGE_SIZE);
+    await env.dp.truncate(f, 2 * PAGE_SIZE);
+    await env.dp.writeback(f, true);
+    expect(env.backing('d.bin').equals(data.subarray(0, 2 * PAGE_SIZE))).toBe(true);
+  });
+
+  it('shutdown with dirty pages in several files writes them all back', async () => {
+    const env = makeEnv({ budgetPages: 256 });
+    const names = ['x.bin', 'sub/y.bin', 'z.bin'];
+    const expected = new Map<string, Buffer>();
+    for (const [i, n] of names.entries()) {
+      const d = pattern(20 * PAGE_SIZE + i, 30 + i);
+      env.put(n, d);
+      expected.set(n, Buffer.from(d));
+    }
+    for (const [i, n] of names.entries()) {
+      const f = await env.dp.open(n);
+      const exp = expected.get(n)!;
+      for (let p = i; p < 20; p += 3) {
+        const buf = pattern(PAGE_SIZE + 17, 1000 * i + p);
+        const off = p * PAGE_SIZE + 5;
+        const n2 = Math.min(buf.length, exp.length - off);
+        await f.vmo.write(buf.subarray(0, n2), off);
+        buf.copy(exp, off, 0, n2);
+      }
+    }
+    // z.bin also grows.
+    const z = await env.dp.open('z.bin');
+    const grown = z.vmo.contentSizeBytes + 2 * PAGE_SIZE + 1;
+    z.vmo.resize(grown);
+    await z.vmo.write(Buffer.from('!'), grown - 1);
+    const zExp = Buffer.concat([expected.get('z.bin')!, Buffer.alloc(2 * PAGE_SIZE + 1)]);
+    zExp[grown - 1] = '!'.charCodeAt(0);
+    expected.set('z.bin', zExp);
+    await env.dp.shutdown();
+    for (const [n, exp] of expected) expect(env.backing(n).equals(exp), n).toBe(true);
+    expect(env.dp.files()).toHaveLength(0);
+  });
+
+  it('a write blocked behind a slow read completes after the read is supplied', async () => {
+    const env = makeEnv({ readaheadMaxBytes: 0 });
+    const data = pattern(4 * PAGE_SIZE, 21);
+    env.put('f.bin', data);
+    const f = await env.dp.open('f.bin');
+    const gate = deferred();
+    const orig = f.fh.readv.bind(f.fh);
+    f.fh.readv = (async (bufs: NodeJS.ArrayBufferView[], position?: number | null) => {
+      await gate.promise;
+      return orig(bufs, position ?? undefined);
+    }) as typeof f.fh.readv;
+    let done = false;
+    const w = f.vmo.write(Buffer.from('abc'), PAGE_SIZE + 1).then(() => { done = true; });
+    await tick(20);
+    expect(done).toBe(false);
+    gate.resolve();
+    await w;
+    const exp = Buffer.from(data);
+    exp.write('abc', PAGE_SIZE + 1);
+    expect((await readVmo(f.vmo, 0, data.length)).equals(exp)).toBe(true);
+  });
+
+  it('a read-only backing file reads, refuses writes with BAD_STATE, and writeback has nothing to do', async () => {
+    const env = makeEnv();
+    const data = pattern(2 * PAGE_SIZE, 22);
+    env.put('ro.bin', data);
+    const f = await env.dp.open('ro.bin');
+    // Running as root, chmod cannot make a file unopenable for writing: mark this open read-only instead.
+    (f as { writable: boolean }).writable = false;
+    expect((await readVmo(f.vmo, 0, data.length)).equals(data)).toBe(true);
+    expect(await rejectionStatus(f.vmo.write(Buffer.from('x'), 0))).toBe('ERR_BAD_STATE');
+    expect((await readVmo(f.vmo, 0, data.length)).equals(data)).toBe(true);
+    await env.dp.writeback(f);
+    expect(env.backing('ro.bin').equals(data)).toBe(true);
+  });
+
+  it('dirty pages are never evicted: writes survive reading a file larger than the budget', async () => {
+    const env = makeEnv({ budgetPages: 64, validate: true });
+    const small = pattern(8 * PAGE_SIZE, 23);
+    const big = pattern(200 * PAGE_SIZE, 24);
+    env.put('small.bin', small);
+    env.put('big.bin', big);
+    const s = await env.dp.open('small.bin');
+    const b = await env.dp.open('big.bin');
+    await s.vmo.write(Buffer.alloc(8 * PAGE_SIZE, 0x5a), 0);
+    expect((await readVmo(b.vmo, 0, big.length, 32 * 1024, () => env.checkBudget())).equals(big)).toBe(true);
+    expect((await readVmo(s.vmo, 0, small.length)).every((x) => x === 0x5a)).toBe(true);
+    // Pressure may have written them back meanwhile; either way the backing file ends up with them.
+    await env.dp.writeback(s, true);
+    expect(env.backing('small.bin').every((x) => x === 0x5a)).toBe(true);
+  });
+
+  it('reads still complete when dirty pages fill most of the budget (writeback under pressure makes room)', async () => {
+    const env = makeEnv({ budgetPages: 64, writebackDelayMs: 60_000 });
+    const dirty = pattern(56 * PAGE_SIZE, 25);
+    const big = pattern(100 * PAGE_SIZE, 26);
+    env.put('dirty.bin', Buffer.alloc(dirty.length));
+    env.put('big.bin', big);
+    const d = await env.dp.open('dirty.bin');
+    const b = await env.dp.open('big.bin');
+    await d.vmo.write(dirty, 0);
+    expect((await readVmo(b.vmo, 0, big.length, 16 * 1024, () => env.checkBudget())).equals(big)).toBe(true);
+    // Whatever was written back under pressure, the data is intact.
+    expect((await readVmo(d.vmo, 0, dirty.length)).equals(dirty)).toBe(true);
+    await env.dp.writeback(d, true);
+    expect(env.backing('dirty.bin').equals(dirty)).toBe(true);
+  });
+});
