@@ -99,7 +99,8 @@ export class PagerFilesystem {
       mode: isDir ? S_IFDIR | 0o555 : S_IFREG | (file.writable ? 0o644 : 0o444),
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
-      size: isDir ? 0 : file.read().length,
+      // Size 0, as procfs reports: the content is made at open, so readers read to EOF.
+      size: 0,
       nlink: isDir ? 2 : 1,
       atime: now, mtime: now, ctime: this.startTime,
       blksize: 4096, blocks: 0,

@@ -655,10 +655,15 @@ export class VmObjectPaged extends VmObject {
     if (end - start > this.system.arena.limitFrames) {
       throw new ZxError(ZxStatus.ERR_NO_MEMORY, `cannot pin ${end - start} pages within a budget of ${this.system.arena.limitFrames}`);
     }
-    for (;;) {
+    // Pages made ready early may be evicted while later ones are faulted in: then go round again.
+    // Each round either waits (progress is the pager's) or pins; two rounds in a row that neither
+    // wait nor pin mean commitStep and tryPinAll disagree, which is a bug, not a reason to spin.
+    for (let idleRounds = 0; ; idleRounds++) {
+      assert(idleRounds < 2, () => `pin of [${start}, ${end}) on VMO ${this.id}: commit says ready but pinning finds pages not ready`);
       let done = this.commitStep(start, end, forWrite);
       while (start + done < end) {
         await this.system.waitFor(this.takeWait());
+        idleRounds = -1;
         if (end > this.sizePagesValue) throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, 'pin range cut by a resize');
         done += this.commitStep(start + done, end, forWrite);
       }

@@ -44,6 +44,11 @@ describe('DIRTY requests (TRAP_DIRTY)', () => {
     expect(tp.dirtyRanges(vmo)).toEqual([[0, 2, false]]);
     expect(isPattern(await readNow(tp, vmo, 0, 3), keyOf(vmo), 0)).toBe(true);
     expect(vmo.counters().dirtyPages).toBe(2);
+    // OP_DIRTY during writeback re-dirties too: END then leaves the page dirty.
+    tp.writebackBegin(vmo, 0, 2);
+    tp.dirty(vmo, 1, 1);
+    tp.writebackEnd(vmo, 0, 2);
+    expect(tp.dirtyRanges(vmo)).toEqual([[1, 1, false]]);
     tp.expectNoRequest();
   });
 
@@ -61,6 +66,29 @@ describe('DIRTY requests (TRAP_DIRTY)', () => {
     tp.expectNoRequest();
     expect(tp.dirtyRanges(vmo)).toEqual([[11, 5, false]]);
     expect(allBytes(await readNow(tp, vmo, 11, 5), 0xcc)).toBe(true);
+  });
+
+  // SEMANTICS.md "Batching" applied to DIRTY: a write whose first clean page an outstanding DIRTY
+  // request covers waits on it and sends no second packet.
+  it('concurrent writes share an outstanding DIRTY request and ask only for pages it does not cover', async () => {
+    const tp = new TestPager();
+    const vmo = tp.createTrapVmo(3);
+    tp.supply(vmo, 0, 3);
+    const a = tp.write(vmo, 0, 2, 0x0a);
+    const b = tp.write(vmo, 1, 2, 0x0b);
+    const c = tp.write(vmo, 0, 1, 0x0c);
+    tp.expectRequest('DIRTY', vmo, 0, 2);
+    tp.expectNoRequest();
+    await b.expectBlocked();
+    tp.dirty(vmo, 0, 2);
+    await a.expectDone();
+    await c.expectDone();
+    await b.expectBlocked();
+    tp.expectRequest('DIRTY', vmo, 2, 1);
+    tp.dirty(vmo, 2, 1);
+    await b.expectDone();
+    tp.expectNoRequest();
+    expect(tp.dirtyRanges(vmo)).toEqual([[0, 3, false]]);
   });
 
   // Fuchsia: DirtyRequestsRepeatedWrites
