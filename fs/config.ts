@@ -137,7 +137,16 @@ export async function checkPaths(config: MountConfig): Promise<'ok' | 'stale'> {
     throw new ConfigError(`Cannot mount on "${mountpoint}": mountpoint ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`, EXIT.BAD_PATH);
   }
   if (!mst.isDirectory()) throw new ConfigError(`Cannot mount on "${mountpoint}": mountpoint is not a directory`, EXIT.BAD_PATH);
-  const entries = await fsp.readdir(mountpoint);
+  // stat may be answered from the kernel's attribute cache for a second after a daemon died:
+  // readdir reaches the (dead) server, so ENOTCONN here also means a stale mount.
+  let entries: string[];
+  try {
+    entries = await fsp.readdir(mountpoint);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED') return 'stale';
+    throw new ConfigError(`Cannot mount on "${mountpoint}": mountpoint cannot be listed (${code})`, EXIT.BAD_PATH);
+  }
   if (entries.length > 0) throw new ConfigError(`Cannot mount on "${mountpoint}": mountpoint is not empty`, EXIT.BAD_PATH);
   const parent = await fsp.stat(path.dirname(mountpoint));
   if (parent.dev !== mst.dev && mountpoint !== '/') {

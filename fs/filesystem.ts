@@ -27,6 +27,10 @@ interface Handle {
   buffer: Buffer;
   writing: boolean;
   dirtyControl: boolean;
+  /** A write to this control-file handle was refused: nothing it holds is applied. */
+  refused: boolean;
+  /** Something was written through this handle (control files). */
+  written: boolean;
 }
 
 export interface FilesystemOptions {
@@ -184,14 +188,14 @@ export class PagerFilesystem {
       if (writing && !c.writable) return cb(-ERRNO.EACCES);
       const buffer = writing ? Buffer.alloc(0) : c.read();
       // Opening a control file for writing means replacing its content, even with nothing (`: > faults`).
-      return cb(0, this.addHandle({ file: null, control: c, buffer, writing, dirtyControl: writing }));
+      return cb(0, this.addHandle({ file: null, control: c, buffer, writing, dirtyControl: writing, refused: false, written: false }));
     }
     this.dp.open(this.rel(p)).then((file) => {
       if (writing && !file.writable) {
         void this.dp.release(file);
         return cb(-ERRNO.EACCES);
       }
-      cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing, dirtyControl: false }));
+      cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing, dirtyControl: false, refused: false, written: false }));
     }, (err: unknown) => this.fail('open', p, err, cb));
   }
 
@@ -204,7 +208,7 @@ export class PagerFilesystem {
         await fh.chmod(mode & 0o7777);
         await fh.close();
         const file = await this.dp.open(this.rel(p));
-        cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false }));
+        cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false, refused: false, written: false }));
       })
       .catch((err: unknown) => this.fail('create', p, err, cb));
   }
@@ -284,6 +288,21 @@ export class PagerFilesystem {
     })();
   }
 
+  /** Applies what a writer handle holds, once (unless a write was refused). Returns 0 or -EINVAL. */
+  private applyControl(h: Handle): number {
+    if (!h.writing || !h.dirtyControl || h.refused) return 0;
+    h.dirtyControl = false;
+    const text = h.buffer.toString('utf8');
+    try {
+      h.control!.apply?.(text);
+    } catch (err) {
+      this.log.warn({ file: h.control!.name, err: (err as Error).message }, 'control file write not applied');
+      return -ERRNO.EINVAL;
+    }
+    this.log.info({ file: h.control!.name, text }, 'control file applied');
+    return 0;
+  }
+
   private writeControl(h: Handle, buf: Buffer, len: number, pos: number, cb: (n: number) => void): void {
     const c = h.control!;
     if (!c.writable) return cb(-ERRNO.EACCES);
@@ -295,10 +314,12 @@ export class PagerFilesystem {
       c.validate?.(next.toString('utf8'));
     } catch (err) {
       this.log.warn({ file: c.name, err: (err as Error).message }, 'refused a control file write');
+      h.refused = true;
       return cb(-ERRNO.EINVAL);
     }
     h.buffer = next;
     h.dirtyControl = true;
+    h.written = true;
     cb(len);
   }
 
@@ -306,15 +327,10 @@ export class PagerFilesystem {
     const h = this.handles.get(fd);
     if (h === undefined) return cb(-ERRNO.EBADF);
     if (h.control !== null) {
-      if (h.writing && h.dirtyControl) {
-        try {
-          h.control.apply?.(h.buffer.toString('utf8'));
-          this.log.info({ file: h.control.name, text: h.buffer.toString('utf8') }, 'control file applied');
-        } catch (err) {
-          return cb(-ERRNO.EINVAL);
-        }
-        h.dirtyControl = false;
-      }
+      // Written text applies at close (flush), so a reader right after sees it. A handle closed with
+      // nothing written applies only at release: shells dup2 and close a redirected fd before
+      // writing, and that first close must not clear the rules for an instant.
+      if (h.written) return cb(this.applyControl(h));
       return cb(0);
     }
     if (!h.writing) return cb(0);
@@ -331,6 +347,10 @@ export class PagerFilesystem {
   release(p: string, fd: number, cb: Cb): void {
     const h = this.handles.get(fd);
     this.handles.delete(fd);
+    if (h?.control != null) {
+      this.applyControl(h); // `: > faults` (opened for writing, nothing written) clears here
+      return cb(0);
+    }
     if (h?.file == null) return cb(0);
     this.dp.release(h.file).then(() => cb(0), (err: unknown) => this.fail('release', p, err, cb));
   }
@@ -435,10 +455,43 @@ export class PagerFilesystem {
     fsp.lchown(this.backing(p), uid, gid).then(() => cb(0), (err: unknown) => this.fail('chown', p, err, cb));
   }
 
-  utimens(p: string, atime: number, mtime: number, cb: Cb): void {
+  /**
+   * utimensat(2) on the backing file (lutimes: a symlink's own times). The patched fuse-native
+   * (native/README.md) passes each time as a BigInt of nanoseconds since the epoch, or 'now' /
+   * 'omit' (UTIME_NOW / UTIME_OMIT, for one time alone as `touch -a` / `touch -m` ask). Node cannot
+   * omit a time or say "now": 'omit' re-sets the value lstat reads, 'now' is Date.now() (ms).
+   * Precision: Node's lutimes takes seconds as a double and libuv truncates them to microseconds,
+   * so the backing file gets each time to the microsecond (floored), exact while the double holds
+   * the second with < 0.5 µs error (until 2106); nanoseconds below that are lost, also those of an
+   * omitted time. Unpatched fuse-native (numbers: milliseconds, atime twice) is still accepted.
+   */
+  utimens(p: string, atime: bigint | 'now' | 'omit' | number, mtime: bigint | 'now' | 'omit' | number, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
-    // fuse-native 2.2.6 passes milliseconds (and, a known bug, atime in both slots; see README).
-    fsp.lutimes(this.backing(p), atime / 1000, mtime / 1000).then(() => cb(0), (err: unknown) => this.fail('utimens', p, err, cb));
+    const target = this.backing(p);
+    const done = (): void => cb(0);
+    const failed = (err: unknown): void => this.fail('utimens', p, err, cb);
+    if (typeof atime === 'number' || typeof mtime === 'number') {
+      fsp.lutimes(target, Number(atime) / 1000, Number(mtime) / 1000).then(done, failed);
+      return;
+    }
+    const now = BigInt(Date.now()) * 1_000_000n;
+    // Seconds for lutimes such that libuv's truncation lands on floor(ns / 1000) µs: half a µs of
+    // margin above (below, for times before 1970, where libuv truncates toward zero) absorbs the
+    // double's rounding. Negative numbers are passed as strings: Node turns them into "now".
+    const seconds = (ns: bigint): number | string => {
+      const us = ns / 1000n - (ns % 1000n < 0n ? 1n : 0n);
+      const sec = us / 1_000_000n - (us % 1_000_000n < 0n ? 1n : 0n);
+      const frac = Number(us - sec * 1_000_000n) * 1000;
+      const s = Number(sec) + (frac + (sec < 0n ? -500 : 500)) / 1e9;
+      return s < 0 ? String(s) : s;
+    };
+    (async () => {
+      let current = { atimeNs: now, mtimeNs: now };
+      if (atime === 'omit' || mtime === 'omit') current = await fsp.lstat(target, { bigint: true });
+      if (atime === 'omit' && mtime === 'omit') return;
+      const pick = (t: bigint | 'now' | 'omit', cur: bigint): bigint => (t === 'omit' ? cur : t === 'now' ? now : t);
+      await fsp.lutimes(target, seconds(pick(atime, current.atimeNs)), seconds(pick(mtime, current.mtimeNs)));
+    })().then(done, failed);
   }
 
   statfs(p: string, cb: Cb<unknown>): void {

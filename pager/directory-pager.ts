@@ -56,6 +56,44 @@ const FILL_CHUNK_PAGES = 256;
 /** Zeros written per I/O when writing back a zero run. */
 const ZERO_CHUNK = 128 * 1024;
 
+/** Zeroes every byte of the views from byte `from` on (the part a short read did not fill). */
+function zeroFrom(views: Buffer[], from: number): void {
+  let skip = from;
+  for (const v of views) {
+    if (skip >= v.length) { skip -= v.length; continue; }
+    v.fill(0, skip);
+    skip = 0;
+  }
+}
+
+/** Page runs of [start, end) that the VMO does not hold now. */
+function missingRuns(vmo: VmObjectPaged, start: number, end: number): Array<[number, number]> {
+  const runs: Array<[number, number]> = [];
+  let next = start;
+  if (end <= start) return runs;
+  vmo.lookup(start * PAGE_SIZE, (end - start) * PAGE_SIZE, (p) => {
+    if (p > next) runs.push([next, p]);
+    next = p + 1;
+  });
+  if (next < end) runs.push([next, end]);
+  return runs;
+}
+
+/** The first page of [start, end) the VMO holds, or `end`. */
+function firstPresent(vmo: VmObjectPaged, start: number, end: number): number {
+  let first = end;
+  if (end <= start) return first;
+  vmo.lookup(start * PAGE_SIZE, (end - start) * PAGE_SIZE, (p) => { if (p < first) first = p; });
+  return first;
+}
+
+/** Pages one job is reading now; later jobs wait on `done` instead of reading them again. */
+interface InFlightRange {
+  start: number;
+  end: number;
+  done: Promise<void>;
+}
+
 /** One backing file and its VMO. */
 export class PagedFile {
   /** Path relative to the backing root, '/'-separated, no leading slash; updated on rename. */
@@ -67,6 +105,8 @@ export class PagedFile {
   /** When the oldest not-yet-written-back dirty data appeared (performance.now()), or null. */
   dirtySince: number | null = null;
   readonly readahead = new ReadaheadState();
+  /** Page ranges jobs are reading from the backing file now. */
+  readonly inFlight: InFlightRange[] = [];
   /**
    * The backing file's size as pagerfs last saw or set it. Reads expect bytes up to
    * min(this, VMO content size); the VMO may grow past it before writeback extends the file.
@@ -266,13 +306,16 @@ export class DirectoryPager implements PageJobHandler {
   // ---------------------------------------------------------------------------------------------
   // Answering requests.
 
-  handle(job: PageJob): Promise<void> {
+  async handle(job: PageJob): Promise<void> {
     const file = this.byKey.get(job.key);
     if (file === undefined) {
       this.log.warn({ key: job.key }, 'request for an unknown key; ignored');
-      return Promise.resolve();
+      return;
     }
-    return job.command === 'READ' ? this.fill(file, job) : this.dirty(file, job);
+    for (const part of await this.applyFaults(file, job)) {
+      if (job.command === 'READ') await this.fill(file, part);
+      else await this.dirty(file, part);
+    }
   }
 
   failJob(job: PageJob, _err: unknown): void {
@@ -301,49 +344,95 @@ export class DirectoryPager implements PageJobHandler {
     }
   }
 
-  private async injected(file: PagedFile, job: PageJob): Promise<boolean> {
+  /**
+   * Applies the fault rules to a job: waits out a delay rule; fails the pages a failing rule covers
+   * (a rule with a byte range fails only the pages of the job that range touches); returns the parts
+   * of the job still to be answered normally.
+   */
+  private async applyFaults(file: PagedFile, job: PageJob): Promise<PageJob[]> {
     const action = this.faults.match(file.relPath, job.offset, job.length);
-    if (action === undefined) return false;
+    if (action === undefined) return [job];
     this.metrics.injectedFaults++;
     if (action.delayMs > 0) await new Promise((r) => setTimeout(r, action.delayMs));
-    if (action.status === undefined) return false;
-    this.log.info({ path: file.relPath, offset: job.offset, length: job.length, status: statusName(action.status), rule: action.rule.text },
+    if (action.status === undefined) return [job];
+    const end = job.offset + job.length;
+    const range = action.rule.range;
+    const failStart = range === undefined ? job.offset : Math.max(job.offset, Math.floor(range.start / PAGE_SIZE) * PAGE_SIZE);
+    const failEnd = range === undefined ? end : Math.min(end, Math.ceil(range.end / PAGE_SIZE) * PAGE_SIZE);
+    this.log.info({ path: file.relPath, offset: failStart, length: failEnd - failStart, status: statusName(action.status), rule: action.rule.text },
       'injected fault');
-    this.failRange(file, job.offset, job.length, action.status);
-    return true;
+    this.failRange(file, failStart, failEnd - failStart, action.status);
+    const rest: PageJob[] = [];
+    if (failStart > job.offset) rest.push({ ...job, length: failStart - job.offset });
+    if (failEnd < end) rest.push({ ...job, offset: failEnd, length: end - failEnd });
+    return rest;
   }
 
   private async fill(file: PagedFile, job: PageJob): Promise<void> {
-    if (await this.injected(file, job)) return;
     const vmo = file.vmo;
     const startPage = job.offset / PAGE_SIZE;
-    const reqEnd = Math.min((job.offset + job.length) / PAGE_SIZE, vmo.sizePages);
+    let reqEnd = Math.min((job.offset + job.length) / PAGE_SIZE, vmo.sizePages);
     if (reqEnd <= startPage) return; // the VMO shrank under the request; the kernel retried its waiters
-    const contentPages = Math.ceil(vmo.contentSizeBytes / PAGE_SIZE);
-    const endPage = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), Math.min(contentPages, vmo.sizePages),
-      (hits, waste) => { this.metrics.readaheadHitPages += hits; this.metrics.readaheadWastePages += waste; });
-    // Fill in chunks no larger than memory allows: a request may be larger than the whole budget, and
-    // readers wake as each chunk is supplied (the kernel accepts partial supplies).
-    let pos = startPage;
-    while (pos < endPage) {
-      const inRequired = pos < reqEnd;
-      let room = this.system.arena.freeFrames + this.system.queues.reclaimablePages;
-      if (room === 0 && inRequired) {
-        await this.writebackForPressure();
-        room = this.system.arena.freeFrames + this.system.queues.reclaimablePages;
+    // Another job may be reading some of these pages now (typically as readahead): wait for it
+    // rather than read them twice, then read only what is still missing.
+    const busy = file.inFlight.filter((r) => r.start < reqEnd && startPage < r.end);
+    if (busy.length > 0) {
+      await Promise.allSettled(busy.map((r) => r.done));
+      for (const [s0, e0] of missingRuns(vmo, startPage, Math.min(reqEnd, vmo.sizePages))) {
+        await this.fillRange(file, s0, e0, e0);
       }
-      if (room === 0) {
-        if (!inRequired) return; // readahead is optional: stop quietly
-        this.log.warn({ path: file.relPath, offset: pos * PAGE_SIZE }, 'memory budget full of dirty or pinned pages; failing the read');
-        this.failRange(file, pos * PAGE_SIZE, (reqEnd - pos) * PAGE_SIZE, ZxStatus.ERR_NO_SPACE);
-        return;
-      }
-      const count = Math.min(endPage - pos, FILL_CHUNK_PAGES, room);
-      const outcome = await this.fillChunk(file, pos, count, reqEnd);
-      if (outcome === 'stop') return;
-      pos += count;
+      return;
     }
+    const contentPages = Math.ceil(vmo.contentSizeBytes / PAGE_SIZE);
+    let endPage = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), Math.min(contentPages, vmo.sizePages),
+      (hits, waste) => { this.metrics.readaheadHitPages += hits; this.metrics.readaheadWastePages += waste; });
+    if (endPage > reqEnd) {
+      // Read ahead only over pages nobody has: stop at the first resident page, the first page
+      // another job is reading, and the first page a fault rule would fail (its readers must meet it).
+      endPage = Math.min(endPage, firstPresent(vmo, reqEnd, endPage));
+      for (const r of file.inFlight) if (r.end > reqEnd && r.start < endPage) endPage = Math.max(reqEnd, Math.min(endPage, r.start));
+      const bad = this.faults.firstFailingByte(file.relPath, reqEnd * PAGE_SIZE, (endPage - reqEnd) * PAGE_SIZE);
+      if (bad !== undefined) endPage = Math.max(reqEnd, Math.floor(bad / PAGE_SIZE));
+    }
+    reqEnd = Math.min(reqEnd, endPage);
+    await this.fillRange(file, startPage, reqEnd, endPage);
     if (endPage > reqEnd) this.metrics.readaheadPages += endPage - reqEnd;
+  }
+
+  /**
+   * Reads and supplies [startPage, endPage), of which [startPage, reqEnd) is required (failures there
+   * are answered with FAIL) and the rest optional readahead. Registered as in flight meanwhile, so a
+   * job needing these pages waits for this one instead of reading them again.
+   */
+  private async fillRange(file: PagedFile, startPage: number, reqEnd: number, endPage: number): Promise<void> {
+    let finish!: () => void;
+    const entry: InFlightRange = { start: startPage, end: endPage, done: new Promise<void>((r) => { finish = r; }) };
+    file.inFlight.push(entry);
+    try {
+      // Fill in chunks no larger than memory allows: a request may be larger than the whole budget,
+      // and readers wake as each chunk is supplied (the kernel accepts partial supplies).
+      let pos = startPage;
+      while (pos < endPage) {
+        const inRequired = pos < reqEnd;
+        let room = this.system.availableFrames;
+        if (room === 0 && inRequired) {
+          await this.writebackForPressure();
+          room = this.system.availableFrames;
+        }
+        if (room === 0) {
+          if (!inRequired) return; // readahead is optional: stop quietly
+          this.log.warn({ path: file.relPath, offset: pos * PAGE_SIZE }, 'memory budget full of dirty or pinned pages; failing the read');
+          this.failRange(file, pos * PAGE_SIZE, (reqEnd - pos) * PAGE_SIZE, ZxStatus.ERR_NO_SPACE);
+          return;
+        }
+        const count = Math.min(endPage - pos, FILL_CHUNK_PAGES, room);
+        if ((await this.fillChunk(file, pos, count, reqEnd)) === 'stop') return;
+        pos += count;
+      }
+    } finally {
+      file.inFlight.splice(file.inFlight.indexOf(entry), 1);
+      finish();
+    }
   }
 
   /**
@@ -359,10 +448,12 @@ export class DirectoryPager implements PageJobHandler {
     };
     const aux = this.system.createVmo(count * PAGE_SIZE);
     try {
-      const views = aux.mapPages(0, count * PAGE_SIZE);
+      // Frames are not zeroed first: the read overwrites them and zeroTail clears the rest.
+      const views = aux.mapPages(0, count * PAGE_SIZE, { zeroFill: false });
       const knownBytes = Math.min(vmo.contentSizeBytes, file.backingSize);
       const expected = Math.max(0, Math.min(count * PAGE_SIZE, knownBytes - offset));
       const got = await this.readInto(file, views, offset, expected);
+      zeroFrom(views, got);
       const requiredBytes = Math.max(0, Math.min((reqEnd - pos) * PAGE_SIZE, expected));
       if (got < requiredBytes) {
         // The backing file is shorter than pagerfs knew: supply whole pages that arrived, fail the rest.
@@ -394,10 +485,9 @@ export class DirectoryPager implements PageJobHandler {
   /** Readahead pages this request may add now: the window cap, a share of the budget, and what is free. */
   private readaheadPagesAllowed(): number {
     if (this.readaheadMaxPages === 0) return 0;
-    const arena = this.system.arena;
     // Readahead may displace only pages that are reclaimable; never dirty, pinned or locked ones.
-    return Math.max(0, Math.min(this.readaheadMaxPages, Math.floor(arena.limitFrames / READAHEAD_BUDGET_SHARE),
-      arena.freeFrames + this.system.queues.reclaimablePages));
+    return Math.max(0, Math.min(this.readaheadMaxPages, Math.floor(this.system.budgetPages / READAHEAD_BUDGET_SHARE),
+      this.system.availableFrames));
   }
 
   /** Reads up to `expected` bytes at `position` into the views; returns bytes read (short at EOF). */
@@ -445,7 +535,6 @@ export class DirectoryPager implements PageJobHandler {
   }
 
   private async dirty(file: PagedFile, job: PageJob): Promise<void> {
-    if (await this.injected(file, job)) return;
     const end = Math.min(job.offset + job.length, file.vmo.sizeBytes);
     if (end <= job.offset) return;
     if (!file.writable) {
@@ -457,15 +546,29 @@ export class DirectoryPager implements PageJobHandler {
       this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
       return;
     }
-    try {
-      this.pager.opRange(PagerOp.DIRTY, file.vmo, job.offset, end - job.offset);
-      file.dirtySince ??= performance.now();
-    } catch (err) {
-      // NOT_FOUND: a page was evicted or written back as a gap before we answered; the writer retries
-      // with a READ. BAD_STATE: detached. OUT_OF_RANGE: shrank. None leaves anyone waiting.
-      if (isZxError(err, ZxStatus.ERR_NOT_FOUND) || isZxError(err, ZxStatus.ERR_BAD_STATE) || isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) return;
-      throw err;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.pager.opRange(PagerOp.DIRTY, file.vmo, job.offset, Math.min(end, file.vmo.sizeBytes) - job.offset);
+        file.dirtySince ??= performance.now();
+        break;
+      } catch (err) {
+        // NOT_FOUND: a page was evicted or written back as a gap before we answered; the writer retries
+        // with a READ. BAD_STATE: detached. OUT_OF_RANGE: shrank. None leaves anyone waiting.
+        if (isZxError(err, ZxStatus.ERR_NOT_FOUND) || isZxError(err, ZxStatus.ERR_BAD_STATE) || isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) return;
+        if (!isZxError(err, ZxStatus.ERR_NO_MEMORY)) throw err;
+        // Dirtying zero pages needs frames and dirty pages fill the budget: write back, then retry once.
+        if (attempt === 0) {
+          await this.writebackForPressure();
+          continue;
+        }
+        this.log.warn({ path: file.relPath, offset: job.offset }, 'memory budget full of dirty or pinned pages; refusing the write');
+        this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
+        return;
+      }
     }
+    // Keep dirty data below half the budget: start writing back early, as Linux's dirty ratio does,
+    // so writers rarely meet a budget full of dirty pages.
+    if (this.system.dirtyPages * 2 > this.system.budgetPages) this.startPressureWriteback();
   }
 
   /** Is there room in the backing filesystem for `bytes` more? statfs at most once a second. */

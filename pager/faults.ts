@@ -139,6 +139,23 @@ export class FaultInjector {
     return this.rules.map((r) => `${r.text}\n`).join('');
   }
 
+  /**
+   * The lowest byte of [offset, offset + length) that a failing rule covers, without firing it
+   * (counts and probabilities are not consumed), or undefined. Readahead stops there, so that it
+   * never supplies pages a rule would fail.
+   */
+  firstFailingByte(path: string, offset: number, length: number): number | undefined {
+    let first: number | undefined;
+    for (const rule of this.rules) {
+      if (rule.status === undefined || !rule.pattern.test(path)) continue;
+      if (rule.remaining !== undefined && rule.remaining <= 0) continue;
+      const start = rule.range === undefined ? offset : Math.max(offset, rule.range.start);
+      const end = rule.range === undefined ? offset + length : Math.min(offset + length, rule.range.end);
+      if (start < end && (first === undefined || start < first)) first = start;
+    }
+    return first;
+  }
+
   /** The first rule that fires for a request on `path` over bytes [offset, offset + length). */
   match(path: string, offset: number, length: number): FaultAction | undefined {
     for (const rule of this.rules) {

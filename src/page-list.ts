@@ -27,6 +27,8 @@ export class PageList {
   private cachedIndex = -1;
   private cachedNode: Int32Array | null = null;
   private pages = 0;
+  /** One empty node kept for the next insert (all entries NO_FRAME). */
+  private spareNode: Int32Array | null = null;
 
   /** Pages present. */
   get size(): number {
@@ -52,7 +54,10 @@ export class PageList {
     const nodeIndex = Math.floor(pageIndex / NODE_PAGES);
     let node = this.nodes.get(nodeIndex);
     if (node === undefined) {
-      node = new Int32Array(NODE_PAGES + 1).fill(NO_FRAME);
+      // Reuse the last emptied node: an aux VMO filled and emptied by every supply would otherwise
+      // allocate a node per supply.
+      node = this.spareNode ?? new Int32Array(NODE_PAGES + 1).fill(NO_FRAME);
+      this.spareNode = null;
       node[COUNT_SLOT] = 0;
       this.nodes.set(nodeIndex, node);
       this.sortedKeys = null;
@@ -76,6 +81,7 @@ export class PageList {
     this.pages--;
     if (--node[COUNT_SLOT] === 0) {
       this.nodes.delete(nodeIndex);
+      this.spareNode = node; // all entries are NO_FRAME again
       this.sortedKeys = null;
       if (this.cachedIndex === nodeIndex) {
         this.cachedIndex = -1;

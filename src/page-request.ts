@@ -40,6 +40,9 @@ export class PageWaiter {
       this.resolveFn = resolve;
       this.rejectFn = reject;
     });
+    // A waiter nobody awaits (an operation abandoned after a short step) must not crash the process
+    // with an unhandled rejection when its request later fails; whoever awaits still sees it.
+    this.promise.catch(() => undefined);
   }
 
   /** Wake the operation to retry its lookup. */

@@ -58,6 +58,13 @@ export interface VmSystemStats {
   vmoCount: number;
 }
 
+interface PendingWait {
+  waiter: PageWaiter;
+  startMs: number;
+  reject: (err: ZxError) => void;
+  overtimeReported: boolean;
+}
+
 export class VmSystem {
   readonly arena: PhysicalPageArena;
   readonly queues: PageQueues;
@@ -72,6 +79,9 @@ export class VmSystem {
   /** Aging steps taken because reclaim found only active pages (for stats). */
   agedOnDemand = 0;
   private agingTimer: ReturnType<typeof setInterval> | null = null;
+  /** Faults waiting on the pager, for the liveness sweep. */
+  private readonly pendingWaits = new Set<PendingWait>();
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
   /** Told (synchronously) when an allocation had to reach the out-of-memory level or failed. */
   private readonly pressureListeners = new Set<(failed: boolean) => void>();
 
@@ -95,6 +105,21 @@ export class VmSystem {
     };
     assert(this.options.highWatermarkFrames > this.options.lowWatermarkFrames, 'high watermark must exceed the low one');
     this.overtimeHook = options.onRequestOvertime;
+  }
+
+  /** Frames an allocation could get now: free ones plus clean pages the evictor may take (O(1)). */
+  get availableFrames(): number {
+    return this.arena.freeFrames + this.queues.reclaimablePages;
+  }
+
+  /** The budget in pages. */
+  get budgetPages(): number {
+    return this.arena.limitFrames;
+  }
+
+  /** Pages that are Dirty or AwaitingClean, in all pager VMOs (exact, O(1)). */
+  get dirtyPages(): number {
+    return this.queues.countOf(Queue.PagerDirty);
   }
 
   get budgetBytes(): number {
@@ -268,31 +293,51 @@ export class VmSystem {
 
   /**
    * Waits for a page waiter with the liveness policy: overtime is reported once after
-   * requestOvertimeMs; after requestTimeoutMs the waiter gives up with TIMED_OUT.
+   * requestOvertimeMs; after requestTimeoutMs the waiter gives up with TIMED_OUT. One sweep timer
+   * serves every pending wait (no timer per fault); it runs only while waits are pending.
    */
   waitFor(waiter: PageWaiter): Promise<void> {
-    const o = this.options;
-    const start = performance.now();
     return new Promise<void>((resolve, reject) => {
-      const overtime = this.overtimeHook === undefined || o.requestOvertimeMs >= o.requestTimeoutMs
-        ? undefined
-        : setTimeout(() => this.overtimeHook?.(waiter, performance.now() - start), o.requestOvertimeMs);
-      const timeout = setTimeout(() => {
-        if (overtime !== undefined) clearTimeout(overtime);
-        waiter.cancel();
-        reject(new ZxError(ZxStatus.ERR_TIMED_OUT,
-          `page request for page ${waiter.pageIndex} unanswered after ${o.requestTimeoutMs} ms`));
-      }, o.requestTimeoutMs);
+      const entry: PendingWait = { waiter, startMs: performance.now(), reject, overtimeReported: false };
+      this.pendingWaits.add(entry);
+      this.ensureSweep();
       waiter.promise.then(() => {
-        clearTimeout(timeout);
-        if (overtime !== undefined) clearTimeout(overtime);
+        this.pendingWaits.delete(entry);
         resolve();
       }, (err: unknown) => {
-        clearTimeout(timeout);
-        if (overtime !== undefined) clearTimeout(overtime);
+        this.pendingWaits.delete(entry);
         reject(err);
       });
     });
+  }
+
+  private ensureSweep(): void {
+    if (this.sweepTimer !== null) return;
+    const o = this.options;
+    // Often enough that a timeout fires within a quarter of its length; at most once a second.
+    const period = Math.max(5, Math.min(1000, o.requestTimeoutMs / 4, o.requestOvertimeMs / 4));
+    this.sweepTimer = setInterval(() => this.sweepWaits(), period);
+  }
+
+  private sweepWaits(): void {
+    const o = this.options;
+    const now = performance.now();
+    for (const entry of this.pendingWaits) {
+      const waited = now - entry.startMs;
+      if (waited >= o.requestTimeoutMs) {
+        this.pendingWaits.delete(entry);
+        entry.waiter.cancel();
+        entry.reject(new ZxError(ZxStatus.ERR_TIMED_OUT,
+          `page request for page ${entry.waiter.pageIndex} unanswered after ${o.requestTimeoutMs} ms`));
+      } else if (!entry.overtimeReported && waited >= o.requestOvertimeMs && o.requestOvertimeMs < o.requestTimeoutMs) {
+        entry.overtimeReported = true;
+        this.overtimeHook?.(entry.waiter, waited);
+      }
+    }
+    if (this.pendingWaits.size === 0 && this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -457,7 +457,15 @@ export class VmObjectPaged extends VmObject {
     checkRange(this.sizeBytes, offsetBytes, lengthBytes);
     if (lengthBytes === 0) return 0;
     const arena = this.system.arena;
+    const flags = arena.frames.flags;
     const endByte = offsetBytes + lengthBytes;
+    // Pages whose frames are consecutive in one chunk are copied with one copy (a "run"): frames
+    // of one supply usually are, so a resident 128 KiB read is typically a single copy.
+    let runFrame = NO_FRAME;
+    let runNextFrame = NO_FRAME;
+    let runInPage = 0;
+    let runDst = 0;
+    let runBytes = 0;
     let pos = offsetBytes;
     while (pos < endByte) {
       const page = Math.floor(pos / PAGE_SIZE);
@@ -465,9 +473,25 @@ export class VmObjectPaged extends VmObject {
       const n = Math.min(PAGE_SIZE - inPage, endByte - pos);
       const r = this.resolve(page, false);
       if (r >= 0) {
-        arena.copyOut(r, inPage, dst, dstOffset + (pos - offsetBytes), n);
-        if ((arena.frames.flags[r] & FrameFlag.Accessed) === 0) this.system.markAccessed(r);
-      } else if (r === RESOLVE_ZERO) {
+        if ((flags[r] & FrameFlag.Accessed) === 0) this.system.markAccessed(r);
+        if (r === runNextFrame && inPage === 0 && arena.sameChunk(runFrame, r)) {
+          runBytes += n;
+          runNextFrame = r + 1;
+        } else {
+          if (runBytes > 0) arena.copyOut(runFrame, runInPage, dst, runDst, runBytes);
+          runFrame = r;
+          runNextFrame = r + 1;
+          runInPage = inPage;
+          runDst = dstOffset + (pos - offsetBytes);
+          runBytes = n;
+        }
+        pos += n;
+        continue;
+      }
+      if (runBytes > 0) arena.copyOut(runFrame, runInPage, dst, runDst, runBytes);
+      runBytes = 0;
+      runNextFrame = NO_FRAME;
+      if (r === RESOLVE_ZERO) {
         dst.fill(0, dstOffset + (pos - offsetBytes), dstOffset + (pos - offsetBytes) + n);
       } else if (r === RESOLVE_MISSING) {
         this.faultRead(page, pagesCeil(endByte));
@@ -477,6 +501,7 @@ export class VmObjectPaged extends VmObject {
       }
       pos += n;
     }
+    if (runBytes > 0) arena.copyOut(runFrame, runInPage, dst, runDst, runBytes);
     return lengthBytes;
   }
 
@@ -1020,11 +1045,12 @@ export class VmObjectPaged extends VmObject {
   /**
    * Commits [offset, offset + length) of an anonymous VMO and returns views straight onto its frames,
    * adjacent frames merged into one view (a pager reads backing bytes into them with readv, with no
-   * intermediate buffer). Aliasing contract: the views are valid until the pages leave this VMO
+   * intermediate buffer). With `zeroFill: false` newly committed frames hold stale bytes: the caller
+   * must overwrite every byte before the pages are supplied or read. Aliasing contract: the views are valid until the pages leave this VMO
    * (supplyPages takes them, decommit, close); after that the bytes belong to someone else.
    * Statuses: NOT_SUPPORTED unless anonymous; INVALID_ARGS unaligned; OUT_OF_RANGE; NO_MEMORY.
    */
-  mapPages(offsetBytes: number, lengthBytes: number): Buffer[] {
+  mapPages(offsetBytes: number, lengthBytes: number, options: { zeroFill?: boolean } = {}): Buffer[] {
     if (this.kind !== 'anonymous') throw new ZxError(ZxStatus.ERR_NOT_SUPPORTED, 'only anonymous VMOs can be mapped for filling');
     if (!isPageAligned(offsetBytes) || !isPageAligned(lengthBytes)) {
       throw new ZxError(ZxStatus.ERR_INVALID_ARGS, 'map range must be page-aligned');
@@ -1032,7 +1058,18 @@ export class VmObjectPaged extends VmObject {
     checkRange(this.sizeBytes, offsetBytes, lengthBytes);
     const start = offsetBytes / PAGE_SIZE;
     const end = start + lengthBytes / PAGE_SIZE;
-    for (let p = start; p < end; p++) if (this.writablePage(p, end) === NO_FRAME) assert(false, 'anonymous page cannot wait');
+    if (options.zeroFill === false) {
+      // The caller fills every byte before anyone can see these pages (it supplies them or zeroes
+      // what it did not fill): skipping the zero fill saves writing each frame twice.
+      for (let p = start; p < end; p++) {
+        if (this.pages.lookup(p) !== NO_FRAME) continue;
+        const frame = this.system.allocFrame();
+        if (frame === NO_FRAME) throw new ZxError(ZxStatus.ERR_NO_MEMORY, 'no free frame within the memory budget');
+        this.installFrame(p, frame, DirtyState.Untracked);
+      }
+    } else {
+      for (let p = start; p < end; p++) if (this.writablePage(p, end) === NO_FRAME) assert(false, 'anonymous page cannot wait');
+    }
     const arena = this.system.arena;
     const views: Buffer[] = [];
     let runFirst = -1;

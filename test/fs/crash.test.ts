@@ -1,0 +1,111 @@
+/**
+ * Daemon death and signals: SIGTERM/SIGINT write back dirty data and exit 0; SIGKILL leaves a stale
+ * mount (ENOTCONN) that `mount` refuses without --force and clears with it; `unmount` clears a stale
+ * mount too.
+ */
+import { promises as fsp } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { PAGE, codeOf, isMounted, randomData, runCli, sleep, startMount, useMountHooks, waitFor } from './harness.js';
+
+useMountHooks();
+
+describe('signals', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)('%s writes back the dirty data of a still-open file, unmounts and exits 0', async (signal) => {
+    const m = await startMount({ budget: '1MiB', args: ['--writeback-delay', '60s'], files: { 'f.bin': randomData(16 * PAGE) } });
+    const data = randomData(6 * PAGE + 11);
+    const fh = await fsp.open(m.p('f.bin'), 'r+');
+    await fh.write(data, 0, data.length, 3 * PAGE + 1);
+    await fh.write('tail', 20 * PAGE); // grows the file too
+    // Precondition: the data lives only in pagerfs so far.
+    expect((await m.stats()).dirtyBytes).toBeGreaterThan(0);
+    expect((await fsp.stat(m.b('f.bin'))).size).toBe(16 * PAGE);
+    m.child.kill(signal);
+    expect(await m.waitExit(20_000)).toBe(true);
+    await fh.close().catch(() => undefined);
+    expect(m.exitCode).toBe(0);
+    const back = await fsp.readFile(m.b('f.bin'));
+    expect(back.length).toBe(20 * PAGE + 4);
+    expect(back.subarray(3 * PAGE + 1, 3 * PAGE + 1 + data.length).equals(data)).toBe(true);
+    expect(back.subarray(20 * PAGE).toString()).toBe('tail');
+    expect(back.subarray(16 * PAGE, 20 * PAGE).equals(Buffer.alloc(4 * PAGE))).toBe(true);
+    expect(await waitFor(async () => !(await isMounted(m.mnt)), 5000)).toBe(true);
+  });
+});
+
+describe('a killed daemon (SIGKILL)', () => {
+  it('leaves a stale mount that answers ENOTCONN; fsync\'d and closed data is already in the backing file', async () => {
+    const m = await startMount({ budget: '1MiB', args: ['--writeback-delay', '60s'], files: { 'a': 'a', 'b': 'b' } });
+    await fsp.writeFile(m.p('closed.txt'), 'closed data');
+    const fh = await fsp.open(m.p('synced.txt'), 'w');
+    await fh.write('synced data');
+    await fh.sync();
+    m.child.kill('SIGKILL');
+    expect(await m.waitExit(10_000)).toBe(true);
+    expect(m.exitSignal).toBe('SIGKILL');
+    expect(await isMounted(m.mnt)).toBe(true);
+    expect(await codeOf(fsp.readFile(m.p('a')))).toBe('ENOTCONN');
+    expect(await codeOf(fsp.readdir(m.mnt))).toBe('ENOTCONN');
+    await fh.close().catch(() => undefined);
+    expect(await fsp.readFile(m.b('closed.txt'), 'utf8')).toBe('closed data');
+    expect(await fsp.readFile(m.b('synced.txt'), 'utf8')).toBe('synced data');
+  });
+
+  // Right after the kill the kernel still answers stat(mountpoint) from its attribute cache (about a
+  // second) while everything else is ENOTCONN; later, stat fails too. Both moments must be handled.
+  it.each([['right after the kill', 0], ['1.5 s after the kill', 1500]])(
+    'mount without --force (%s) refuses the stale mountpoint with one line saying to use --force, and changes nothing',
+    async (_when, delayMs) => {
+      const m = await startMount({ budget: '1MiB', files: { 'a': 'a' } });
+      await fsp.stat(m.mnt); // the kernel now caches the root's attributes
+      m.child.kill('SIGKILL');
+      await m.waitExit(10_000);
+      await sleep(delayMs);
+      const res = await runCli(['mount', m.backing, m.mnt, '--memory-budget', '1MiB'], { timeoutMs: 15_000 });
+      expect(res.timedOut).toBe(false);
+      expect(res.code).not.toBe(0);
+      const lines = res.stderr.trimEnd().split('\n');
+      expect(lines, res.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(/^pagerfs: /);
+      expect(lines[0]).toMatch(/stale/);
+      expect(lines[0]).toMatch(/--force/);
+      // Still the same stale mount.
+      expect(await isMounted(m.mnt)).toBe(true);
+      expect(await codeOf(fsp.readFile(m.p('a')))).toBe('ENOTCONN');
+    });
+
+  it.each([['right after the kill', 0], ['1.5 s after the kill', 1500]])(
+    'mount --force (%s) clears the stale mount and serves the backing directory again', async (_when, delayMs) => {
+      const data = randomData(10 * PAGE + 1);
+      const m = await startMount({ budget: '1MiB', files: { 'a.bin': data } });
+      await fsp.writeFile(m.p('written-before.txt'), 'survives');
+      await fsp.stat(m.mnt);
+      m.child.kill('SIGKILL');
+      await m.waitExit(10_000);
+      expect(await codeOf(fsp.readFile(m.p('a.bin')))).toBe('ENOTCONN');
+      await sleep(delayMs);
+      const again = await startMount({ budget: '1MiB', backing: m.backing, mountpoint: m.mnt, args: ['--force'] });
+      expect((await again.stats()).budgetBytes).toBe(1024 * 1024);
+      expect((await fsp.readFile(again.p('a.bin'))).equals(data)).toBe(true);
+      expect(await fsp.readFile(again.p('written-before.txt'), 'utf8')).toBe('survives');
+      // Exactly one mount there now.
+      const mounts = (await fsp.readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.split(' ')[1] === m.mnt);
+      expect(mounts).toHaveLength(1);
+      const res = await again.unmount();
+      expect(res.code).toBe(0);
+      expect(again.exitCode).toBe(0);
+      expect(await isMounted(m.mnt)).toBe(false);
+    });
+
+  it('pagerfs unmount clears a stale mount', async () => {
+    const m = await startMount({ budget: '1MiB' });
+    m.child.kill('SIGKILL');
+    await m.waitExit(10_000);
+    expect(await isMounted(m.mnt)).toBe(true);
+    const res = await runCli(['unmount', m.mnt], { timeoutMs: 20_000 });
+    expect(res.timedOut).toBe(false);
+    expect(res.code).toBe(0);
+    expect(res.stderr).toMatch(/did not answer/);
+    expect(await isMounted(m.mnt)).toBe(false);
+    expect(await fsp.readdir(m.mnt)).toEqual([]);
+  });
+});
