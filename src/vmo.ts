@@ -471,7 +471,9 @@ export class VmObjectPaged extends VmObject {
       const page = Math.floor(pos / PAGE_SIZE);
       const inPage = pos - page * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, endByte - pos);
-      const r = this.resolve(page, false);
+      // Fast path: the page is our own (every resident page of a pager or anonymous VMO).
+      const own = this.pages.lookup(page);
+      const r = own !== NO_FRAME ? own : this.resolve(page, false);
       if (r >= 0) {
         if ((flags[r] & FrameFlag.Accessed) === 0) this.system.markAccessed(r);
         if (r === runNextFrame && inPage === 0 && arena.sameChunk(runFrame, r)) {
