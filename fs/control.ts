@@ -4,13 +4,16 @@
  *   stats   read-only JSON: budget, residency, pager counters, and the same per file
  *   faults  read: the fault rules in force, one a line; write: replaces the whole set (all or nothing,
  *           a bad line is EINVAL and changes nothing; an empty write clears the set)
+ *   budget  read: the memory budget in bytes; write a size (bytes, 64MiB, 1G): applied at once,
+ *           shrinking reclaims and writes back as needed; EBUSY (old budget kept) when pinned or
+ *           locked pages alone exceed it, EINVAL for a bad size or one below the minimum
  *   unmount write anything: the daemon writes back every dirty page, unmounts and exits (how
  *           `pagerfs unmount` reaches the daemon through the mount itself)
  * The name `.pagerfs` at the backing root is reserved: a backing entry of that name is hidden.
  */
-import { PAGE_SIZE } from '../src/index.js';
+import { PAGE_SIZE, ZxStatus, isZxError } from '../src/index.js';
 import type { DirectoryPager } from '../pager/index.js';
-import { parseFaultRules } from '../pager/index.js';
+import { parseFaultRules, parseSize } from '../pager/index.js';
 
 export const CONTROL_DIR = '.pagerfs';
 
@@ -23,10 +26,15 @@ export interface ControlFile {
   validate?(text: string): void;
   /** Applies the complete written text (called when the writer closes or flushes). */
   apply?(text: string): void;
+  /** Applies each write at once, answering the write itself (errors reach the writer as errno). */
+  applyNow?(text: string): Promise<void>;
 }
 
 export interface StatsDocument {
   budgetBytes: number;
+  pressureLevel: string;
+  secondsInPressureLevels: Record<string, number>;
+  lockedBytes: number;
   residentBytes: number;
   dirtyBytes: number;
   pinnedBytes: number;
@@ -73,6 +81,9 @@ export function statsDocument(dp: DirectoryPager): StatsDocument {
   files.sort((a, b) => b.residentBytes - a.residentBytes || a.path.localeCompare(b.path));
   return {
     budgetBytes: s.budgetBytes,
+    pressureLevel: s.pressureLevel,
+    secondsInPressureLevels: s.secondsInPressureLevels,
+    lockedBytes: s.lockedPages * PAGE_SIZE,
     residentBytes: s.residentBytes,
     dirtyBytes: s.queues.pagerDirty * PAGE_SIZE,
     pinnedBytes: pinned * PAGE_SIZE,
@@ -117,6 +128,25 @@ export function controlFiles(dp: DirectoryPager, hooks: ControlHooks = {}): Map<
       read: () => Buffer.from(dp.faults.toText()),
       validate: (text) => { parseFaultRules(text); },
       apply: (text) => dp.faults.replace(parseFaultRules(text)),
+    },
+    {
+      name: 'budget',
+      writable: true,
+      read: () => Buffer.from(`${dp.system.budgetBytes}\n`),
+      applyNow: async (text) => {
+        let bytes: number;
+        try {
+          bytes = parseSize(text.trim());
+        } catch (err) {
+          throw Object.assign(new Error((err as Error).message), { code: 'EINVAL', errno: -22 });
+        }
+        try {
+          await dp.setBudget(bytes);
+        } catch (err) {
+          if (isZxError(err, ZxStatus.ERR_BAD_STATE)) throw Object.assign(new Error((err as Error).message), { code: 'EBUSY', errno: -16 });
+          throw err;
+        }
+      },
     },
     {
       name: 'unmount',

@@ -16,6 +16,10 @@ import { type VmObjectPaged } from '../src/index.js';
 import type { DirectoryPager, PagedFile } from '../pager/index.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
 import { ERRNO, isExpectedError, toErrno } from './errno.js';
+import {
+  PAGERFS_XATTRS, XATTR_HINT, XATTR_MAP, XATTR_PREFIX, XATTR_RESIDENCY, backingGetXattr, backingListXattr,
+  backingRemoveXattr, backingSetXattr, encodeMap, errnoError, parseHint, residencyJson,
+} from './xattr.js';
 
 type Cb<T = void> = T extends void ? (err: number) => void : (err: number, value?: T) => void;
 
@@ -63,7 +67,8 @@ export class PagerFilesystem {
     const ops: Record<string, unknown> = {};
     for (const name of ['init', 'getattr', 'fgetattr', 'readdir', 'open', 'create', 'read', 'write', 'flush', 'fsync',
       'release', 'truncate', 'ftruncate', 'unlink', 'rename', 'mkdir', 'rmdir', 'symlink', 'readlink', 'link',
-      'chmod', 'chown', 'utimens', 'statfs', 'access', 'opendir', 'releasedir', 'fsyncdir'] as const) {
+      'chmod', 'chown', 'utimens', 'statfs', 'access', 'opendir', 'releasedir', 'fsyncdir',
+      'getxattr', 'setxattr', 'listxattr', 'removexattr'] as const) {
       const fn = (this as unknown as Record<string, unknown>)[name];
       if (typeof fn === 'function') ops[name] = fn.bind(this);
     }
@@ -290,7 +295,7 @@ export class PagerFilesystem {
 
   /** Applies what a writer handle holds, once (unless a write was refused). Returns 0 or -EINVAL. */
   private applyControl(h: Handle): number {
-    if (!h.writing || !h.dirtyControl || h.refused) return 0;
+    if (!h.writing || !h.dirtyControl || h.refused || h.control!.apply === undefined) return 0;
     h.dirtyControl = false;
     const text = h.buffer.toString('utf8');
     try {
@@ -310,6 +315,20 @@ export class PagerFilesystem {
     const next = Buffer.alloc(Math.max(h.buffer.length, end));
     h.buffer.copy(next);
     buf.copy(next, pos, 0, len);
+    if (c.applyNow !== undefined) {
+      const text = next.toString('utf8');
+      c.applyNow(text).then(() => {
+        h.buffer = next;
+        h.written = true;
+        this.log.info({ file: c.name, text: text.trim() }, 'control file applied');
+        cb(len);
+      }, (err: unknown) => {
+        h.refused = true;
+        this.log.warn({ file: c.name, text: text.trim(), err: (err as Error).message }, 'refused a control file write');
+        cb(toErrno(err));
+      });
+      return;
+    }
     try {
       c.validate?.(next.toString('utf8'));
     } catch (err) {
@@ -463,7 +482,8 @@ export class PagerFilesystem {
    * Precision: Node's lutimes takes seconds as a double and libuv truncates them to microseconds,
    * so the backing file gets each time to the microsecond (floored), exact while the double holds
    * the second with < 0.5 µs error (until 2106); nanoseconds below that are lost, also those of an
-   * omitted time. Unpatched fuse-native (numbers: milliseconds, atime twice) is still accepted.
+   * omitted time. The file's dirty pages are written back first, so that a later writeback does
+   * not move the mtime. Unpatched fuse-native (numbers: ms, atime twice) is still accepted.
    */
   utimens(p: string, atime: bigint | 'now' | 'omit' | number, mtime: bigint | 'now' | 'omit' | number, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
@@ -486,8 +506,14 @@ export class PagerFilesystem {
       return s < 0 ? String(s) : s;
     };
     (async () => {
-      let current = { atimeNs: now, mtimeNs: now };
-      if (atime === 'omit' || mtime === 'omit') current = await fsp.lstat(target, { bigint: true });
+      let current = await fsp.lstat(target, { bigint: true });
+      // Dirty pages written back later would move the backing mtime past the time set here (cp -p,
+      // tar and rsync set times after writing): write them back first, as NFS does before setattr.
+      const file = current.isFile() ? this.dp.fileByIdentity(`${Number(current.dev)}:${Number(current.ino)}`) : undefined;
+      if (file !== undefined) {
+        await this.dp.writeback(file);
+        if (atime === 'omit' || mtime === 'omit') current = await fsp.lstat(target, { bigint: true });
+      }
       if (atime === 'omit' && mtime === 'omit') return;
       const pick = (t: bigint | 'now' | 'omit', cur: bigint): bigint => (t === 'omit' ? cur : t === 'now' ? now : t);
       await fsp.lutimes(target, seconds(pick(atime, current.atimeNs)), seconds(pick(mtime, current.mtimeNs)));
@@ -505,6 +531,67 @@ export class PagerFilesystem {
     const c = this.controlAtSafe(p);
     if (c !== undefined) return cb((mode & fsc.W_OK) !== 0 && (c === null || !c.writable) ? -ERRNO.EACCES : 0);
     fsp.access(this.backing(p), mode).then(() => cb(0), (err: unknown) => this.fail('access', p, err, cb));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Extended attributes (fs/xattr.ts): user.pagerfs.* are pagerfs's controls, the rest pass through.
+
+  /** Runs fn with the file's VMO open (released after), or fails ENODATA for a non-regular file. */
+  private async withFile<T>(p: string, fn: (file: PagedFile) => Promise<T>): Promise<T> {
+    const st = await fsp.lstat(this.backing(p));
+    if (!st.isFile()) throw errnoError('ENODATA', 'pagerfs attributes exist on regular files only');
+    const file = await this.dp.open(this.rel(p));
+    try {
+      return await fn(file);
+    } finally {
+      await this.dp.release(file);
+    }
+  }
+
+  getxattr(p: string, name: string, _position: number, cb: (err: number, value?: Buffer) => void): void {
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.ENODATA);
+    const work = async (): Promise<Buffer> => {
+      if (name === XATTR_RESIDENCY) return this.withFile(p, async (f) => Buffer.from(residencyJson(this.dp.residency(f))));
+      if (name === XATTR_MAP) {
+        return this.withFile(p, async (f) => { const r = this.dp.residency(f); return Buffer.from(encodeMap(r.runs, r.pages)); });
+      }
+      if (name.startsWith(XATTR_PREFIX)) throw errnoError('ENODATA', `no pagerfs attribute "${name}"`);
+      return backingGetXattr(this.backing(p), name);
+    };
+    work().then((v) => cb(0, v), (err: unknown) => this.fail('getxattr', p, err, cb));
+  }
+
+  setxattr(p: string, name: string, value: Buffer, _position: number, _flags: number, cb: Cb): void {
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    const work = async (): Promise<void> => {
+      if (name === XATTR_HINT) {
+        const hint = parseHint(value.toString('utf8'));
+        await this.withFile(p, async (f) => {
+          const resident = await this.dp.hint(f, hint);
+          this.log.info({ path: this.rel(p), hint, residentPages: resident }, 'hint applied');
+        });
+        return;
+      }
+      if (name.startsWith(XATTR_PREFIX)) throw errnoError('EINVAL', `pagerfs attribute "${name}" cannot be set`);
+      await backingSetXattr(this.backing(p), name, value);
+    };
+    work().then(() => cb(0), (err: unknown) => this.fail('setxattr', p, err, cb));
+  }
+
+  listxattr(p: string, cb: (err: number, list?: string[]) => void): void {
+    if (this.controlAtSafe(p) !== undefined) return cb(0, []);
+    const work = async (): Promise<string[]> => {
+      const own = await backingListXattr(this.backing(p));
+      const st = await fsp.lstat(this.backing(p));
+      return st.isFile() ? [...own, XATTR_RESIDENCY, XATTR_MAP] : own;
+    };
+    work().then((list) => cb(0, list), (err: unknown) => this.fail('listxattr', p, err, cb));
+  }
+
+  removexattr(p: string, name: string, cb: Cb): void {
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    if (name.startsWith(XATTR_PREFIX)) return cb(PAGERFS_XATTRS.includes(name) ? -ERRNO.EINVAL : -ERRNO.ENODATA);
+    backingRemoveXattr(this.backing(p), name).then(() => cb(0), (err: unknown) => this.fail('removexattr', p, err, cb));
   }
 
   /** Open handles (for shutdown reports). */

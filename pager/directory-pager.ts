@@ -24,8 +24,9 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
-  PAGE_SIZE, PagerOp, VmoOptions, WRITEBACK_IS_ZERO, ZxError, ZxStatus, isZxError, statusName,
-  type Pager, type Port, type VmObjectPaged, type VmSystem,
+  PAGE_SIZE, PRESSURE_LEVEL_NAMES, PageResidency, PagerOp, PressureLevel, VmoOp, VmoOptions, WRITEBACK_IS_ZERO, ZxError,
+  ZxStatus, isZxError, statusName,
+  type Pager, type Port, type ResidencyRun, type VmObjectPaged, type VmSystem,
 } from '../src/index.js';
 import { FaultInjector } from './faults.js';
 import { silentLogger } from './log.js';
@@ -47,6 +48,22 @@ export interface DirectoryPagerOptions {
   faults?: FaultInjector;
   /** Log one debug line per page request and its answer. */
   trace?: boolean;
+  /** Most of the budget that ALWAYS_NEED (lock) may hold, as a fraction (default 0.5). */
+  maxLockedShare?: number;
+}
+
+/** The vmtouch-style hints a file can be given (xattr user.pagerfs.hint and the CLI verbs). */
+export const FILE_HINTS = ['dont_need', 'always_need', 'normal', 'commit', 'evict'] as const;
+export type FileHint = (typeof FILE_HINTS)[number];
+
+/** One file's residency, in pages. */
+export interface FileResidency {
+  pages: number;
+  resident: number;
+  dirty: number;
+  locked: number;
+  pinned: number;
+  runs: ResidencyRun[];
 }
 
 /** Readahead may hold at most this share of the budget at once (1/8). */
@@ -172,6 +189,8 @@ export class DirectoryPager implements PageJobHandler {
   private unsubscribePressure: (() => void) | null = null;
   private spaceCache: { at: number; freeBytes: number } | null = null;
   private shuttingDown = false;
+  private readonly maxLockedShare: number;
+  private unsubscribeLevel: (() => void) | null = null;
 
   constructor(options: DirectoryPagerOptions) {
     this.system = options.system;
@@ -180,6 +199,7 @@ export class DirectoryPager implements PageJobHandler {
     this.faults = options.faults ?? new FaultInjector();
     this.readaheadMaxPages = Math.floor((options.readaheadMaxBytes ?? 2 * 1024 * 1024) / PAGE_SIZE);
     this.writebackDelayMs = options.writebackDelayMs ?? 5000;
+    this.maxLockedShare = options.maxLockedShare ?? 0.5;
     this.pager = this.system.createPager();
     this.port = this.system.createPort();
     this.server = new PortServer(this.port, this, options.concurrency ?? 4, this.metrics, this.log,
@@ -193,6 +213,13 @@ export class DirectoryPager implements PageJobHandler {
     this.flushTimer = setInterval(() => { void this.flushAged(); }, period);
     this.flushTimer.unref();
     this.unsubscribePressure = this.system.onMemoryPressure(() => this.startPressureWriteback());
+    // Each pressure level change is logged once; from WARNING on, dirty pages are written back
+    // early so that what the budget holds becomes reclaimable again.
+    this.unsubscribeLevel = this.system.onPressureLevel((level, previous) => {
+      this.log.info({ level: PRESSURE_LEVEL_NAMES[level], previous: PRESSURE_LEVEL_NAMES[previous],
+        availablePages: this.system.availableFrames, budgetPages: this.system.budgetPages }, 'memory pressure level changed');
+      if (level >= PressureLevel.WARNING) this.startPressureWriteback();
+    });
     this.system.startAging();
   }
 
@@ -587,6 +614,77 @@ export class DirectoryPager implements PageJobHandler {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Budget, hints and residency (the vmtouch-style controls).
+
+  /**
+   * Changes the memory budget while serving. Growing takes effect at once; shrinking reclaims clean
+   * pages down to the new budget, writing dirty pages back first when they stand in the way. Throws
+   * BAD_STATE (and keeps the old budget) when pinned or locked pages alone exceed the new budget.
+   */
+  async setBudget(bytes: number): Promise<void> {
+    try {
+      this.system.setBudget(bytes);
+    } catch (err) {
+      if (!isZxError(err, ZxStatus.ERR_BAD_STATE)) throw err;
+      await this.writebackAll().catch(() => undefined);
+      this.system.setBudget(bytes);
+    }
+    this.log.info({ budgetBytes: this.system.budgetBytes }, 'memory budget changed');
+  }
+
+  /**
+   * Applies a hint to the whole file: dont_need (first to go), always_need (lock: fault in and keep;
+   * refused with NO_MEMORY beyond the locked share of the budget), normal (unlock, pagerfs's
+   * RELEASE_ALWAYS_NEED), commit (touch: fault in through the pager), evict (write back, then reclaim
+   * the file's clean unlocked pages now). Returns the pages the file has resident afterwards.
+   */
+  async hint(file: PagedFile, hint: FileHint): Promise<number> {
+    const vmo = file.vmo;
+    const size = vmo.sizeBytes;
+    switch (hint) {
+      case 'dont_need':
+        await vmo.opRange(VmoOp.DONT_NEED, 0, size);
+        break;
+      case 'always_need': {
+        const locked = this.system.lockedPages - this.residency(file).locked;
+        const limit = Math.floor(this.system.budgetPages * this.maxLockedShare);
+        if (locked + vmo.sizePages > limit) {
+          throw new ZxError(ZxStatus.ERR_NO_MEMORY,
+            `locking ${vmo.sizePages} pages would hold ${locked + vmo.sizePages} locked pages, above ${Math.round(this.maxLockedShare * 100)}% of the budget (${limit} pages)`);
+        }
+        await vmo.opRange(VmoOp.ALWAYS_NEED, 0, size);
+        break;
+      }
+      case 'normal':
+        await vmo.opRange(VmoOp.RELEASE_ALWAYS_NEED, 0, size);
+        break;
+      case 'commit':
+        await vmo.opRange(VmoOp.COMMIT, 0, size);
+        break;
+      case 'evict':
+        await this.writeback(file);
+        await vmo.opRange(VmoOp.EVICT, 0, size);
+        break;
+    }
+    return vmo.counters().residentPages;
+  }
+
+  /** The file's residency now: page counts by state and the runs (for strips). */
+  residency(file: PagedFile): FileResidency {
+    const vmo = file.vmo;
+    const runs = vmo.residencyRuns(0, vmo.sizeBytes);
+    // `resident` counts frames (as the stats do); a dirty zero run holds no frame but is dirty.
+    const out: FileResidency = { pages: vmo.sizePages, resident: vmo.counters().residentPages, dirty: 0, locked: 0, pinned: 0, runs };
+    for (const r of runs) {
+      const n = r.endPage - r.startPage;
+      if (r.state === PageResidency.Dirty) out.dirty += n;
+      if (r.state === PageResidency.Locked) out.locked += n;
+      if (r.state === PageResidency.Pinned) out.pinned += n;
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Writeback and truncate.
 
   /**
@@ -762,6 +860,7 @@ export class DirectoryPager implements PageJobHandler {
     this.shuttingDown = true;
     if (this.flushTimer !== null) clearInterval(this.flushTimer);
     this.unsubscribePressure?.();
+    this.unsubscribeLevel?.();
     this.system.stopAging();
     let writebackError: unknown;
     try {

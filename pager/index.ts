@@ -1,5 +1,8 @@
 /** The user pager service: answering page requests from a backing directory. */
-export { DirectoryPager, PagedFile, statusForIoError, type DirectoryPagerOptions } from './directory-pager.js';
+export {
+  DirectoryPager, PagedFile, statusForIoError, FILE_HINTS,
+  type DirectoryPagerOptions, type FileHint, type FileResidency,
+} from './directory-pager.js';
 export { FaultInjector, parseFaultRule, parseFaultRules, globToRegExp, type FaultRule, type FaultAction } from './faults.js';
 export { PagerMetrics, LatencyWindow } from './metrics.js';
 export { PortServer, coalesce, type PageJob, type PageJobHandler } from './port-server.js';

@@ -2,8 +2,8 @@
  * The evictor: frees frames by taking clean, unpinned pages away from pager VMOs, oldest first.
  *
  * Order: the DONT_NEED queue, then the reclaim generations from oldest to newest, leaving the
- * ACTIVE_GENERATIONS newest alone unless the level is OutOfMemory; always-need pages only at
- * OutOfMemory. A page met with its Accessed bit set gets a second chance: it moves to the newest
+ * ACTIVE_GENERATIONS newest alone unless the level is IncludeNewest or OutOfMemory; always-need
+ * pages only at OutOfMemory. A page met with its Accessed bit set gets a second chance: it moves to the newest
  * generation instead. `evictPage` is the single place that decides a page may go.
  *
  * Targets follow Zircon's evictor: a round frees max(freeTarget - free, minFrames); what a round
@@ -17,8 +17,10 @@ import type { VmSystem } from './vm-system.js';
 export enum EvictionLevel {
   /** Only DONT_NEED and inactive generations; ALWAYS_NEED respected. */
   OnlyOldest = 0,
+  /** Every generation, the active ones included; ALWAYS_NEED still respected (budget shrinks). */
+  IncludeNewest = 1,
   /** Everything clean and unpinned, the active generations and always-need pages included. */
-  OutOfMemory = 1,
+  OutOfMemory = 2,
 }
 
 export interface EvictorCounters {
@@ -88,6 +90,7 @@ export class Evictor {
     const f = arena.frames;
     let freed = 0;
     const override = level === EvictionLevel.OutOfMemory;
+    const includeNewest = level >= EvictionLevel.IncludeNewest;
 
     // DONT_NEED first; an always-need page found there goes back to its protected queue.
     for (let fr = q.oldest(Queue.DontNeed); fr !== NO_FRAME && freed < want;) {
@@ -97,7 +100,7 @@ export class Evictor {
       fr = next;
     }
     const queues = q.reclaimQueuesOldestFirst();
-    const usable = override ? queues.length : queues.length - ACTIVE_GENERATIONS;
+    const usable = includeNewest ? queues.length : queues.length - ACTIVE_GENERATIONS;
     for (let i = 0; i < usable && freed < want; i++) {
       const queue = queues[i];
       const age = q.ageOf(queue);

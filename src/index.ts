@@ -3,12 +3,15 @@ export { ZxStatus, ZxError, statusName, parseStatusName, isZxError } from './sta
 export { InternalError } from './assert.js';
 export { PAGE_SIZE, PAGE_SHIFT, MAX_VMO_SIZE_BYTES } from './constants.js';
 export { PageRange } from './page-range.js';
-export { VmSystem, MIN_BUDGET_PAGES, type VmSystemOptions, type VmSystemStats } from './vm-system.js';
+export {
+  VmSystem, MIN_BUDGET_PAGES, PressureLevel, PRESSURE_LEVEL_NAMES, DEFAULT_PRESSURE_THRESHOLDS, checkPressureThresholds,
+  type VmSystemOptions, type VmSystemStats, type PressureThresholds,
+} from './vm-system.js';
 export { Pager, ALLOWED_FAIL_STATUSES } from './pager.js';
 export { Port, type PortPacket, type PageRequestPacket, type PagerCommandName } from './port.js';
 export { VmObject, VmObjectPaged, VmSlice, type VmoKind, type ChildObserver } from './vmo.js';
 export {
-  VmoOptions, ChildOptions, VmoOp, PagerOp, WRITEBACK_IS_ZERO,
+  VmoOptions, ChildOptions, VmoOp, PagerOp, WRITEBACK_IS_ZERO, PageResidency, type ResidencyRun,
   type DirtyRange, type DirtyRangesResult, type VmoStats, type VmoCounters,
 } from './vmo-types.js';
 export { EvictionLevel } from './evictor.js';

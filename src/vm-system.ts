@@ -35,6 +35,40 @@ export interface VmSystemOptions {
   onRequestOvertime?: (waiter: PageWaiter, waitedMs: number) => void;
   /** Run the full consistency walk after operations that call validate() (tests switch it on). */
   validate?: boolean;
+  /**
+   * Pressure thresholds: the level rises to WARNING, CRITICAL, OUT_OF_MEMORY when available frames
+   * (free plus reclaimable clean pages) fall to these fractions of the budget (default 0.25, 0.10, 0.02).
+   */
+  pressureThresholds?: PressureThresholds;
+}
+
+export interface PressureThresholds {
+  warning: number;
+  critical: number;
+  outOfMemory: number;
+}
+
+/** Memory pressure levels, as Zircon's memory watchdog names them. */
+export enum PressureLevel {
+  NORMAL = 0,
+  WARNING = 1,
+  CRITICAL = 2,
+  OUT_OF_MEMORY = 3,
+}
+
+export const PRESSURE_LEVEL_NAMES = ['NORMAL', 'WARNING', 'CRITICAL', 'OUT_OF_MEMORY'] as const;
+
+export const DEFAULT_PRESSURE_THRESHOLDS: PressureThresholds = { warning: 0.25, critical: 0.10, outOfMemory: 0.02 };
+
+/** Checks thresholds: fractions with outOfMemory < critical < warning < 1. Throws INVALID_ARGS. */
+export function checkPressureThresholds(t: PressureThresholds): PressureThresholds {
+  const ok = [t.warning, t.critical, t.outOfMemory].every((x) => Number.isFinite(x) && x >= 0 && x < 1) &&
+    t.outOfMemory < t.critical && t.critical < t.warning;
+  if (!ok) {
+    throw new ZxError(ZxStatus.ERR_INVALID_ARGS,
+      `pressure thresholds must be fractions of the budget with OUT_OF_MEMORY < CRITICAL < WARNING < 1 (got ${t.warning}, ${t.critical}, ${t.outOfMemory})`);
+  }
+  return t;
 }
 
 /** Below this a budget cannot hold one request's worth of pages plus a writer's. */
@@ -47,6 +81,7 @@ export interface ResolvedVmSystemOptions {
   requestTimeoutMs: number;
   requestOvertimeMs: number;
   validate: boolean;
+  pressureThresholds: PressureThresholds;
 }
 
 export interface VmSystemStats {
@@ -56,6 +91,9 @@ export interface VmSystemStats {
   evictor: EvictorCounters;
   residentBytes: number;
   vmoCount: number;
+  lockedPages: number;
+  pressureLevel: (typeof PRESSURE_LEVEL_NAMES)[number];
+  secondsInPressureLevels: Record<(typeof PRESSURE_LEVEL_NAMES)[number], number>;
 }
 
 interface PendingWait {
@@ -78,6 +116,13 @@ export class VmSystem {
   private nextVmoId = 1;
   /** Aging steps taken because reclaim found only active pages (for stats). */
   agedOnDemand = 0;
+  /** Pages protected by ALWAYS_NEED now (maintained by VmObjectPaged). */
+  lockedPages = 0;
+  /** The pressure level in force, when it began, and the time spent in each level before it. */
+  private level = PressureLevel.NORMAL;
+  private levelSinceMs = 0;
+  private readonly msInLevel = [0, 0, 0, 0];
+  private readonly levelListeners = new Set<(level: PressureLevel, previous: PressureLevel) => void>();
   private agingTimer: ReturnType<typeof setInterval> | null = null;
   /** Faults waiting on the pager, for the liveness sweep. */
   private readonly pendingWaits = new Set<PendingWait>();
@@ -102,7 +147,9 @@ export class VmSystem {
       requestTimeoutMs: options.requestTimeoutMs ?? 300_000,
       requestOvertimeMs: options.requestOvertimeMs ?? 20_000,
       validate: options.validate ?? false,
+      pressureThresholds: checkPressureThresholds(options.pressureThresholds ?? DEFAULT_PRESSURE_THRESHOLDS),
     };
+    this.levelSinceMs = performance.now();
     assert(this.options.highWatermarkFrames > this.options.lowWatermarkFrames, 'high watermark must exceed the low one');
     this.overtimeHook = options.onRequestOvertime;
   }
@@ -183,6 +230,10 @@ export class VmSystem {
         this.agedOnDemand++;
         this.evictor.reclaim(o.highWatermarkFrames, 0, EvictionLevel.OnlyOldest);
       }
+      // At CRITICAL the evictor may take from the active generations too, to keep the watermark.
+      if (this.arena.freeFrames <= o.lowWatermarkFrames && this.updatePressure() >= PressureLevel.CRITICAL) {
+        this.evictor.reclaim(o.highWatermarkFrames, 0, EvictionLevel.IncludeNewest);
+      }
     }
     let frame = this.arena.allocFrame();
     if (frame === NO_FRAME) {
@@ -190,7 +241,51 @@ export class VmSystem {
       frame = this.arena.allocFrame();
       for (const l of this.pressureListeners) l(frame === NO_FRAME);
     }
+    if (this.arena.freeFrames <= o.highWatermarkFrames) this.updatePressure();
     return frame;
+  }
+
+  /**
+   * The pressure level now, from available frames (free plus clean pages the evictor may take)
+   * against the thresholds: it says how much of the budget is held by what cannot be reclaimed
+   * (dirty, pinned, locked, anonymous pages). Recomputed here and on allocation; listeners hear
+   * each change once.
+   */
+  updatePressure(): PressureLevel {
+    const t = this.options.pressureThresholds;
+    const available = this.availableFrames / this.arena.limitFrames;
+    const next = available <= t.outOfMemory ? PressureLevel.OUT_OF_MEMORY
+      : available <= t.critical ? PressureLevel.CRITICAL
+        : available <= t.warning ? PressureLevel.WARNING : PressureLevel.NORMAL;
+    if (next !== this.level) {
+      const now = performance.now();
+      this.msInLevel[this.level] += now - this.levelSinceMs;
+      const previous = this.level;
+      this.level = next;
+      this.levelSinceMs = now;
+      for (const l of this.levelListeners) l(next, previous);
+    }
+    return next;
+  }
+
+  get pressureLevel(): PressureLevel {
+    return this.updatePressure();
+  }
+
+  /** Seconds spent in each level since start, by level name (the current one counted up to now). */
+  secondsInPressureLevels(): Record<(typeof PRESSURE_LEVEL_NAMES)[number], number> {
+    this.updatePressure();
+    const ms = [...this.msInLevel];
+    ms[this.level] += performance.now() - this.levelSinceMs;
+    return {
+      NORMAL: ms[0] / 1000, WARNING: ms[1] / 1000, CRITICAL: ms[2] / 1000, OUT_OF_MEMORY: ms[3] / 1000,
+    };
+  }
+
+  /** Subscribes to pressure level changes; returns an unsubscribe function. */
+  onPressureLevel(listener: (level: PressureLevel, previous: PressureLevel) => void): () => void {
+    this.levelListeners.add(listener);
+    return () => this.levelListeners.delete(listener);
   }
 
   /**
@@ -216,10 +311,11 @@ export class VmSystem {
   }
 
   /**
-   * Changes the budget. Growing takes effect at once. Shrinking reclaims down to the new limit at
-   * the out-of-memory level; if clean pages alone cannot make room (dirty or pinned pages fill it)
-   * the old budget stays and BAD_STATE says how many frames are held. Dirty pages must be written
-   * back by the pager first (the pager layer does that before calling).
+   * Changes the budget. Growing takes effect at once. Shrinking reclaims clean pages of every
+   * generation down to the new limit, but never always-need (locked) pages; if what cannot be
+   * reclaimed (dirty, pinned, locked, anonymous pages) exceeds the new budget, the old budget stays
+   * and BAD_STATE says how much is held. Dirty pages must be written back by the pager first (the
+   * pager layer does that before calling). Memory already in chunks is kept (frames never move).
    */
   setBudget(budgetBytes: number): void {
     const frames = Math.floor(budgetBytes / PAGE_SIZE);
@@ -228,13 +324,14 @@ export class VmSystem {
     }
     const used = this.arena.usedFrames;
     if (used > frames) {
-      this.evictor.reclaim(0, used - frames, EvictionLevel.OutOfMemory, true);
+      this.evictor.reclaim(0, used - frames, EvictionLevel.IncludeNewest, true);
       if (this.arena.usedFrames > frames) {
         throw new ZxError(ZxStatus.ERR_BAD_STATE,
-          `cannot shrink the budget to ${frames} pages: ${this.arena.usedFrames} pages are dirty, pinned or anonymous`);
+          `cannot shrink the budget to ${frames} pages: ${this.arena.usedFrames} pages are dirty, pinned, locked or anonymous`);
       }
     }
     this.arena.setLimit(frames);
+    this.updatePressure();
   }
 
   /** One aging step of the page queues (Zircon: every 5 s). */
@@ -351,6 +448,9 @@ export class VmSystem {
       evictor: { ...this.evictor.counters, evictedByGeneration: [...this.evictor.counters.evictedByGeneration] },
       residentBytes: this.arena.usedFrames * PAGE_SIZE,
       vmoCount: this.vmos.size,
+      lockedPages: this.lockedPages,
+      pressureLevel: PRESSURE_LEVEL_NAMES[this.pressureLevel],
+      secondsInPressureLevels: this.secondsInPressureLevels(),
     };
   }
 
@@ -372,12 +472,15 @@ export class VmSystem {
     this.arena.debugValidate();
     this.queues.debugValidate();
     let resident = 0;
+    let locked = 0;
     for (const vmo of this.vmos.values()) {
       if (vmo instanceof VmObjectPaged) {
         vmo.debugValidate();
         resident += vmo.pages.size;
+        locked += vmo.debugLocked;
       }
     }
+    assert(locked === this.lockedPages, `${locked} always-need pages found but ${this.lockedPages} counted`);
     assert(resident === this.arena.usedFrames, `VMOs hold ${resident} frames but the arena has ${this.arena.usedFrames} in use`);
     const limitOk = this.arena.usedFrames <= this.arena.limitFrames;
     assert(limitOk, `resident frames ${this.arena.usedFrames} exceed the budget of ${this.arena.limitFrames}`);

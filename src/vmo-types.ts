@@ -27,6 +27,29 @@ export enum VmoOp {
    * ALWAYS_NEED is sticky; `pagerfs unlock` needs a way back). Offsets rounded out like the hints.
    */
   RELEASE_ALWAYS_NEED = 0x1000,
+  /**
+   * pagerfs extension, not in Zircon: reclaims the range's clean, unpinned, unlocked pages now (the
+   * vmtouch "evict" verb). Dirty pages stay (the pager writes them back first). Offsets rounded out.
+   */
+  EVICT = 0x1001,
+}
+
+/** Residency of one page, as `residencyRuns` reports it. */
+export enum PageResidency {
+  /** Not resident: the next access asks the pager. */
+  Absent = 0,
+  Clean = 1,
+  /** Dirty or AwaitingClean, or a dirty zero run. */
+  Dirty = 2,
+  /** Protected by ALWAYS_NEED (clean). */
+  Locked = 3,
+  Pinned = 4,
+}
+
+export interface ResidencyRun {
+  startPage: number;
+  endPage: number;
+  state: PageResidency;
 }
 
 /** pager.opRange ops (ZX_PAGER_OP_*). */

@@ -29,7 +29,7 @@ import { PageSource, PageWaiter, type RequestKind } from './page-request.js';
 import { PagerCommand } from './port.js';
 import { ZxError, ZxStatus } from './status.js';
 import type { VmSystem } from './vm-system.js';
-import { ChildOptions, VmoOp, type VmoCounters } from './vmo-types.js';
+import { ChildOptions, PageResidency, VmoOp, type ResidencyRun, type VmoCounters } from './vmo-types.js';
 import { ZeroRanges } from './zero-ranges.js';
 
 export type VmoKind = 'anonymous' | 'pager' | 'clone' | 'slice';
@@ -366,6 +366,7 @@ export class VmObjectPaged extends VmObject {
     const f = this.system.arena.frames;
     assert(f.owner[frame] === this.id && f.pinCount[frame] === 0, () => `release: frame ${frame} not ours or pinned`);
     if (f.dirty[frame] === DirtyState.Dirty || f.dirty[frame] === DirtyState.AwaitingClean) this.dirtyCount--;
+    if ((f.flags[frame] & FrameFlag.AlwaysNeed) !== 0) this.system.lockedPages--;
     this.system.queues.remove(frame);
     f.state[frame] = FrameState.Allocated;
     f.owner[frame] = 0;
@@ -871,6 +872,7 @@ export class VmObjectPaged extends VmObject {
       case VmoOp.ALWAYS_NEED:
       case VmoOp.DONT_NEED:
       case VmoOp.RELEASE_ALWAYS_NEED:
+      case VmoOp.EVICT:
         return this.hint(op, offsetBytes, lengthBytes);
       default:
         throw new ZxError(ZxStatus.ERR_NOT_SUPPORTED, `unknown VMO op ${op as number}`);
@@ -896,8 +898,39 @@ export class VmObjectPaged extends VmObject {
       this.forEachRootPage(start, end, (root, frame) => root.setAlwaysNeed(frame, false));
       return;
     }
+    if (op === VmoOp.EVICT) {
+      const frames: number[] = [];
+      this.forEachRootPage(start, end, (_root, frame) => frames.push(frame));
+      for (const frame of frames) this.system.evictor.evictPage(frame, false);
+      return;
+    }
     // DONT_NEED: first candidates for reclaim; the protection of ALWAYS_NEED stays (it is sticky).
     this.forEachRootPage(start, end, (root, frame) => root.moveToDontNeed(frame));
+  }
+
+  /**
+   * The residency of pages [offset, offset + length) (rounded out) as maximal runs of one state,
+   * in order: absent, clean, dirty, locked, pinned. Costs the range's length in pages.
+   */
+  residencyRuns(offsetBytes: number, lengthBytes: number): ResidencyRun[] {
+    checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    const f = this.system.arena.frames;
+    const runs: ResidencyRun[] = [];
+    const end = pagesCeil(offsetBytes + lengthBytes);
+    for (let p = pageOf(offsetBytes); p < end; p++) {
+      const frame = this.pages.lookup(p);
+      let state: PageResidency;
+      if (frame === NO_FRAME) {
+        state = this.zeroRuns.stateAt(p) !== DirtyState.Untracked ? PageResidency.Dirty : PageResidency.Absent;
+      } else if (f.pinCount[frame] > 0) state = PageResidency.Pinned;
+      else if (f.dirty[frame] === DirtyState.Dirty || f.dirty[frame] === DirtyState.AwaitingClean) state = PageResidency.Dirty;
+      else if ((f.flags[frame] & FrameFlag.AlwaysNeed) !== 0) state = PageResidency.Locked;
+      else state = PageResidency.Clean;
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.state === state && last.endPage === p) last.endPage = p + 1;
+      else runs.push({ startPage: p, endPage: p + 1, state });
+    }
+    return runs;
   }
 
   /** Calls fn for pages of [start, end) resolved to a frame held by the pager root (not forked). */
@@ -913,6 +946,8 @@ export class VmObjectPaged extends VmObject {
 
   private setAlwaysNeed(frame: number, on: boolean): void {
     const f = this.system.arena.frames;
+    const was = (f.flags[frame] & FrameFlag.AlwaysNeed) !== 0;
+    if (was !== on) this.system.lockedPages += on ? 1 : -1;
     if (on) f.flags[frame] |= FrameFlag.AlwaysNeed;
     else f.flags[frame] &= ~FrameFlag.AlwaysNeed;
     if (!on && f.queue[frame] === Queue.AlwaysNeed) {
@@ -1238,19 +1273,25 @@ export class VmObjectPaged extends VmObject {
       `${this.source ? ` outstanding=${this.source.outstandingCount}${this.source.detached ? ' detached' : ''}` : ''}`;
   }
 
+  /** Always-need pages counted by the last debugValidate (VmSystem sums them). */
+  debugLocked = 0;
+
   /** Debug: every held frame names this VMO and its slot; counts agree with a walk. */
   debugValidate(): void {
     const f = this.system.arena.frames;
     let dirty = 0;
     let pinned = 0;
+    let locked = 0;
     this.pages.forEachInRange(0, Math.max(this.sizePagesValue, 1), (p, frame) => {
       assert(f.state[frame] === FrameState.InObject && f.owner[frame] === this.id && f.pageIndex[frame] === p,
         () => `vmo#${this.id}: frame ${frame} at page ${p} has owner ${f.owner[frame]} page ${f.pageIndex[frame]}`);
       if (f.dirty[frame] === DirtyState.Dirty || f.dirty[frame] === DirtyState.AwaitingClean) dirty++;
       if (f.pinCount[frame] > 0) pinned++;
+      if ((f.flags[frame] & FrameFlag.AlwaysNeed) !== 0) locked++;
       assert(p < this.sizePagesValue, `vmo#${this.id}: page ${p} past the end`);
     });
     assert(dirty === this.dirtyCount, `vmo#${this.id}: dirty count ${this.dirtyCount} != ${dirty}`);
+    this.debugLocked = locked;
     assert(pinned === this.pinnedCount, `vmo#${this.id}: pinned count ${this.pinnedCount} != ${pinned}`);
   }
 }
