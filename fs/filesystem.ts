@@ -271,11 +271,25 @@ export class PagerFilesystem {
     if (h === undefined) return cb(-ERRNO.EBADF);
     if (h.control !== null) return this.writeControl(h, buf, len, pos, cb);
     const vmo = h.file!.vmo;
-    let done: number;
+    const oldSize = vmo.contentSizeBytes;
+    const grows = pos + len > oldSize;
+    // A write that fails, wholly or in part, must not leave the file longer than what it wrote:
+    // undo our extension (unless another writer moved the size meanwhile).
+    const settle = (done: number): void => {
+      if (grows && done < len && vmo.contentSizeBytes === pos + len) {
+        try {
+          vmo.resize(done > 0 ? Math.max(oldSize, pos + done) : oldSize);
+        } catch (err) {
+          this.log.warn({ path: p, err: (err as Error).message }, 'could not undo a failed write\'s extension');
+        }
+      }
+    };
+    let done = 0;
     try {
-      if (pos + len > vmo.contentSizeBytes) vmo.resize(pos + len);
+      if (grows) vmo.resize(pos + len);
       done = vmo.writeStep(buf, 0, pos, len);
     } catch (err) {
+      settle(done);
       return this.fail('write', p, err, cb);
     }
     if (done === len) return cb(len);
@@ -287,6 +301,7 @@ export class PagerFilesystem {
         }
         cb(done);
       } catch (err) {
+        settle(done);
         if (done > 0) cb(done);
         else this.fail('write', p, err, cb);
       }

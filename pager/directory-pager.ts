@@ -481,14 +481,15 @@ export class DirectoryPager implements PageJobHandler {
       const expected = Math.max(0, Math.min(count * PAGE_SIZE, knownBytes - offset));
       const got = await this.readInto(file, views, offset, expected);
       zeroFrom(views, got);
-      const requiredBytes = Math.max(0, Math.min((reqEnd - pos) * PAGE_SIZE, expected));
-      if (got < requiredBytes) {
-        // The backing file is shorter than pagerfs knew: supply whole pages that arrived, fail the rest.
+      if (got < expected) {
+        // The backing file is shorter than pagerfs knew (changed behind its back): supply only the
+        // whole pages that arrived, never zeros in place of missing bytes; fail the required rest.
         const goodPages = Math.floor(got / PAGE_SIZE);
-        this.log.warn({ path: file.relPath, offset, expected: requiredBytes, got },
+        this.log.warn({ path: file.relPath, offset, expected, got },
           'backing file shorter than expected (changed behind pagerfs); failing the missing pages');
         if (goodPages > 0) this.supply(file, pos, goodPages, aux);
-        this.failRange(file, (pos + goodPages) * PAGE_SIZE, (reqEnd - pos - goodPages) * PAGE_SIZE, ZxStatus.ERR_IO_DATA_INTEGRITY);
+        const failFrom = pos + goodPages;
+        if (failFrom < reqEnd) this.failRange(file, failFrom * PAGE_SIZE, (reqEnd - failFrom) * PAGE_SIZE, ZxStatus.ERR_IO_DATA_INTEGRITY);
         return 'stop';
       }
       this.supply(file, pos, count, aux);
@@ -568,7 +569,8 @@ export class DirectoryPager implements PageJobHandler {
       this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_BAD_STATE);
       return;
     }
-    if (!(await this.hasRoomFor(end - job.offset))) {
+    // Only bytes past the backing file's end take new space; overwriting existing bytes does not.
+    if (!(await this.hasRoomFor(Math.max(0, end - Math.max(job.offset, file.backingSize))))) {
       this.log.warn({ path: file.relPath, offset: job.offset, length: job.length }, 'backing filesystem is full; refusing to dirty pages');
       this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
       return;
@@ -599,17 +601,23 @@ export class DirectoryPager implements PageJobHandler {
   }
 
   /** Is there room in the backing filesystem for `bytes` more? statfs at most once a second. */
+  /**
+   * Is there room in the backing filesystem for `bytes` more, beyond what files already promised
+   * (their content past the backing file's end, not yet written back)? statfs at most once a second.
+   */
   private async hasRoomFor(bytes: number): Promise<boolean> {
+    if (bytes === 0) return true;
     const now = performance.now();
     if (this.spaceCache === null || now - this.spaceCache.at > 1000) {
       const s = await fsp.statfs(this.root);
       this.spaceCache = { at: now, freeBytes: s.bavail * s.bsize };
     }
-    if (this.spaceCache.freeBytes < bytes) {
+    let promised = 0;
+    for (const f of this.byKey.values()) promised += Math.max(0, f.vmo.contentSizeBytes - f.backingSize);
+    if (this.spaceCache.freeBytes - promised < bytes) {
       this.spaceCache = null; // look again next time: space may have been freed
       return false;
     }
-    this.spaceCache.freeBytes -= bytes;
     return true;
   }
 
@@ -703,6 +711,8 @@ export class DirectoryPager implements PageJobHandler {
       throw Object.assign(new Error(`"${file.relPath}" is read-only in the backing directory`), { code: 'EROFS', errno: -30 });
     }
     file.dirtySince = null;
+    // Writeback changes what the store has free: the next room check must look again.
+    this.spaceCache = null;
     let backingSize = (await file.fh.stat()).size;
     try {
       for (const r of ranges) {
