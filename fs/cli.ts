@@ -10,6 +10,8 @@ import { createLogger, formatSize, parseDuration } from '../pager/index.js';
 import { ConfigError, DEFAULTS, EXIT, parseMountOptions, type RawMountOptions } from './config.js';
 import { CONTROL_DIR, type StatsDocument } from './control.js';
 import { clearStaleMount, mountPagerfs } from './mount.js';
+import { topCommand } from './top.js';
+import { budgetCommand, evictCommand, lockCommand, residencyCommand, touchCommand, unlockCommand } from './verbs.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -121,6 +123,7 @@ export function buildProgram(): Command {
     .option('--force', 'clear a stale mount left at <mountpoint> by a killed daemon before mounting')
     .option('--allow-other', 'let users other than the one mounting access the filesystem (FUSE allow_other)')
     .option('--kernel-cache', 'let the kernel page cache sit in front of pagerfs (shared mmap works; the pager sees fewer reads)')
+    .option('--max-locked <fraction>', 'most of the budget locked pages (`pagerfs lock`) may hold: a fraction in (0, 1] or a percentage', DEFAULTS.maxLocked)
     .action(async (backing: string, mountpoint: string, opts: RawMountOptions) => runMount(backing, mountpoint, opts));
 
   program.command('unmount')
@@ -148,6 +151,59 @@ export function buildProgram(): Command {
       });
     });
 
+  program.command('budget')
+    .summary('Print or set the memory budget of a mount')
+    .description('Print the memory budget in force, or set it (shrinking evicts and writes back as needed). ' +
+      'A shrink that locked or pinned pages alone exceed is refused (exit 1) and the budget stays.')
+    .argument('<mountpoint>', 'the mountpoint (or any path inside the mount)')
+    .argument('[size]', 'the new budget, e.g. 64MiB, 1G, 512k (minimum 16 pages)')
+    // "-5" is a bad size, not an unknown option: let it reach the size check.
+    .allowUnknownOption()
+    .action(async (mountpoint: string, size: string | undefined) => budgetCommand(mountpoint, size));
+
+  const verbNote = 'Paths must lie inside a pagerfs mount; directories are walked (symbolic links inside them are not followed). ' +
+    'Ends with a summary; on a terminal, a run longer than a second shows its progress. Exit 1 if the filesystem refused something, 3 for a bad path.';
+  program.command('touch')
+    .summary('Fault files in (vmtouch -t)')
+    .description(`Fault every page of the files in (hint commit). Touching more than the budget evicts older pages; the summary says how many. ${verbNote}`)
+    .argument('<paths...>', 'files or directories')
+    .action(async (paths: string[]) => touchCommand(paths));
+
+  program.command('evict')
+    .summary('Write back and evict files now (vmtouch -e)')
+    .description(`Write back the files' dirty pages, then evict their clean pages now (hint evict); prints the pages freed. Locked pages stay. ${verbNote}`)
+    .argument('<paths...>', 'files or directories')
+    .action(async (paths: string[]) => evictCommand(paths));
+
+  program.command('lock')
+    .summary('Fault files in and keep them resident (vmtouch -l)')
+    .description('Fault the files in and keep them resident (hint always_need). Refused (ENOMEM, exit 1) beyond the share of the budget ' +
+      `locked pages may hold (mount --max-locked, default 50%); then the locks this run placed are lifted again. ${verbNote}`)
+    .argument('<paths...>', 'files or directories')
+    .action(async (paths: string[]) => lockCommand(paths));
+
+  program.command('unlock')
+    .summary('Make locked files evictable again')
+    .description(`Lift the lock of the files (hint normal): their pages become evictable again. ${verbNote}`)
+    .argument('<paths...>', 'files or directories')
+    .action(async (paths: string[]) => unlockCommand(paths));
+
+  program.command('residency')
+    .summary('Resident / total pages per file; -v draws strips (vmtouch -v)')
+    .description(`Show resident / total pages per file (with dirty and locked pages); -v draws each file as a strip, one character per chunk of pages. ${verbNote}`)
+    .argument('<paths...>', 'files or directories')
+    .option('-v, --verbose', 'draw a residency strip per file (as wide as the terminal, else 64 characters)')
+    .action(async (paths: string[], opts: { verbose?: boolean }) => residencyCommand(paths, opts));
+
+  program.command('top')
+    .summary('Live view: budget, pressure, rates, latency, busiest files')
+    .description('A live view of a mount: budget bar, pressure level, rates per second, latency and the busiest files with residency strips. ' +
+      'Quit with q or Ctrl-C. Without a terminal, prints plain frames.')
+    .argument('<mountpoint>', 'the mountpoint (or any path inside the mount)')
+    .option('--once', 'sample twice, one interval apart, print one plain-text frame and exit')
+    .option('--interval <duration>', 'time between refreshes (and between the two samples of --once)', '1s')
+    .action(async (mountpoint: string, opts: { once?: boolean; interval?: string }) => topCommand(mountpoint, opts));
+
   program.command('demo')
     .description('Run the demonstration: mount a sample directory under a small budget and show the pager at work.')
     .action(async () => {
@@ -159,6 +215,11 @@ export function buildProgram(): Command {
 }
 
 async function main(): Promise<void> {
+  // `pagerfs residency dir | head`: a reader that went away is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.OK);
+    throw err;
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(process.argv);

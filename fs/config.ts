@@ -23,6 +23,8 @@ export interface MountConfig {
   allowOther: boolean;
   /** Let the kernel cache file pages (shared mmap works; pagerfs sees fewer reads). */
   kernelCache: boolean;
+  /** Most of the budget locked (always_need) pages may hold, a fraction in (0, 1]. */
+  maxLockedShare?: number;
 }
 
 /** Exit codes of the CLI. */
@@ -41,6 +43,7 @@ export const DEFAULTS = {
   writebackDelay: '5s',
   requestTimeout: '300s',
   logLevel: 'info',
+  maxLocked: '0.5',
 };
 
 export interface RawMountOptions {
@@ -56,6 +59,16 @@ export interface RawMountOptions {
   force?: boolean;
   allowOther?: boolean;
   kernelCache?: boolean;
+  maxLocked?: string;
+}
+
+/** A share: "0.5", "1", or a percentage "50%"; must lie in (0, 1]. */
+function parseShare(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(%?)\s*$/.exec(text);
+  if (m === null) throw new Error('use a fraction of the budget like 0.5, or a percentage like 50%');
+  const v = Number(m[1]) / (m[2] === '%' ? 100 : 1);
+  if (!(v > 0 && v <= 1)) throw new Error('must be above 0 and at most 1 (100%)');
+  return v;
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -80,6 +93,7 @@ export function parseMountOptions(backing: string, mountpoint: string, raw: RawM
   const requestTimeoutMs = parseOr('--request-timeout', raw.requestTimeout ?? DEFAULTS.requestTimeout, parseDuration);
   if (requestTimeoutMs <= 0) throw new ConfigError(`Invalid --request-timeout "${raw.requestTimeout}": must be above zero`);
   const faults = (raw.injectFault ?? []).map((r) => parseOr('--inject-fault', r, parseFaultRule));
+  const maxLockedShare = parseOr('--max-locked', raw.maxLocked ?? DEFAULTS.maxLocked, parseShare);
   const logLevel = raw.logLevel ?? DEFAULTS.logLevel;
   if (!LEVELS.includes(logLevel)) throw new ConfigError(`Invalid --log-level "${logLevel}": use one of ${LEVELS.join(', ')}`);
   let metricsListen: MountConfig['metricsListen'];
@@ -106,6 +120,7 @@ export function parseMountOptions(backing: string, mountpoint: string, raw: RawM
     force: raw.force ?? false,
     allowOther: raw.allowOther ?? false,
     kernelCache: raw.kernelCache ?? false,
+    maxLockedShare,
   };
 }
 

@@ -86,6 +86,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
     writebackDelayMs: config.writebackDelayMs,
     faults: new FaultInjector(config.faults),
     trace: config.trace,
+    maxLockedShare: config.maxLockedShare,
   });
   pager.start();
   const filesystem = new PagerFilesystem({ pager, logger: log, hooks: { onUnmountRequest: hooks.onUnmountRequest } });

@@ -190,6 +190,8 @@ export class DirectoryPager implements PageJobHandler {
   private spaceCache: { at: number; freeBytes: number } | null = null;
   private shuttingDown = false;
   private readonly maxLockedShare: number;
+  /** Pages of locks being placed now (always_need in progress), counted against the locked share. */
+  private lockReserved = 0;
   private unsubscribeLevel: (() => void) | null = null;
 
   constructor(options: DirectoryPagerOptions) {
@@ -634,6 +636,10 @@ export class DirectoryPager implements PageJobHandler {
       this.system.setBudget(bytes);
     } catch (err) {
       if (!isZxError(err, ZxStatus.ERR_BAD_STATE)) throw err;
+      // Refused for dirty pages? Write them back and try again. Pinned or locked pages that alone
+      // exceed the budget are refused as they are, with nothing written or evicted.
+      const stuck = this.system.arena.usedFrames - this.system.reclaimableUnlockedPages() - this.system.dirtyPages;
+      if (stuck > Math.floor(bytes / PAGE_SIZE)) throw err;
       await this.writebackAll().catch(() => undefined);
       this.system.setBudget(bytes);
     }
@@ -654,13 +660,19 @@ export class DirectoryPager implements PageJobHandler {
         await vmo.opRange(VmoOp.DONT_NEED, 0, size);
         break;
       case 'always_need': {
-        const locked = this.system.lockedPages - this.residency(file).locked;
+        // Locks being placed right now count too (reserved), so concurrent locks cannot overshoot.
+        const others = this.system.lockedPages - vmo.counters().lockedPages + this.lockReserved;
         const limit = Math.floor(this.system.budgetPages * this.maxLockedShare);
-        if (locked + vmo.sizePages > limit) {
+        if (others + vmo.sizePages > limit) {
           throw new ZxError(ZxStatus.ERR_NO_MEMORY,
-            `locking ${vmo.sizePages} pages would hold ${locked + vmo.sizePages} locked pages, above ${Math.round(this.maxLockedShare * 100)}% of the budget (${limit} pages)`);
+            `locking ${vmo.sizePages} pages would hold ${others + vmo.sizePages} locked pages, above ${Math.round(this.maxLockedShare * 100)}% of the budget (${limit} pages)`);
         }
-        await vmo.opRange(VmoOp.ALWAYS_NEED, 0, size);
+        this.lockReserved += vmo.sizePages;
+        try {
+          await vmo.opRange(VmoOp.ALWAYS_NEED, 0, size);
+        } finally {
+          this.lockReserved -= vmo.sizePages;
+        }
         break;
       }
       case 'normal':

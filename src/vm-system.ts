@@ -143,7 +143,9 @@ export class VmSystem {
     this.options = {
       lowWatermarkFrames: low,
       highWatermarkFrames: options.highWatermarkFrames ?? Math.max(low + 1, Math.floor(frames / 32)),
-      maxRequestPages: options.maxRequestPages ?? 1024,
+      // A request's pages cannot be evicted until it is answered, so one request must leave most of
+      // the budget reclaimable: at most a quarter of it (and at most 1024 pages, 4 MiB).
+      maxRequestPages: options.maxRequestPages ?? Math.min(1024, Math.max(16, Math.floor(frames / 4))),
       requestTimeoutMs: options.requestTimeoutMs ?? 300_000,
       requestOvertimeMs: options.requestOvertimeMs ?? 20_000,
       validate: options.validate ?? false,
@@ -157,6 +159,19 @@ export class VmSystem {
   /** Frames an allocation could get now: free ones plus clean pages the evictor may take (O(1)). */
   get availableFrames(): number {
     return this.arena.freeFrames + this.queues.reclaimablePages;
+  }
+
+  /**
+   * Clean pages the evictor may take without overriding ALWAYS_NEED: the reclaim queues, less the
+   * locked pages parked in DONT_NEED. Walks the DONT_NEED queue.
+   */
+  reclaimableUnlockedPages(): number {
+    let lockedInDontNeed = 0;
+    const f = this.arena.frames;
+    for (let fr = this.queues.oldest(Queue.DontNeed); fr !== NO_FRAME; fr = this.queues.nextNewer(fr)) {
+      if ((f.flags[fr] & FrameFlag.AlwaysNeed) !== 0) lockedInDontNeed++;
+    }
+    return this.queues.reclaimablePages - lockedInDontNeed;
   }
 
   /** The budget in pages. */
@@ -323,6 +338,12 @@ export class VmSystem {
       throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `memory budget ${budgetBytes} is below the minimum of ${MIN_BUDGET_PAGES} pages`);
     }
     const used = this.arena.usedFrames;
+    // Refuse before evicting anything when what cannot be reclaimed already exceeds the new budget.
+    const unreclaimable = used - this.reclaimableUnlockedPages();
+    if (unreclaimable > frames) {
+      throw new ZxError(ZxStatus.ERR_BAD_STATE,
+        `cannot shrink the budget to ${frames} pages: ${unreclaimable} pages are dirty, pinned, locked or anonymous`);
+    }
     if (used > frames) {
       this.evictor.reclaim(0, used - frames, EvictionLevel.IncludeNewest, true);
       if (this.arena.usedFrames > frames) {

@@ -94,4 +94,6 @@ export interface VmoCounters {
   faults: number;
   /** Zero-run pages (no frame) that still need writeback. */
   dirtyZeroPages: number;
+  /** Pages protected by ALWAYS_NEED. */
+  lockedPages: number;
 }

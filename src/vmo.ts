@@ -237,6 +237,8 @@ export class VmObjectPaged extends VmObject {
   private faultCount = 0;
   private dirtyCount = 0;
   private pinnedCount = 0;
+  /** Pages of this VMO protected by ALWAYS_NEED. */
+  private lockedCount = 0;
   /** Scratch for resolve(): where a MISSING page must be faulted. Sync-only, read immediately. */
   private faultRoot: VmObjectPaged | null = null;
   private faultPage = 0;
@@ -297,6 +299,7 @@ export class VmObjectPaged extends VmObject {
       evictedPages: this.evicted,
       faults: this.faultCount,
       dirtyZeroPages: this.zeroRuns.pageCount,
+      lockedPages: this.lockedCount,
     };
   }
 
@@ -366,7 +369,10 @@ export class VmObjectPaged extends VmObject {
     const f = this.system.arena.frames;
     assert(f.owner[frame] === this.id && f.pinCount[frame] === 0, () => `release: frame ${frame} not ours or pinned`);
     if (f.dirty[frame] === DirtyState.Dirty || f.dirty[frame] === DirtyState.AwaitingClean) this.dirtyCount--;
-    if ((f.flags[frame] & FrameFlag.AlwaysNeed) !== 0) this.system.lockedPages--;
+    if ((f.flags[frame] & FrameFlag.AlwaysNeed) !== 0) {
+      this.system.lockedPages--;
+      this.lockedCount--;
+    }
     this.system.queues.remove(frame);
     f.state[frame] = FrameState.Allocated;
     f.owner[frame] = 0;
@@ -947,7 +953,10 @@ export class VmObjectPaged extends VmObject {
   private setAlwaysNeed(frame: number, on: boolean): void {
     const f = this.system.arena.frames;
     const was = (f.flags[frame] & FrameFlag.AlwaysNeed) !== 0;
-    if (was !== on) this.system.lockedPages += on ? 1 : -1;
+    if (was !== on) {
+      this.system.lockedPages += on ? 1 : -1;
+      this.lockedCount += on ? 1 : -1;
+    }
     if (on) f.flags[frame] |= FrameFlag.AlwaysNeed;
     else f.flags[frame] &= ~FrameFlag.AlwaysNeed;
     if (!on && f.queue[frame] === Queue.AlwaysNeed) {
@@ -1291,6 +1300,7 @@ export class VmObjectPaged extends VmObject {
       assert(p < this.sizePagesValue, `vmo#${this.id}: page ${p} past the end`);
     });
     assert(dirty === this.dirtyCount, `vmo#${this.id}: dirty count ${this.dirtyCount} != ${dirty}`);
+    assert(locked === this.lockedCount, `vmo#${this.id}: locked count ${this.lockedCount} != ${locked}`);
     this.debugLocked = locked;
     assert(pinned === this.pinnedCount, `vmo#${this.id}: pinned count ${this.pinnedCount} != ${pinned}`);
   }

@@ -588,3 +588,31 @@ describe('setBudget', () => {
     checkBudget(tp.system);
   });
 });
+
+// -------------------------------------------------------------------------------------------------
+describe('request size under a small budget', () => {
+  it('by default a page request asks for at most a quarter of the budget, so its in-flight pages never fill it', async () => {
+    // A request's pages cannot be evicted until it is answered; a commit larger than the budget must
+    // therefore come in requests that leave room to evict (regression: touch under a 4 MiB budget
+    // reached the out-of-memory level and took locked pages).
+    const system = new VmSystem({ budgetBytes: 64 * PAGE_SIZE, validate: true });
+    const pager = system.createPager();
+    const port = system.createPort();
+    const vmo = pager.createVmo(0, port, 1, 200 * PAGE_SIZE);
+    const committing = vmo.commitRange(0, 200 * PAGE_SIZE);
+    let requests = 0;
+    for (;;) {
+      const p = await Promise.race([port.wait(), committing.then(() => null)]);
+      if (p === null) break;
+      requests++;
+      expect(p.length / PAGE_SIZE).toBeLessThanOrEqual(16);
+      const aux = system.createVmo(p.length);
+      pager.supplyPages(vmo, p.offset, p.length, aux, 0);
+      aux.close();
+      expect(system.arena.usedFrames).toBeLessThanOrEqual(64);
+    }
+    await committing;
+    expect(requests).toBeGreaterThanOrEqual(200 / 16);
+    expect(system.evictor.counters.alwaysNeedOverrides).toBe(0);
+  });
+});

@@ -72,7 +72,9 @@ export class TestPager {
   private nextKey = 1;
 
   constructor(options: TestPagerOptions = {}) {
-    this.system = new VmSystem({ budgetBytes: 16 << 20, validate: true, ...options });
+    // Requests up to 1024 pages whatever the budget, so tests can assert one request per run (the
+    // default caps a request at a quarter of the budget; budget-pressure tests cover that).
+    this.system = new VmSystem({ budgetBytes: 16 << 20, validate: true, maxRequestPages: 1024, ...options });
     this.pager = this.system.createPager();
     this.port = this.system.createPort();
   }
