@@ -123,6 +123,7 @@ export function buildProgram(): Command {
     .option('--force', 'clear a stale mount left at <mountpoint> by a killed daemon before mounting')
     .option('--allow-other', 'let users other than the one mounting access the filesystem (FUSE allow_other)')
     .option('--kernel-cache', 'let the kernel page cache sit in front of pagerfs (shared mmap works; the pager sees fewer reads)')
+    .option('--pressure-thresholds <w,c,o>', 'memory pressure levels WARNING, CRITICAL, OUT_OF_MEMORY: when available pages (free plus reclaimable clean ones) fall to these shares of the budget', DEFAULTS.pressureThresholds)
     .option('--max-locked <fraction>', 'most of the budget locked pages (`pagerfs lock`) may hold: a fraction in (0, 1] or a percentage', DEFAULTS.maxLocked)
     .action(async (backing: string, mountpoint: string, opts: RawMountOptions) => runMount(backing, mountpoint, opts));
 

@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { MIN_BUDGET_PAGES, PAGE_SIZE } from '../src/index.js';
+import { MIN_BUDGET_PAGES, PAGE_SIZE, checkPressureThresholds, type PressureThresholds } from '../src/index.js';
 import { parseDuration, parseFaultRule, parseSize, type FaultRule } from '../pager/index.js';
 
 export interface MountConfig {
@@ -25,6 +25,8 @@ export interface MountConfig {
   kernelCache: boolean;
   /** Most of the budget locked (always_need) pages may hold, a fraction in (0, 1]. */
   maxLockedShare?: number;
+  /** Pressure level thresholds (shares of the budget). */
+  pressureThresholds?: PressureThresholds;
 }
 
 /** Exit codes of the CLI. */
@@ -44,6 +46,7 @@ export const DEFAULTS = {
   requestTimeout: '300s',
   logLevel: 'info',
   maxLocked: '0.5',
+  pressureThresholds: '25%,10%,2%',
 };
 
 export interface RawMountOptions {
@@ -60,6 +63,7 @@ export interface RawMountOptions {
   allowOther?: boolean;
   kernelCache?: boolean;
   maxLocked?: string;
+  pressureThresholds?: string;
 }
 
 /** A share: "0.5", "1", or a percentage "50%"; must lie in (0, 1]. */
@@ -94,6 +98,7 @@ export function parseMountOptions(backing: string, mountpoint: string, raw: RawM
   if (requestTimeoutMs <= 0) throw new ConfigError(`Invalid --request-timeout "${raw.requestTimeout}": must be above zero`);
   const faults = (raw.injectFault ?? []).map((r) => parseOr('--inject-fault', r, parseFaultRule));
   const maxLockedShare = parseOr('--max-locked', raw.maxLocked ?? DEFAULTS.maxLocked, parseShare);
+  const pressureThresholds = parseOr('--pressure-thresholds', raw.pressureThresholds ?? DEFAULTS.pressureThresholds, parseThresholds);
   const logLevel = raw.logLevel ?? DEFAULTS.logLevel;
   if (!LEVELS.includes(logLevel)) throw new ConfigError(`Invalid --log-level "${logLevel}": use one of ${LEVELS.join(', ')}`);
   let metricsListen: MountConfig['metricsListen'];
@@ -121,7 +126,24 @@ export function parseMountOptions(backing: string, mountpoint: string, raw: RawM
     allowOther: raw.allowOther ?? false,
     kernelCache: raw.kernelCache ?? false,
     maxLockedShare,
+    pressureThresholds,
   };
+}
+
+/** "25%,10%,2%" or "0.25,0.1,0.02": WARNING, CRITICAL, OUT_OF_MEMORY as shares of the budget. */
+function parseThresholds(text: string): PressureThresholds {
+  const parts = text.split(',').map((p) => p.trim());
+  if (parts.length !== 3) throw new Error('give three shares of the budget, WARNING,CRITICAL,OUT_OF_MEMORY, like 25%,10%,2%');
+  const [warning, critical, outOfMemory] = parts.map((p) => {
+    const m = /^(\d+(?:\.\d+)?)(%?)$/.exec(p);
+    if (m === null) throw new Error(`"${p}" is not a share (use 0.25 or 25%)`);
+    return Number(m[1]) / (m[2] === '%' ? 100 : 1);
+  });
+  try {
+    return checkPressureThresholds({ warning, critical, outOfMemory });
+  } catch (err) {
+    throw new Error((err as Error).message.replace(/^ERR_INVALID_ARGS: /, ''));
+  }
 }
 
 function isInside(child: string, parent: string): boolean {

@@ -19,6 +19,7 @@ import { PAGE_SIZE, VmSystem } from '../src/index.js';
 import { DirectoryPager, FaultInjector, formatSize } from '../pager/index.js';
 import { ConfigError, EXIT, checkPaths, type MountConfig } from './config.js';
 import { PagerFilesystem } from './filesystem.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 
 const exec = promisify(execFile);
 
@@ -75,6 +76,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
   const system = new VmSystem({
     budgetBytes: config.budgetBytes,
     requestTimeoutMs: config.requestTimeoutMs,
+    pressureThresholds: config.pressureThresholds,
     requestOvertimeMs: Math.min(20_000, config.requestTimeoutMs / 2),
     onRequestOvertime: (waiter, ms) => log.warn({ page: waiter.pageIndex, waitedMs: Math.round(ms) }, 'page request overtime: the pager has not answered'),
   });
@@ -109,6 +111,16 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
     force: false, mkdir: false, timeout: false, allowOther: config.allowOther,
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  let metrics: MetricsServer | null = null;
+  if (config.metricsListen !== undefined) {
+    try {
+      metrics = await startMetricsServer(pager, config.metricsListen, log);
+    } catch (err) {
+      await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
+      await pager.shutdown();
+      throw new ConfigError(`Cannot serve metrics on "${config.metricsListen.host}:${config.metricsListen.port}": ${(err as Error).message}`, EXIT.MOUNT_FAILED);
+    }
+  }
   log.info({ backing: config.backing, mountpoint: config.mountpoint, budget: formatSize(config.budgetBytes),
     budgetPages: config.budgetBytes / PAGE_SIZE, mode: config.kernelCache ? 'kernel-cache' : 'direct_io' }, 'pagerfs mounted');
 
@@ -125,6 +137,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
         resolve();
       }));
       await pager.shutdown();
+      await metrics?.close();
       log.info({ mountpoint: config.mountpoint }, 'pagerfs unmounted');
     })();
     return unmounting;
