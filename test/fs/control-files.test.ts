@@ -211,7 +211,7 @@ describe('.pagerfs/faults', () => {
 describe('.pagerfs directory', () => {
   it('lists stats, faults and unmount, and hides a backing entry of the same name', async () => {
     const m = await startMount({ budget: '1MiB', files: { '.pagerfs/stats': 'impostor', 'x': 'x' } });
-    expect((await fsp.readdir(m.p('.pagerfs'))).sort()).toEqual(['faults', 'stats', 'unmount']);
+    expect((await fsp.readdir(m.p('.pagerfs'))).sort()).toEqual(['budget', 'faults', 'stats', 'unmount']);
     expect((await fsp.readdir(m.p())).filter((n) => n === '.pagerfs')).toEqual(['.pagerfs']);
     const stats = await fsp.readFile(m.p('.pagerfs/stats'), 'utf8');
     expect(stats).not.toContain('impostor');
@@ -228,7 +228,7 @@ describe('.pagerfs directory', () => {
     expect(await codeOf(fsp.writeFile(m.p('.pagerfs/new'), 'x'))).toMatch(/^(EACCES|EPERM|ENOENT)$/);
     expect(await codeOf(fsp.link(m.p('x'), m.p('.pagerfs/x')))).toMatch(/^(EACCES|EPERM|ENOENT)$/);
     expect(await codeOf(fsp.rmdir(m.p('.pagerfs')))).toMatch(/^(EACCES|EPERM|ENOTEMPTY)$/);
-    expect((await fsp.readdir(m.p('.pagerfs'))).sort()).toEqual(['faults', 'stats', 'unmount']);
+    expect((await fsp.readdir(m.p('.pagerfs'))).sort()).toEqual(['budget', 'faults', 'stats', 'unmount']);
     expect(await codeOf(fsp.lstat(m.b('.pagerfs')))).toBe('ENOENT');
   });
 
