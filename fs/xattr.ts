@@ -96,16 +96,16 @@ function fsError(err: unknown): Error {
 }
 
 export async function backingGetXattr(file: string, name: string): Promise<Buffer> {
+  let stdout: string;
   try {
-    const { stdout } = await exec('getfattr', ['-h', '-e', 'hex', '-n', name, '--', file]);
-    const line = stdout.split('\n').find((l) => l.startsWith(`${name}=`));
-    if (line === undefined) throw errnoError('ENODATA', 'no such attribute');
-    const value = line.slice(name.length + 1);
-    return value.startsWith('0x') ? Buffer.from(value.slice(2), 'hex') : Buffer.alloc(0);
+    ({ stdout } = await exec('getfattr', ['-h', '-e', 'hex', '-n', name, '--', file]));
   } catch (err) {
-    if ((err as { errno?: number }).errno !== undefined && (err as Error).message !== undefined && !('stderr' in (err as object))) throw err;
     throw fsError(err);
   }
+  const line = stdout.split('\n').find((l) => l.startsWith(`${name}=`));
+  if (line === undefined) throw errnoError('ENODATA', 'no such attribute');
+  const value = line.slice(name.length + 1);
+  return value.startsWith('0x') ? Buffer.from(value.slice(2), 'hex') : Buffer.alloc(0);
 }
 
 export async function backingSetXattr(file: string, name: string, value: Buffer): Promise<void> {

@@ -9,7 +9,7 @@
  */
 import { assert } from './assert.js';
 import { FrameFlag, NO_FRAME, PhysicalPageArena, type ArenaCounters } from './arena.js';
-import { PAGE_SIZE, pagesCeil } from './constants.js';
+import { PAGE_SIZE } from './constants.js';
 import { EvictionLevel, Evictor, type EvictorCounters } from './evictor.js';
 import { PageQueues, Queue, RECLAIM_GENERATIONS, type PageQueueCounts } from './page-queues.js';
 import type { PageWaiter } from './page-request.js';
@@ -475,10 +475,6 @@ export class VmSystem {
     };
   }
 
-  /** Pages needed for `bytes`. */
-  static pagesFor(bytes: number): number {
-    return pagesCeil(bytes);
-  }
 
   /**
    * The full consistency walk: arena free list, queue lists and counts, every VMO's frames, and the

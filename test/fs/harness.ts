@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach } from 'vitest';
+import { readToEnd } from '../../fs/client.js';
 
 export const PAGE = 4096;
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -318,23 +319,7 @@ export function useMountHooks(): void {
 }
 
 /** Reads a file through one handle until read returns 0, whatever its reported size. */
-export async function readToEnd(file: string): Promise<Buffer> {
-  const fh = await fsp.open(file, 'r');
-  try {
-    const parts: Buffer[] = [];
-    let pos = 0;
-    for (;;) {
-      const buf = Buffer.alloc(64 * 1024);
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) break;
-      parts.push(buf.subarray(0, bytesRead));
-      pos += bytesRead;
-    }
-    return Buffer.concat(parts);
-  } finally {
-    await fh.close();
-  }
-}
+export { readToEnd } from '../../fs/client.js';
 
 /** The error code of a failing async call, or 'OK'. */
 export async function codeOf(p: Promise<unknown>): Promise<string> {
