@@ -55,6 +55,13 @@ function checkRange(sizeBytes: number, offsetBytes: number, lengthBytes: number)
   }
 }
 
+/** The caller's buffer must hold the bytes asked for (Zircon checks user buffers the same way). */
+function checkBuffer(buf: Uint8Array, bufOffset: number, lengthBytes: number): void {
+  if (bufOffset < 0 || bufOffset + lengthBytes > buf.length) {
+    throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `buffer of ${buf.length} bytes cannot hold ${lengthBytes} bytes at ${bufOffset}`);
+  }
+}
+
 function truncateName(name: string): string {
   const bytes = Buffer.from(name, 'utf8');
   if (bytes.length <= MAX_NAME_BYTES) return name;
@@ -462,6 +469,7 @@ export class VmObjectPaged extends VmObject {
 
   readStep(dst: Uint8Array, dstOffset: number, offsetBytes: number, lengthBytes: number): number {
     checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    checkBuffer(dst, dstOffset, lengthBytes);
     if (lengthBytes === 0) return 0;
     const arena = this.system.arena;
     const flags = arena.frames.flags;
@@ -516,6 +524,7 @@ export class VmObjectPaged extends VmObject {
 
   writeStep(src: Uint8Array, srcOffset: number, offsetBytes: number, lengthBytes: number): number {
     checkRange(this.sizeBytes, offsetBytes, lengthBytes);
+    checkBuffer(src, srcOffset, lengthBytes);
     if (lengthBytes === 0) return 0;
     const arena = this.system.arena;
     const endByte = offsetBytes + lengthBytes;
@@ -755,8 +764,10 @@ export class VmObjectPaged extends VmObject {
     const lastWhole = pageOf(end);
     const zeros = this.system.zeroPage;
     if (firstWhole >= lastWhole) {
-      await this.write(zeros, offsetBytes, lengthBytes); // within one page or two partial pages
-      if (firstWhole > lastWhole) return;
+      // No whole page inside: one partial page, or the ends of two neighbouring pages.
+      const split = Math.min(end, firstWhole * PAGE_SIZE);
+      await this.write(zeros, offsetBytes, split - offsetBytes);
+      if (end > split) await this.write(zeros, split, end - split);
       return;
     }
     if (offsetBytes < firstWhole * PAGE_SIZE) await this.write(zeros, offsetBytes, firstWhole * PAGE_SIZE - offsetBytes);

@@ -308,3 +308,28 @@ describe('anonymous VMOs and the VMO surface', () => {
     tp.expectNoRequest();
   });
 });
+
+describe('buffers and partial-page zeroing', () => {
+  it('zeroRange across the ends of two neighbouring pages zeroes every byte of the range', async () => {
+    // Regression: the partial write used a one-page zero buffer for up to two pages' worth of bytes.
+    const { VmSystem } = await import('../../src/index.js');
+    const sys = new VmSystem({ budgetBytes: 64 * 4096, validate: true });
+    const vmo = sys.createVmo(3 * 4096);
+    await vmo.write(new Uint8Array(3 * 4096).fill(0xee), 0);
+    await vmo.zeroRange(100, 8000); // [100, 8100): no whole page inside
+    const out = new Uint8Array(3 * 4096);
+    await vmo.read(out, 0);
+    expect(out.subarray(0, 100).every((b) => b === 0xee)).toBe(true);
+    expect(out.subarray(100, 8100).every((b) => b === 0)).toBe(true);
+    expect(out.subarray(8100).every((b) => b === 0xee)).toBe(true);
+  });
+
+  it('a read or write longer than the caller\'s buffer is INVALID_ARGS and touches nothing', async () => {
+    const { VmSystem, ZxStatus, isZxError } = await import('../../src/index.js');
+    const sys = new VmSystem({ budgetBytes: 64 * 4096, validate: true });
+    const vmo = sys.createVmo(2 * 4096);
+    expect(() => vmo.writeStep(new Uint8Array(10), 0, 0, 20)).toThrow();
+    try { vmo.readStep(new Uint8Array(10), 5, 0, 10); expect.fail('no error'); } catch (err) { expect(isZxError(err, ZxStatus.ERR_INVALID_ARGS)).toBe(true); }
+    expect(vmo.counters().residentPages).toBe(0);
+  });
+});
