@@ -11,9 +11,13 @@
  * some bytes were done returns the short count; the next call gets the errno.
  */
 import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { type VmObjectPaged } from '../src/index.js';
 import type { DirectoryPager, PagedFile } from '../pager/index.js';
+import { caller, type Caller } from './caller.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
 import { ERRNO, isExpectedError, toErrno } from './errno.js';
 import {
@@ -41,12 +45,42 @@ export interface FilesystemOptions {
   pager: DirectoryPager;
   logger: Logger;
   hooks?: ControlHooks;
+  /**
+   * create, mkdir, mknod and symlink act as the caller (fuse_get_context(), captured at the start of
+   * the handler): the new backing file is given the caller's uid and gid (the group of a setgid
+   * parent directory instead, as the kernel does). For `--allow-other` mounts by a root daemon (only
+   * root may give files away). Default false: new files belong to the daemon's user.
+   */
+  createAsCaller?: boolean;
 }
 
 /** Access-mode bits of open flags (Node's constants lack O_ACCMODE). */
 const O_ACCMODE = 3;
 const S_IFDIR = fsc.S_IFDIR;
 const S_IFREG = fsc.S_IFREG;
+const S_ISGID = 0o2000;
+/**
+ * Inode numbers of the control directory and its files (st_ino and readdir's d_ino, use_ino): from
+ * the top of the 53-bit range down, far from any backing filesystem's numbers in practice.
+ */
+const CONTROL_INO_TOP = 2 ** 53 - 1;
+
+type MknodFn = (path: string, mode: number, dev: number, cb: (err: Error | null) => void) => void;
+let nativeMknod: MknodFn | null | undefined;
+
+/**
+ * mknod(2) through the patched fuse-native (native/README.md: Node has no mknod). Loaded lazily, so
+ * that importing this module loads no native binding; ENOSYS without the patch.
+ */
+function mknodNative(file: string, mode: number, dev: number): Promise<void> {
+  if (nativeMknod === undefined) {
+    const Fuse = createRequire(import.meta.url)('fuse-native') as { mknod?: MknodFn };
+    nativeMknod = typeof Fuse.mknod === 'function' ? Fuse.mknod : null;
+  }
+  const fn = nativeMknod;
+  if (fn === null) return Promise.reject(errnoError('ENOSYS', 'mknod needs the patched fuse-native (scripts/setup.sh)'));
+  return new Promise((resolve, reject) => fn(file, mode, dev, (err) => (err === null ? resolve() : reject(err))));
+}
 
 export class PagerFilesystem {
   private readonly dp: DirectoryPager;
@@ -55,18 +89,25 @@ export class PagerFilesystem {
   private nextHandle = 1;
   private readonly control: Map<string, ControlFile>;
   private readonly startTime = new Date();
+  private readonly createAsCaller: boolean;
+  private readonly euid = process.geteuid?.() ?? 0;
+  private readonly egid = process.getegid?.() ?? 0;
+  /** st_ino of the control directory's files, by name. */
+  private readonly controlIno: Map<string, number>;
 
   constructor(options: FilesystemOptions) {
     this.dp = options.pager;
     this.log = options.logger;
     this.control = controlFiles(this.dp, options.hooks);
+    this.createAsCaller = options.createAsCaller ?? false;
+    this.controlIno = new Map([...this.control.keys()].map((name, i) => [name, CONTROL_INO_TOP - 1 - i]));
   }
 
   /** The fuse-native operations object. */
   operations(): Record<string, unknown> {
     const ops: Record<string, unknown> = {};
     for (const name of ['init', 'getattr', 'fgetattr', 'readdir', 'open', 'create', 'read', 'write', 'flush', 'fsync',
-      'release', 'truncate', 'ftruncate', 'unlink', 'rename', 'mkdir', 'rmdir', 'symlink', 'readlink', 'link',
+      'release', 'truncate', 'ftruncate', 'unlink', 'rename', 'mkdir', 'mknod', 'rmdir', 'symlink', 'readlink', 'link',
       'chmod', 'chown', 'utimens', 'statfs', 'access', 'opendir', 'releasedir', 'fsyncdir',
       'getxattr', 'setxattr', 'listxattr', 'removexattr'] as const) {
       const fn = (this as unknown as Record<string, unknown>)[name];
@@ -106,6 +147,7 @@ export class PagerFilesystem {
     const isDir = file === null;
     return {
       mode: isDir ? S_IFDIR | 0o555 : S_IFREG | (file.writable ? 0o644 : 0o444),
+      ino: isDir ? CONTROL_INO_TOP : this.controlIno.get(file.name) ?? 0,
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
       // Size 0, as procfs reports: the content is made at open, so readers read to EOF.
@@ -154,12 +196,54 @@ export class PagerFilesystem {
     this.getattr(p, cb);
   }
 
-  readdir(p: string, cb: Cb<string[]>): void {
-    if (this.rel(p) === CONTROL_DIR) return cb(0, [...this.control.keys()]);
-    fsp.readdir(this.backing(p)).then((names) => {
-      const out = this.rel(p) === '' ? [...names.filter((n) => n !== CONTROL_DIR), CONTROL_DIR] : names;
-      cb(0, out);
-    }, (err: unknown) => this.fail('readdir', p, err, cb));
+  /**
+   * Names with their attributes: libfuse2 takes d_ino (use_ino) and d_type from them, so readdir
+   * shows the backing inode numbers and file types (without, d_ino is 0xffffffff and d_type
+   * DT_UNKNOWN, and tools stat every entry through the mount instead). One lstat per entry here.
+   * An entry gone meanwhile is left out; any other lstat failure gives the names alone.
+   */
+  readdir(p: string, cb: (err: number, names?: string[], stats?: unknown[]) => void): void {
+    if (this.rel(p) === CONTROL_DIR) {
+      const files = [...this.control.values()];
+      return cb(0, files.map((f) => f.name), files.map((f) => this.controlStat(f)));
+    }
+    let dir: string;
+    try {
+      dir = this.backing(p);
+    } catch (err) {
+      return this.fail('readdir', p, err, cb);
+    }
+    const atRoot = this.rel(p) === '';
+    void (async () => {
+      const all = await fsp.readdir(dir);
+      const names = atRoot ? all.filter((n) => n !== CONTROL_DIR) : all;
+      const stats = await Promise.all(names.map((n) => fsp.lstat(dir === '.' ? n : `${dir}/${n}`).catch((err: unknown) => err as Error)));
+      const outNames: string[] = [];
+      const outStats: unknown[] = [];
+      let complete = true;
+      names.forEach((n, i) => {
+        const st = stats[i]!;
+        if (st instanceof Error) {
+          if ((st as NodeJS.ErrnoException).code !== 'ENOENT') {
+            complete = false;
+            outNames.push(n);
+          }
+          return;
+        }
+        outNames.push(n);
+        outStats.push(this.statOf(st, st.isFile() ? this.dp.fileByIdentity(`${st.dev}:${st.ino}`) : undefined));
+      });
+      if (atRoot) {
+        outNames.push(CONTROL_DIR);
+        outStats.push(this.controlStat(null));
+      }
+      if (!complete) {
+        // fuse-native passes attributes only when there is one per name.
+        cb(0, outNames, []);
+        return;
+      }
+      cb(0, outNames, outStats);
+    })().catch((err: unknown) => this.fail('readdir', p, err, cb));
   }
 
   opendir(_p: string, _flags: number, cb: Cb<number>): void {
@@ -204,18 +288,65 @@ export class PagerFilesystem {
     }, (err: unknown) => this.fail('open', p, err, cb));
   }
 
+  /** The caller to create files as (captured first thing in a handler), or null: as the daemon. */
+  private creator(): Caller | null {
+    if (!this.createAsCaller) return null;
+    const who = caller();
+    return who !== null && (who.uid !== this.euid || who.gid !== this.egid) ? who : null;
+  }
+
+  /**
+   * Gives what create / mkdir / mknod / symlink just made at `full` its final owner and mode.
+   * Owner: `who`'s uid and gid (`who` null: the daemon's, as made), except that the group of a
+   * setgid parent directory stays, as the kernel does. Mode: exactly `mode` (null for a symlink),
+   * which the kernel already masked with the caller's umask; the daemon's own umask narrowed it at
+   * creation, so it is set again. chmod comes after chown (chown clears set-id bits). A directory
+   * keeps the S_ISGID it inherited from a setgid parent. On failure the new entry is removed.
+   */
+  private async settleNew(full: string, kind: 'file' | 'dir' | 'node' | 'symlink', mode: number | null, who: Caller | null, fh?: FileHandle): Promise<void> {
+    try {
+      const parentSetgid = who !== null || kind === 'dir'
+        ? ((await fsp.stat(path.posix.dirname(full))).mode & S_ISGID) !== 0
+        : false;
+      if (who !== null) {
+        const gid = parentSetgid ? -1 : who.gid;
+        if (fh !== undefined) await fh.chown(who.uid, gid);
+        else await fsp.lchown(full, who.uid, gid);
+      }
+      if (mode !== null) {
+        const want = (mode & 0o7777) | (kind === 'dir' && parentSetgid ? S_ISGID : 0);
+        if (fh !== undefined) await fh.chmod(want);
+        else await fsp.chmod(full, want);
+      }
+    } catch (err) {
+      await (kind === 'dir' ? fsp.rmdir(full) : fsp.unlink(full)).catch(() => undefined);
+      throw err;
+    }
+  }
+
   create(p: string, mode: number, cb: Cb<number>): void {
+    const who = this.creator();
     if (this.controlAtSafe(p) !== undefined || this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EACCES);
-    const full = this.backing(p);
-    // The kernel applied the caller's umask already: create with exactly the mode given.
-    fsp.open(full, fsc.O_CREAT | fsc.O_RDWR | fsc.O_NOFOLLOW, mode & 0o7777)
-      .then(async (fh) => {
-        await fh.chmod(mode & 0o7777);
-        await fh.close();
-        const file = await this.dp.open(this.rel(p));
-        cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false, refused: false, written: false }));
-      })
-      .catch((err: unknown) => this.fail('create', p, err, cb));
+    void (async () => {
+      const full = this.backing(p);
+      // O_EXCL: owner and mode are set only on a file made here. The kernel asks create for a name
+      // it found missing; if it appeared in the backing directory meanwhile, open that one as it is.
+      let fh: FileHandle | null = null;
+      try {
+        fh = await fsp.open(full, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR | fsc.O_NOFOLLOW, mode & 0o7777);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      if (fh !== null) {
+        try {
+          await this.settleNew(full, 'file', mode, who, fh);
+        } finally {
+          await fh.close();
+        }
+      }
+      const file = await this.dp.open(this.rel(p));
+      cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false, refused: false, written: false }));
+    })().catch((err: unknown) => this.fail('create', p, err, cb));
   }
 
   private controlAtSafe(p: string): ControlFile | null | undefined {
@@ -454,9 +585,30 @@ export class PagerFilesystem {
   }
 
   mkdir(p: string, mode: number, cb: Cb): void {
+    const who = this.creator();
     if (this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EEXIST);
-    const full = this.backing(p);
-    fsp.mkdir(full, { mode: mode & 0o7777 }).then(() => fsp.chmod(full, mode & 0o7777)).then(() => cb(0), (err: unknown) => this.fail('mkdir', p, err, cb));
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    void (async () => {
+      const full = this.backing(p);
+      await fsp.mkdir(full, { mode: mode & 0o7777 });
+      await this.settleNew(full, 'dir', mode, who);
+    })().then(() => cb(0), (err: unknown) => this.fail('mkdir', p, err, cb));
+  }
+
+  /**
+   * FIFOs, sockets, character and block devices (and regular files, though libfuse asks create for
+   * those): mknod(2) through the patched fuse-native, then owner and mode as for create. `dev` is
+   * the device number as the kernel sends it (32 bits, st_rdev's encoding).
+   */
+  mknod(p: string, mode: number, dev: number, cb: Cb): void {
+    const who = this.creator();
+    if (this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EEXIST);
+    if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    void (async () => {
+      const full = this.backing(p);
+      await mknodNative(full, mode, dev);
+      await this.settleNew(full, 'node', mode, who);
+    })().then(() => cb(0), (err: unknown) => this.fail('mknod', p, err, cb));
   }
 
   rmdir(p: string, cb: Cb): void {
@@ -465,9 +617,14 @@ export class PagerFilesystem {
   }
 
   symlink(target: string, p: string, cb: Cb): void {
+    const who = this.creator();
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EEXIST);
     // The link's text is stored as given; the kernel resolves it, never pagerfs.
-    fsp.symlink(target, this.backing(p)).then(() => cb(0), (err: unknown) => this.fail('symlink', p, err, cb));
+    void (async () => {
+      const full = this.backing(p);
+      await fsp.symlink(target, full);
+      await this.settleNew(full, 'symlink', null, who);
+    })().then(() => cb(0), (err: unknown) => this.fail('symlink', p, err, cb));
   }
 
   readlink(p: string, cb: Cb<string>): void {
@@ -536,7 +693,7 @@ export class PagerFilesystem {
   }
 
   statfs(p: string, cb: Cb<unknown>): void {
-    fsp.statfs(this.dp.root).then((s) => cb(0, {
+    fsp.statfs(this.dp.backingPath('')).then((s) => cb(0, {
       bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
       files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
     }), (err: unknown) => this.fail('statfs', p, err, cb));

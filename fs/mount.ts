@@ -8,8 +8,19 @@
  *  - --kernel-cache: no direct_io, `big_writes`. The kernel's page cache sits in front of the VMO
  *    (MAP_SHARED works), so repeated reads within an open never reach pagerfs.
  * Always: `use_ino` (st_ino is the backing file's), `default_permissions` (the kernel checks modes),
- * fsname/subtype for `mount` listings. fuse-native knows none of direct_io / big_writes / use_ino, so
- * a subclass appends them to its option string.
+ * `attr_timeout=0` (see below), fsname/subtype for `mount` listings. fuse-native knows none of
+ * direct_io / big_writes / use_ino and drops a zero attr_timeout, so a subclass appends them to its
+ * option string.
+ *
+ * attr_timeout=0: libfuse2's high-level API gives every name of a hard-linked file its own kernel
+ * inode, and cannot invalidate the others' cached attributes; with the default 1 s cache, after
+ * link / unlink / rename the other names showed the old link count and ctime for up to a second.
+ * With 0 the kernel asks getattr whenever it needs attributes (README "POSIX" has the measured
+ * cost). Lookups (entry_timeout) stay cached for 1 s.
+ *
+ * The daemon chdir()s into the backing directory (DirectoryPager chdirToRoot) and works with paths
+ * relative to it, so paths up to PATH_MAX - 1 bytes below the mount root work. Under --allow-other
+ * a root daemon creates files as the caller (owner and group: PagerFilesystem createAsCaller).
  */
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -89,12 +100,20 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
     faults: new FaultInjector(config.faults),
     trace: config.trace,
     maxLockedShare: config.maxLockedShare,
+    chdirToRoot: true,
   });
   pager.start();
-  const filesystem = new PagerFilesystem({ pager, logger: log, hooks: { onUnmountRequest: hooks.onUnmountRequest } });
+  const root = (process.geteuid?.() ?? 0) === 0;
+  if (config.allowOther && !root) {
+    log.warn('--allow-other without root: files others create belong to the daemon\'s user (only root may give files away)');
+  }
+  const filesystem = new PagerFilesystem({
+    pager, logger: log, hooks: { onUnmountRequest: hooks.onUnmountRequest }, createAsCaller: config.allowOther && root,
+  });
   const extra = [
     'use_ino',
     'default_permissions',
+    'attr_timeout=0',
     `fsname=pagerfs`,
     'subtype=pagerfs',
     ...(config.kernelCache ? ['big_writes'] : ['direct_io']),

@@ -50,6 +50,14 @@ export interface DirectoryPagerOptions {
   trace?: boolean;
   /** Most of the budget that ALWAYS_NEED (lock) may hold, as a fraction (default 0.5). */
   maxLockedShare?: number;
+  /**
+   * Resolve backing paths relative to the process's working directory, which the constructor sets
+   * to the backing root (process.chdir): backingPath() then returns `a/b` instead of `/root/a/b`,
+   * so a path of PATH_MAX - 1 bytes below the root still fits in a system call (Node has no
+   * openat). Changes the whole process: one such pager per process (the mount daemon), and nothing
+   * else may chdir while it runs (backingPath() checks and fails with ERR_BAD_STATE). Default false.
+   */
+  chdirToRoot?: boolean;
 }
 
 /** The vmtouch-style hints a file can be given (xattr user.pagerfs.hint and the CLI verbs). */
@@ -193,10 +201,16 @@ export class DirectoryPager implements PageJobHandler {
   /** Pages of locks being placed now (always_need in progress), counted against the locked share. */
   private lockReserved = 0;
   private unsubscribeLevel: (() => void) | null = null;
+  /** chdirToRoot: the working directory as process.cwd() reports it right after the chdir. */
+  private readonly cwdRoot: string | null = null;
 
   constructor(options: DirectoryPagerOptions) {
     this.system = options.system;
     this.root = path.resolve(options.backingDir);
+    if (options.chdirToRoot === true) {
+      process.chdir(this.root);
+      this.cwdRoot = process.cwd();
+    }
     this.log = options.logger ?? silentLogger();
     this.faults = options.faults ?? new FaultInjector();
     this.readaheadMaxPages = Math.floor((options.readaheadMaxBytes ?? 2 * 1024 * 1024) / PAGE_SIZE);
@@ -256,6 +270,8 @@ export class DirectoryPager implements PageJobHandler {
    * Resolves a path relative to the backing root; nothing it returns lies outside the root.
    * Normalising against '/' first clamps any '..' at the root, as a path walk from '/' would.
    * Preconditions: `relPath` uses '/' separators; a leading '/' is allowed.
+   * With chdirToRoot the result is relative to the working directory (the root): `a/b`, or `.` for
+   * the root itself; no `./` prefix, so that PATH_MAX - 1 bytes below the root still fit.
    */
   backingPath(relPath: string): string {
     const norm = path.posix.normalize(`/${relPath}`);
@@ -263,7 +279,11 @@ export class DirectoryPager implements PageJobHandler {
     if (full !== this.root && !full.startsWith(this.root + path.sep)) {
       throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `path "${relPath}" leaves the backing directory`);
     }
-    return full;
+    if (this.cwdRoot === null) return full;
+    if (process.cwd() !== this.cwdRoot) {
+      throw new ZxError(ZxStatus.ERR_BAD_STATE, `the working directory moved away from the backing root (now "${process.cwd()}")`);
+    }
+    return norm === '/' ? '.' : norm.slice(1);
   }
 
   /**
@@ -611,7 +631,7 @@ export class DirectoryPager implements PageJobHandler {
     if (bytes === 0) return true;
     const now = performance.now();
     if (this.spaceCache === null || now - this.spaceCache.at > 1000) {
-      const s = await fsp.statfs(this.root);
+      const s = await fsp.statfs(this.backingPath(''));
       this.spaceCache = { at: now, freeBytes: s.bavail * s.bsize };
     }
     let promised = 0;

@@ -176,7 +176,7 @@ if ! fn_current; then
   # Load test: the patched index.js loads build/Release/fuse.node and checks its patch level.
   if ! node -e '
       const Fuse = require("./node_modules/fuse-native");
-      if (typeof Fuse.getContext !== "function" || Fuse.UTIME_OMIT !== "omit") throw new Error("not the patched fuse-native");
+      if (typeof Fuse.getContext !== "function" || typeof Fuse.mknod !== "function" || Fuse.UTIME_OMIT !== "omit") throw new Error("not the patched fuse-native");
       console.log("loaded patched fuse-native, patch level " + Fuse.PAGERFS_PATCH_LEVEL);
     ' >>"$native_log" 2>&1; then
     cat "$native_log" >&2
