@@ -8,10 +8,14 @@
  *                           maps are folded into at most MAP_BUCKETS buckets ("bucket=<pages>;" first)
  *   user.pagerfs.hint       (set) dont_need | always_need | normal | commit | evict
  * An unknown user.pagerfs.* name is ENODATA (get) or EINVAL (set); an unknown hint is EINVAL; both
- * change nothing. Node has no xattr calls, so pass-through runs Debian's getfattr/setfattr (attr),
- * which scripts/setup.sh installs: correct, not fast.
+ * change nothing. Node has no xattr calls, so pass-through uses the patched fuse-native's
+ * Fuse.lgetxattr / lsetxattr / llistxattr / lremovexattr (native/README.md, patch level 3: the
+ * system calls on libuv's thread pool, Node-style errors). Without them (an unpatched binding) it
+ * falls back to spawning Debian's getfattr/setfattr (attr, which scripts/setup.sh installs): correct,
+ * but a process per call. Either way a final symlink is not followed (the link's own attributes).
  */
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { PageResidency, type ResidencyRun } from '../src/index.js';
 import { FILE_HINTS, type FileHint, type FileResidency } from '../pager/index.js';
@@ -82,7 +86,64 @@ export function decodeMap(value: string): Array<{ state: string; pages: number }
   return body.split(',').map((part) => ({ state: part[0], pages: Number(part.slice(1)) * bucket }));
 }
 
-// ---- pass-through to the backing file (getfattr / setfattr from Debian's attr) ----
+// ---- pass-through to the backing file ----
+
+type NodeCb<T = void> = (err: Error | null, value?: T) => void;
+interface NativeXattr {
+  lgetxattr(path: string, name: string, cb: NodeCb<Buffer>): void;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number, cb: NodeCb): void;
+  llistxattr(path: string, cb: NodeCb<string[]>): void;
+  lremovexattr(path: string, name: string, cb: NodeCb): void;
+}
+let nativeXattr: NativeXattr | null | undefined;
+
+/**
+ * The patched fuse-native's xattr helpers, or null (unpatched binding: fall back to getfattr/setfattr).
+ * Loaded lazily, so that importing this module loads no native binding.
+ */
+function native(): NativeXattr | null {
+  if (nativeXattr === undefined) {
+    let Fuse: Partial<NativeXattr> | null = null;
+    try {
+      Fuse = createRequire(import.meta.url)('fuse-native') as Partial<NativeXattr>;
+    } catch {
+      Fuse = null;
+    }
+    nativeXattr = Fuse !== null && typeof Fuse.lgetxattr === 'function' && typeof Fuse.lsetxattr === 'function' &&
+      typeof Fuse.llistxattr === 'function' && typeof Fuse.lremovexattr === 'function' ? Fuse as NativeXattr : null;
+  }
+  return nativeXattr;
+}
+
+function call<T>(fn: (cb: NodeCb<T>) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err === null ? resolve(value as T) : reject(err))));
+}
+
+export async function backingGetXattr(file: string, name: string): Promise<Buffer> {
+  const n = native();
+  if (n !== null) return call<Buffer>((cb) => n.lgetxattr(file, name, cb));
+  return execGetXattr(file, name);
+}
+
+export async function backingSetXattr(file: string, name: string, value: Buffer): Promise<void> {
+  const n = native();
+  if (n !== null) return call((cb) => n.lsetxattr(file, name, value, 0, cb));
+  return execSetXattr(file, name, value);
+}
+
+export async function backingListXattr(file: string): Promise<string[]> {
+  const n = native();
+  if (n !== null) return call<string[]>((cb) => n.llistxattr(file, cb));
+  return execListXattr(file);
+}
+
+export async function backingRemoveXattr(file: string, name: string): Promise<void> {
+  const n = native();
+  if (n !== null) return call((cb) => n.lremovexattr(file, name, cb));
+  return execRemoveXattr(file, name);
+}
+
+// ---- fallback: getfattr / setfattr from Debian's attr ----
 
 function fsError(err: unknown): Error {
   const text = `${(err as { stderr?: string }).stderr ?? ''}`;
@@ -95,7 +156,7 @@ function fsError(err: unknown): Error {
   return errnoError('EIO', text.trim() || String(err));
 }
 
-export async function backingGetXattr(file: string, name: string): Promise<Buffer> {
+async function execGetXattr(file: string, name: string): Promise<Buffer> {
   let stdout: string;
   try {
     ({ stdout } = await exec('getfattr', ['-h', '-e', 'hex', '-n', name, '--', file]));
@@ -108,7 +169,7 @@ export async function backingGetXattr(file: string, name: string): Promise<Buffe
   return value.startsWith('0x') ? Buffer.from(value.slice(2), 'hex') : Buffer.alloc(0);
 }
 
-export async function backingSetXattr(file: string, name: string, value: Buffer): Promise<void> {
+async function execSetXattr(file: string, name: string, value: Buffer): Promise<void> {
   try {
     await exec('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, '--', file]);
   } catch (err) {
@@ -116,7 +177,7 @@ export async function backingSetXattr(file: string, name: string, value: Buffer)
   }
 }
 
-export async function backingListXattr(file: string): Promise<string[]> {
+async function execListXattr(file: string): Promise<string[]> {
   try {
     const { stdout } = await exec('getfattr', ['-h', '-m', '-', '--absolute-names', '--', file]);
     return stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
@@ -125,7 +186,7 @@ export async function backingListXattr(file: string): Promise<string[]> {
   }
 }
 
-export async function backingRemoveXattr(file: string, name: string): Promise<void> {
+async function execRemoveXattr(file: string, name: string): Promise<void> {
   try {
     await exec('setfattr', ['-h', '-x', name, '--', file]);
   } catch (err) {

@@ -1,0 +1,125 @@
+/**
+ * Pass-through of extended attributes to the backing file (fs/xattr.ts over the patched
+ * fuse-native's Fuse.lgetxattr / lsetxattr / llistxattr / lremovexattr): what is set, read, listed
+ * and removed through the mount is what getfattr sees on the backing file, binary values round-trip,
+ * and a missing attribute is ENODATA. Also times `ls -lR` of 1000 files (logged, not asserted).
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { python, run, startMount, useMountHooks } from './harness.js';
+
+useMountHooks();
+
+/** The attribute's value as hex (getfattr -e hex), or null when the file has no such attribute. */
+async function getHex(file: string, name: string): Promise<string | null> {
+  const res = await run('getfattr', ['-h', '--absolute-names', '-e', 'hex', '-n', name, '--', file]);
+  if (res.code !== 0) {
+    if (/No such attribute/i.test(res.stderr)) return null;
+    throw new Error(`getfattr ${name} ${file}: ${res.stderr}`);
+  }
+  const line = res.stdout.split('\n').find((l) => l.startsWith(`${name}=`));
+  if (line === undefined) throw new Error(`getfattr ${name} ${file}: no value in ${res.stdout}`);
+  return line.slice(name.length + 1);
+}
+
+/** user.* names of a file (getfattr -m '^user\.'), sorted. */
+async function userNames(file: string): Promise<string[]> {
+  const res = await run('getfattr', ['-h', '--absolute-names', '-m', '^user\\.', '--', file]);
+  expect(res.code, res.stderr).toBe(0);
+  return res.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#')).sort();
+}
+
+async function setfattr(args: string[]): Promise<void> {
+  const res = await run('setfattr', args);
+  expect(res.code, `setfattr ${args.join(' ').slice(0, 200)}: ${res.stderr.slice(-200)}`).toBe(0);
+}
+
+describe('extended attribute pass-through', () => {
+  it('set, get, list and remove of a user.* attribute through the mount match the backing file', async () => {
+    const m = await startMount({ files: { 'a.txt': 'hello\n' } });
+    const f = m.p('a.txt');
+    const bf = m.b('a.txt');
+
+    await setfattr(['-n', 'user.color', '-v', 'blue', '--', f]);
+    expect(await getHex(bf, 'user.color')).toBe(`0x${Buffer.from('blue').toString('hex')}`);
+    expect(await getHex(f, 'user.color')).toBe(await getHex(bf, 'user.color'));
+
+    // Set on the backing file, seen through the mount.
+    await setfattr(['-n', 'user.shape', '-v', 'round', '--', bf]);
+    expect(await getHex(f, 'user.shape')).toBe(`0x${Buffer.from('round').toString('hex')}`);
+
+    // The list: the backing file's names plus pagerfs's own (residency, map) for a regular file.
+    const listed = await userNames(f);
+    expect(listed.filter((n) => !n.startsWith('user.pagerfs.'))).toEqual(await userNames(bf));
+    expect(listed).toEqual(['user.color', 'user.pagerfs.map', 'user.pagerfs.residency', 'user.shape']);
+
+    await setfattr(['-x', 'user.color', '--', f]);
+    expect(await getHex(bf, 'user.color')).toBeNull();
+    expect(await getHex(f, 'user.color')).toBeNull();
+    expect(await userNames(bf)).toEqual(['user.shape']);
+
+    // A directory has no pagerfs attributes of its own.
+    await setfattr(['-n', 'user.dir', '-v', 'yes', '--', m.p('')]);
+    expect(await userNames(m.b(''))).toEqual(['user.dir']);
+    expect(await userNames(m.p(''))).toEqual(['user.dir']);
+  });
+
+  it('round-trips a binary value (NULs, 0xff, 2000 bytes) both ways', async () => {
+    const m = await startMount({ files: { 'bin.dat': 'x' } });
+    // 2000 bytes: ext4 refuses a value near its block size (ENOSPC), backing or not.
+    const value = Buffer.alloc(2000);
+    for (let i = 0; i < value.length; i++) value[i] = (i * 37 + 11) & 0xff;
+    value[0] = 0;
+    value[1] = 0xff;
+    value[value.length - 1] = 0;
+    const hex = `0x${value.toString('hex')}`;
+    await setfattr(['-n', 'user.blob', '-v', hex, '--', m.p('bin.dat')]);
+    expect(await getHex(m.b('bin.dat'), 'user.blob')).toBe(hex);
+    expect(await getHex(m.p('bin.dat'), 'user.blob')).toBe(hex);
+
+    // An empty value, set on the backing file.
+    await setfattr(['-n', 'user.empty', '-v', '""', '--', m.b('bin.dat')]);
+    const res = await python(
+      'import os, sys; v = os.getxattr(sys.argv[1], "user.empty"); print(len(v))', [m.p('bin.dat')],
+    );
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.trim()).toBe('0');
+  });
+
+  it('a missing attribute is ENODATA (get and remove), on a file and a directory', async () => {
+    const m = await startMount({ files: { 'd/f.txt': 'x' } });
+    const script = [
+      'import errno, os, sys',
+      'for p in sys.argv[1:]:',
+      '    for call in (lambda: os.getxattr(p, "user.missing"), lambda: os.removexattr(p, "user.missing"),',
+      '                 lambda: os.getxattr(p, "system.posix_acl_access")):',
+      '        try:',
+      '            call(); print("ok")',
+      '        except OSError as e:',
+      '            print(errno.errorcode[e.errno])',
+    ].join('\n');
+    const res = await python(script, [m.p('d/f.txt'), m.p('d')]);
+    expect(res.code, res.stderr).toBe(0);
+    const lines = res.stdout.trim().split('\n');
+    expect(lines.slice(0, 2)).toEqual(['ENODATA', 'ENODATA']);
+    expect(lines.slice(3, 5)).toEqual(['ENODATA', 'ENODATA']);
+    // No ACL on the backing file: ENODATA (or EOPNOTSUPP where the backing filesystem has no ACLs).
+    expect(lines[2]).toMatch(/^(ENODATA|EOPNOTSUPP|ENOTSUP)$/);
+    expect(lines[5]).toMatch(/^(ENODATA|EOPNOTSUPP|ENOTSUP)$/);
+  });
+
+  it('ls -lR of 1000 files (timed, logged)', async () => {
+    const m = await startMount({ budget: '16MiB' });
+    for (let d = 0; d < 10; d++) {
+      await fsp.mkdir(m.b(`d${d}`));
+      await Promise.all(Array.from({ length: 100 }, (_, i) => fsp.writeFile(path.join(m.b(`d${d}`), `f${i}`), `${d}/${i}\n`)));
+    }
+    const t0 = performance.now();
+    const res = await run('ls', ['-lR', m.p('')], { timeoutMs: 120_000 });
+    const ms = performance.now() - t0;
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.split('\n').filter((l) => l.startsWith('-')).length).toBeGreaterThanOrEqual(1000);
+    console.log(`ls -lR of 1000 files through the mount: ${ms.toFixed(0)} ms`);
+  }, 120_000);
+});
