@@ -39,6 +39,8 @@ export interface SuiteResult {
 export interface SuiteContext {
   /** Progress line on stderr, prefixed with the suite name. */
   progress(msg: string): void;
+  /** Flags from the command line (e.g. `--quick`); suites ignore the ones they do not know. */
+  flags?: ReadonlySet<string>;
 }
 
 export interface Suite {

@@ -1,8 +1,8 @@
 /**
- * `npm run bench [-- <suite>...]`: the pagerfs benchmark runner.
+ * `npm run bench [-- <suite>...] [--flag...]`: the pagerfs benchmark runner.
  *
- * With no argument every suite runs; with names, those suites. An unknown name prints the suites and
- * exits with code 2. Each suite prints tables of RATIOS measured side by side in the same run (never
+ * With no suite name every suite runs; with names, those suites. An unknown name or flag prints the
+ * usage and exits with code 2. Flags go to every suite that knows them (FLAGS). Each suite prints tables of RATIOS measured side by side in the same run (never
  * a pass/fail on absolute time) with the issue's goal next to each and "met" / "NOT met"; a missed
  * goal never fails the process. Progress goes to stderr; results also go to bench-results/ as JSON
  * (every sample) and Markdown, stamped with the machine (cpus, node version) and the date.
@@ -14,11 +14,19 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { coreSuite } from './core.js';
 import { evictionSuite } from './eviction.js';
+import { fsSuite } from './fs.js';
 import { endProgress, forceGc, metText, progress, type Suite, type SuiteResult } from './harness.js';
 import { pagerSuite } from './pager.js';
 import { renderMarkdown, renderText } from './stats.js';
 
-const SUITES: Suite[] = [coreSuite, evictionSuite, pagerSuite];
+const SUITES: Suite[] = [coreSuite, evictionSuite, pagerSuite, fsSuite];
+
+/** Command-line flags and what they do (each names the suites that read it). */
+const FLAGS: Record<string, string> = {
+  '--quick': 'fs: a smaller data set (256 MiB file, 64 × 1 MiB, 2,000 × 4 KiB) and shorter samples',
+  '--profile': 'fs: run pagerfs and the Node peers under node --cpu-prof and summarize the profiles',
+  '--peers-kernel-cache': 'fs: mount the Node peers without direct_io (big_writes), as pagerfs --kernel-cache',
+};
 
 interface Machine {
   cpus: number;
@@ -67,9 +75,11 @@ function gitCommit(root: string): string | null {
 function usage(): string {
   const width = Math.max(...SUITES.map((s) => s.name.length));
   return [
-    'usage: npm run bench [-- <suite>...]      (no suite: run them all)',
+    'usage: npm run bench [-- <suite>...] [--flag...]      (no suite: run them all)',
     'suites:',
     ...SUITES.map((s) => `  ${s.name.padEnd(width)}  ${s.summary}`),
+    'flags:',
+    ...Object.entries(FLAGS).map(([f, what]) => `  ${f.padEnd(Math.max(...Object.keys(FLAGS).map((k) => k.length)))}  ${what}`),
   ].join('\n');
 }
 
@@ -100,18 +110,20 @@ async function main(): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
-  const unknown = args.filter((a) => !SUITES.some((s) => s.name === a));
+  const flags = new Set(args.filter((a) => a.startsWith('--')));
+  const names = args.filter((a) => !a.startsWith('--'));
+  const unknown = [...names.filter((a) => !SUITES.some((s) => s.name === a)), ...[...flags].filter((f) => !(f in FLAGS))];
   if (unknown.length > 0) {
-    process.stderr.write(`pagerfs bench: unknown suite${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `"${u}"`).join(', ')}\n${usage()}\n`);
+    process.stderr.write(`pagerfs bench: unknown suite or flag ${unknown.map((u) => `"${u}"`).join(', ')}\n${usage()}\n`);
     return 2;
   }
-  const selected = args.length === 0 ? SUITES : SUITES.filter((s) => args.includes(s.name));
+  const selected = names.length === 0 ? SUITES : SUITES.filter((s) => names.includes(s.name));
   const m = machine();
   const started = new Date();
   const root = repoRoot();
   const commit = gitCommit(root);
   const header = `pagerfs bench — ${started.toISOString()} — ${m.cpus} × ${m.cpuModel}, node ${m.nodeVersion}, ${m.platform}` +
-    `${commit !== null ? `, commit ${commit}` : ''}`;
+    `${commit !== null ? `, commit ${commit}` : ''}${flags.size > 0 ? `, flags ${[...flags].join(' ')}` : ''}`;
   process.stdout.write(`${header}\n`);
   if (m.loadavg[0] > m.cpus * 0.5) {
     process.stdout.write(`note: load average ${m.loadavg[0]} on ${m.cpus} cpus when starting: other work competes, expect noisy samples\n`);
@@ -121,7 +133,7 @@ async function main(): Promise<number> {
   for (const suite of selected) {
     forceGc();
     const t0 = performance.now();
-    const r = await suite.run({ progress: (msg) => progress(suite.name, msg) });
+    const r = await suite.run({ progress: (msg) => progress(suite.name, msg), flags });
     endProgress();
     const result: SuiteResult = {
       suite: suite.name, title: suite.title, durationMs: performance.now() - t0, loadavgAfter: os.loadavg().map((l) => Number(l.toFixed(2))), ...r,
@@ -137,7 +149,7 @@ async function main(): Promise<number> {
   const dir = path.join(root, 'bench-results');
   mkdirSync(dir, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, '-');
-  const base = path.join(dir, `${stamp}-${selected.map((s) => s.name).join('+')}`);
+  const base = path.join(dir, `${stamp}-${selected.map((s) => s.name).join('+')}${[...flags].map((f) => f.replace(/^--/, '-')).join('')}`);
   const json = { date: started.toISOString(), machine: m, commit, argv: args, suites: results, goals: allGoals };
   const md = [`# pagerfs benchmarks`, '', `- date: ${started.toISOString()}`, `- machine: ${m.cpus} × ${m.cpuModel}, ${fmtMem(m.totalMemBytes)} RAM, ${m.platform} ${m.arch}`,
     `- node ${m.nodeVersion} (V8 ${m.v8}); load average at start ${m.loadavg.join(' / ')}`, ...(commit !== null ? [`- commit: ${commit}`] : []), '',
