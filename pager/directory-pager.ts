@@ -76,6 +76,8 @@ export interface FileResidency {
 
 /** Readahead may hold at most this share of the budget at once (1/8). */
 const READAHEAD_BUDGET_SHARE = 8;
+/** A budget shrink blocked only by dirty or in-flight pages is retried this often, 10 ms apart. */
+const SET_BUDGET_ATTEMPTS = 100;
 /** Most pages read and supplied at once: big enough for few syscalls, small enough to wake readers early. */
 const FILL_CHUNK_PAGES = 256;
 /** Zeros written per I/O when writing back a zero run. */
@@ -196,6 +198,16 @@ export class DirectoryPager implements PageJobHandler {
   private pressureWriteback: Promise<void> | null = null;
   private unsubscribePressure: (() => void) | null = null;
   private spaceCache: { at: number; freeBytes: number } | null = null;
+  /**
+   * Files whose content may run past their backing file's end (grown by writes, not yet written
+   * back): the room check sums only these, not every file the pager knows. Pruned as it goes.
+   */
+  private readonly growing = new Set<PagedFile>();
+  /** While a budget change runs, fills wait on this (they hold aux frames while reading). */
+  private fillGate: Promise<void> | null = null;
+  /** Fills reading into aux frames now, and who waits for that count to reach zero. */
+  private activeFills = 0;
+  private fillsIdle: Array<() => void> = [];
   private shuttingDown = false;
   private readonly maxLockedShare: number;
   /** Pages of locks being placed now (always_need in progress), counted against the locked share. */
@@ -489,6 +501,16 @@ export class DirectoryPager implements PageJobHandler {
    * (pages below reqEnd) are answered with FAIL; returns 'stop' when the job is answered for good.
    */
   private async fillChunk(file: PagedFile, pos: number, count: number, reqEnd: number): Promise<'next' | 'stop'> {
+    while (this.fillGate !== null) await this.fillGate; // a budget change is under way
+    this.activeFills++;
+    try {
+      return await this.fillChunkNow(file, pos, count, reqEnd);
+    } finally {
+      if (--this.activeFills === 0) for (const w of this.fillsIdle.splice(0)) w();
+    }
+  }
+
+  private async fillChunkNow(file: PagedFile, pos: number, count: number, reqEnd: number): Promise<'next' | 'stop'> {
     const vmo = file.vmo;
     const offset = pos * PAGE_SIZE;
     const failRequired = (status: ZxStatus): 'stop' => {
@@ -592,6 +614,7 @@ export class DirectoryPager implements PageJobHandler {
       return;
     }
     // Only bytes past the backing file's end take new space; overwriting existing bytes does not.
+    if (file.vmo.contentSizeBytes > file.backingSize) this.growing.add(file);
     if (!(await this.hasRoomFor(Math.max(0, end - Math.max(job.offset, file.backingSize))))) {
       this.log.warn({ path: file.relPath, offset: job.offset, length: job.length }, 'backing filesystem is full; refusing to dirty pages');
       this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
@@ -635,7 +658,11 @@ export class DirectoryPager implements PageJobHandler {
       this.spaceCache = { at: now, freeBytes: s.bavail * s.bsize };
     }
     let promised = 0;
-    for (const f of this.byKey.values()) promised += Math.max(0, f.vmo.contentSizeBytes - f.backingSize);
+    for (const f of this.growing) {
+      const ahead = f.completed ? 0 : f.vmo.contentSizeBytes - f.backingSize;
+      if (ahead > 0) promised += ahead;
+      else this.growing.delete(f);
+    }
     if (this.spaceCache.freeBytes - promised < bytes) {
       this.spaceCache = null; // look again next time: space may have been freed
       return false;
@@ -652,16 +679,33 @@ export class DirectoryPager implements PageJobHandler {
    * BAD_STATE (and keeps the old budget) when pinned or locked pages alone exceed the new budget.
    */
   async setBudget(bytes: number): Promise<void> {
+    const frames = Math.floor(bytes / PAGE_SIZE);
+    // Pinned and locked pages stay whatever we do: when they alone exceed the budget, refuse at
+    // once, with nothing written back or evicted.
+    const held = this.system.pinnedPages + this.system.lockedPages;
+    if (held > frames) {
+      throw new ZxError(ZxStatus.ERR_BAD_STATE,
+        `cannot shrink the budget to ${frames} pages: ${held} pages are pinned or locked`);
+    }
+    // Anything else in the way is dirty (write it back) or in flight: fills hold aux frames while
+    // they read. Hold new fills back and let running ones finish, then shrink; retry briefly.
+    let open!: () => void;
+    this.fillGate = new Promise<void>((r) => { open = r; });
     try {
-      this.system.setBudget(bytes);
-    } catch (err) {
-      if (!isZxError(err, ZxStatus.ERR_BAD_STATE)) throw err;
-      // Refused for dirty pages? Write them back and try again. Pinned or locked pages that alone
-      // exceed the budget are refused as they are, with nothing written or evicted.
-      const stuck = this.system.arena.usedFrames - this.system.reclaimableUnlockedPages() - this.system.dirtyPages;
-      if (stuck > Math.floor(bytes / PAGE_SIZE)) throw err;
-      await this.writebackAll().catch(() => undefined);
-      this.system.setBudget(bytes);
+      while (this.activeFills > 0) await new Promise<void>((r) => this.fillsIdle.push(r));
+      for (let attempt = 0; ; attempt++) {
+        try {
+          this.system.setBudget(bytes);
+          break;
+        } catch (err) {
+          if (!isZxError(err, ZxStatus.ERR_BAD_STATE) || attempt >= SET_BUDGET_ATTEMPTS) throw err;
+          if (attempt === 0) await this.writebackAll().catch(() => undefined);
+          else await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    } finally {
+      this.fillGate = null;
+      open();
     }
     this.log.info({ budgetBytes: this.system.budgetBytes }, 'memory budget changed');
   }

@@ -174,6 +174,11 @@ export class VmSystem {
     return this.queues.reclaimablePages - lockedInDontNeed;
   }
 
+  /** Pages pinned now (exact, O(1)). */
+  get pinnedPages(): number {
+    return this.queues.countOf(Queue.Wired);
+  }
+
   /** The budget in pages. */
   get budgetPages(): number {
     return this.arena.limitFrames;
