@@ -275,7 +275,7 @@ export class DirectoryPager implements PageJobHandler {
     if (f === undefined) return;
     f.unlinked = true;
     this.byIdentity.delete(identity);
-    if (f.opens === 0) await this.forget(f, false);
+    if (f.opens === 0) this.forget(f);
   }
 
   /**
@@ -351,7 +351,7 @@ export class DirectoryPager implements PageJobHandler {
   async release(file: PagedFile): Promise<void> {
     file.opens--;
     if (file.opens > 0 || file.completed) return;
-    if (file.unlinked) await this.forget(file, false);
+    if (file.unlinked) this.forget(file);
   }
 
   /** Paths under `from` now live under `to` (a rename of a file or directory). */
@@ -902,32 +902,23 @@ export class DirectoryPager implements PageJobHandler {
     }
   }
 
+  /** Called from inside an allocation (the pressure listener): start on the next microtask. */
   private startPressureWriteback(): void {
-    if (this.pressureWriteback !== null) return;
-    this.pressureWriteback = Promise.resolve().then(() => this.writebackForPressure());
+    if (this.pressureWriteback === null) queueMicrotask(() => { void this.writebackForPressure(); });
   }
 
-  /** Memory is short and dirty pages fill it: write back, oldest dirty first. */
+  /** Memory is short and dirty pages fill it: write back, oldest dirty first. One run at a time. */
   private writebackForPressure(): Promise<void> {
-    if (this.pressureWriteback !== null && this.pressureWritebackRunning) return this.pressureWriteback;
-    this.pressureWritebackRunning = true;
-    const run = (async () => {
+    this.pressureWriteback ??= (async () => {
       const files = this.files().filter((f) => f.dirtySince !== null)
         .sort((a, b) => (a.dirtySince ?? 0) - (b.dirtySince ?? 0));
       for (const f of files) await this.writeback(f).catch(() => undefined);
-    })().finally(() => {
-      this.pressureWritebackRunning = false;
-      this.pressureWriteback = null;
-    });
-    this.pressureWriteback = run;
-    return run;
+    })().finally(() => { this.pressureWriteback = null; });
+    return this.pressureWriteback;
   }
 
-  private pressureWritebackRunning = false;
-
-  /** Detaches the file's VMO (after writing it back unless `discard`). */
-  private async forget(file: PagedFile, writeBack: boolean): Promise<void> {
-    if (writeBack) await this.writeback(file).catch(() => undefined);
+  /** Detaches the file's VMO and drops it; its dirty pages are discarded (the file is unlinked). */
+  private forget(file: PagedFile): void {
     if (file.completed) return;
     try {
       this.pager.detachVmo(file.vmo);

@@ -142,16 +142,6 @@ export class PageList {
     return n;
   }
 
-  /** Lowest present page index >= start and < end, or -1. */
-  firstPresentAtOrAfter(start: number, end: number): number {
-    let found = -1;
-    // forEachInRange has no early exit; ranges here are bounded by an operation's batch.
-    for (let p = start; p < end; p++) {
-      if (this.lookup(p) !== NO_FRAME) { found = p; break; }
-    }
-    return found;
-  }
-
   /** Debug: approximate bytes of list memory per present page. */
   debugBytesPerResidentPage(): number {
     if (this.pages === 0) return 0;

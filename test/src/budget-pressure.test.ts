@@ -14,24 +14,8 @@ import { TestPager, isPattern } from './userpager.js';
 import {
   AutoPager, Content, DirtyState, FrameFlag, NO_FRAME, RESIZABLE, Rng, TRAP, bytesEqual, cachedPattern,
   checkBudget, frameOf, readBytes, watchAllocations, type StoreFile,
+  commit, expectZx,
 } from './eviction-helpers.js';
-
-async function commit(tp: TestPager, vmo: VmObjectPaged, page: number, count: number): Promise<void> {
-  const b = tp.commit(vmo, page, count);
-  tp.expectRequest('READ', vmo, page, count);
-  tp.supply(vmo, page, count);
-  await b.expectDone();
-}
-
-async function expectZx(p: Promise<unknown> | (() => unknown), status: ZxStatus): Promise<void> {
-  try {
-    if (typeof p === 'function') p(); else await p;
-  } catch (err) {
-    expect(isZxError(err, status), `expected ${ZxStatus[status]}, got ${String(err)}`).toBe(true);
-    return;
-  }
-  expect.fail(`expected ${ZxStatus[status]}, but it succeeded`);
-}
 
 function resident(vmo: VmObjectPaged): number[] {
   const out: number[] = [];

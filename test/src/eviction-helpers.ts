@@ -10,7 +10,7 @@ import {
 } from '../../src/index.js';
 import { Queue } from '../../src/page-queues.js';
 import { DirtyState, FrameFlag, NO_FRAME } from '../../src/arena.js';
-import { patternPage } from './userpager.js';
+import { patternPage, type TestPager } from './userpager.js';
 
 export { Queue, DirtyState, FrameFlag, NO_FRAME };
 
@@ -314,4 +314,23 @@ export async function readBytes(vmo: VmObject, offset: number, length: number): 
   const buf = new Uint8Array(length);
   await vmo.read(buf, offset, length);
   return buf;
+}
+
+/** Faults [page, page + count) in through the test pager (one READ, one supply). */
+export async function commit(tp: TestPager, vmo: VmObjectPaged, page: number, count: number): Promise<void> {
+  const b = tp.commit(vmo, page, count);
+  tp.expectRequest('READ', vmo, page, count);
+  tp.supply(vmo, page, count);
+  await b.expectDone();
+}
+
+/** Expects `p` (a promise, or a function run now) to fail with `status`. */
+export async function expectZx(p: Promise<unknown> | (() => unknown), status: ZxStatus): Promise<void> {
+  try {
+    if (typeof p === 'function') p(); else await p;
+  } catch (err) {
+    expect(isZxError(err, status), `expected ${ZxStatus[status]}, got ${String(err)}`).toBe(true);
+    return;
+  }
+  expect.fail(`expected ${ZxStatus[status]}, but it succeeded`);
 }

@@ -14,14 +14,8 @@ import { EvictionLevel } from '../../src/evictor.js';
 import { Blocked, TestPager, isPattern, patternPage } from './userpager.js';
 import {
   AutoPager, Queue, ageOfPage, bytesEqual, checkBudget, frameOf, queueOfPage, readBytes,
+  commit, expectZx,
 } from './eviction-helpers.js';
-
-async function commit(tp: TestPager, vmo: VmObjectPaged, page: number, count: number): Promise<void> {
-  const b = tp.commit(vmo, page, count);
-  tp.expectRequest('READ', vmo, page, count);
-  tp.supply(vmo, page, count);
-  await b.expectDone();
-}
 
 function age(tp: TestPager, steps: number): void {
   for (let i = 0; i < steps; i++) tp.system.agePages();
@@ -31,16 +25,6 @@ function resident(vmo: VmObjectPaged): number[] {
   const out: number[] = [];
   vmo.lookup(0, vmo.sizeBytes, (p) => { out.push(p); });
   return out;
-}
-
-async function expectZx(p: Promise<unknown> | (() => unknown), status: ZxStatus): Promise<void> {
-  try {
-    if (typeof p === 'function') p(); else await p;
-  } catch (err) {
-    expect(isZxError(err, status), `expected status ${ZxStatus[status]}, got ${String(err)}`).toBe(true);
-    return;
-  }
-  expect.fail(`expected ${ZxStatus[status]}, but it succeeded`);
 }
 
 // -------------------------------------------------------------------------------------------------

@@ -9,15 +9,7 @@ import { ChildOptions, PAGE_SIZE, VmoOp, type VmObjectPaged } from '../../src/in
 import { ACTIVE_GENERATIONS, RECLAIM_GENERATIONS } from '../../src/page-queues.js';
 import { EvictionLevel } from '../../src/evictor.js';
 import { TestPager, isPattern } from './userpager.js';
-import { NO_FRAME, Queue, TRAP, ageOfPage, checkBudget, frameOf, queueOfPage } from './eviction-helpers.js';
-
-/** Faults [page, page + count) in through the test pager (one READ, one supply). */
-async function commit(tp: TestPager, vmo: VmObjectPaged, page: number, count: number): Promise<void> {
-  const b = tp.commit(vmo, page, count);
-  tp.expectRequest('READ', vmo, page, count);
-  tp.supply(vmo, page, count);
-  await b.expectDone();
-}
+import { NO_FRAME, Queue, TRAP, ageOfPage, checkBudget, commit, frameOf, queueOfPage } from './eviction-helpers.js';
 
 function sumCounts(tp: TestPager): number {
   const c = tp.system.queues.counts();
