@@ -12,7 +12,7 @@
  * The name `.pagerfs` at the backing root is reserved: a backing entry of that name is hidden.
  */
 import { PAGE_SIZE, ZxStatus, isZxError } from '../src/index.js';
-import type { DirectoryPager } from '../pager/index.js';
+import type { PagerService } from '../pager/index.js';
 import { parseFaultRules, parseSize } from '../pager/index.js';
 
 export const CONTROL_DIR = '.pagerfs';
@@ -45,6 +45,9 @@ export interface StatsDocument {
   suppliedPages: number;
   failedRequests: number;
   failuresByStatus: Record<string, number>;
+  /** Reads that gave up waiting for the pager (ETIMEDOUT), and page jobs whose answer never came in time. */
+  timedOutRequests: number;
+  abandonedJobs: number;
   injectedFaults: number;
   evictedPages: number;
   reclaimRounds: number;
@@ -60,7 +63,7 @@ export interface StatsDocument {
   files: Array<{ path: string; size: number; residentBytes: number; dirtyBytes: number; faults: number; evictedPages: number; opens: number }>;
 }
 
-export function statsDocument(dp: DirectoryPager): StatsDocument {
+export function statsDocument(dp: PagerService): StatsDocument {
   const sys = dp.system;
   const s = sys.stats();
   const m = dp.metrics;
@@ -94,6 +97,8 @@ export function statsDocument(dp: DirectoryPager): StatsDocument {
     suppliedPages: m.suppliedPages,
     failedRequests: m.failedRequests,
     failuresByStatus: { ...m.failuresByStatus },
+    timedOutRequests: s.timedOutWaits,
+    abandonedJobs: m.abandonedJobs,
     injectedFaults: m.injectedFaults,
     evictedPages: s.evictor.evictedPages,
     reclaimRounds: s.evictor.reclaimRounds,
@@ -115,7 +120,7 @@ export interface ControlHooks {
   onUnmountRequest?: () => void;
 }
 
-export function controlFiles(dp: DirectoryPager, hooks: ControlHooks = {}): Map<string, ControlFile> {
+export function controlFiles(dp: PagerService, hooks: ControlHooks = {}): Map<string, ControlFile> {
   const files: ControlFile[] = [
     {
       name: 'stats',

@@ -1,8 +1,10 @@
 /**
- * The FUSE filesystem: fuse-native operations over a DirectoryPager.
+ * The FUSE filesystem: fuse-native operations over a PagerService (the directory pager, the
+ * verified pager, or a pager module's declared files).
  *
- * Metadata operations act on the backing directory. File contents go through one pager VMO per
- * backing inode (hard links and every open handle share it). Handlers are thin and symmetrical:
+ * Names and attributes come from the service's FileTree; changes to names, modes, owners and times
+ * act on its backing directory, and are EROFS on a read-only tree (verified, module files). File
+ * contents go through one pager VMO per backing inode (hard links and every open handle share it). Handlers are thin and symmetrical:
  * resolve the path or handle, call one method below, map any error through toErrno (fs/errno.ts,
  * the only place errno is produced), and reply once.
  *
@@ -10,13 +12,13 @@
  * buffer (no promise, no allocation); only a fault goes async. A read or write that fails after
  * some bytes were done returns the short count; the next call gets the errno.
  */
-import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { type VmObjectPaged } from '../src/index.js';
-import type { DirectoryPager, PagedFile } from '../pager/index.js';
+import { identityOf, type FileStat, type FileTree, type PagerService, type ServedFile } from '../pager/index.js';
 import { caller, type Caller } from './caller.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
 import { ERRNO, isExpectedError, toErrno } from './errno.js';
@@ -29,7 +31,7 @@ type Cb<T = void> = T extends void ? (err: number) => void : (err: number, value
 
 /** An open handle: a file's VMO, or a control file's snapshot. */
 interface Handle {
-  file: PagedFile | null;
+  file: ServedFile | null;
   control: ControlFile | null;
   /** Control files: content as of open (readers) or text written so far (writers). */
   buffer: Buffer;
@@ -42,7 +44,7 @@ interface Handle {
 }
 
 export interface FilesystemOptions {
-  pager: DirectoryPager;
+  pager: PagerService;
   logger: Logger;
   hooks?: ControlHooks;
   /**
@@ -83,7 +85,8 @@ function mknodNative(file: string, mode: number, dev: number): Promise<void> {
 }
 
 export class PagerFilesystem {
-  private readonly dp: DirectoryPager;
+  private readonly dp: PagerService;
+  private readonly tree: FileTree;
   private readonly log: Logger;
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
@@ -97,6 +100,7 @@ export class PagerFilesystem {
 
   constructor(options: FilesystemOptions) {
     this.dp = options.pager;
+    this.tree = options.pager.tree;
     this.log = options.logger;
     this.control = controlFiles(this.dp, options.hooks);
     this.createAsCaller = options.createAsCaller ?? false;
@@ -128,8 +132,19 @@ export class PagerFilesystem {
     return p.replace(/^\/+/, '');
   }
 
+  /**
+   * The backing path of a name, for operations passed through to the backing directory. Callers
+   * that change anything check writable() first; a tree without a backing directory is read-only.
+   */
   private backing(p: string): string {
-    return this.dp.backingPath(this.rel(p));
+    const full = this.tree.backingPathOf(this.rel(p));
+    if (full === null) throw errnoError('EROFS', 'this pager has no backing directory');
+    return full;
+  }
+
+  /** 0 when names, modes and contents may change, else -EROFS (read-only tree). */
+  private writable(): number {
+    return this.tree.readOnly ? -ERRNO.EROFS : 0;
   }
 
   /** The control file named by path, null for the control dir itself, undefined when not control. */
@@ -158,7 +173,7 @@ export class PagerFilesystem {
     };
   }
 
-  private statOf(st: Stats, file: PagedFile | undefined): Record<string, unknown> {
+  private statOf(st: FileStat, file: ServedFile | undefined): Record<string, unknown> {
     const size = file !== undefined ? file.vmo.contentSizeBytes : st.size;
     return {
       mode: st.mode, uid: st.uid, gid: st.gid, size, dev: st.dev, nlink: st.nlink, ino: st.ino, rdev: st.rdev,
@@ -180,8 +195,8 @@ export class PagerFilesystem {
     } catch (err) {
       return this.fail('getattr', p, err, cb);
     }
-    fsp.lstat(this.backing(p)).then(
-      (st) => cb(0, this.statOf(st, st.isFile() ? this.dp.fileByIdentity(`${st.dev}:${st.ino}`) : undefined)),
+    this.tree.lstat(this.rel(p)).then(
+      (st) => cb(0, this.statOf(st, st.isFile() ? this.dp.fileByIdentity(identityOf(st)) : undefined)),
       (err: unknown) => this.fail('getattr', p, err, cb),
     );
   }
@@ -190,7 +205,7 @@ export class PagerFilesystem {
     const h = this.handles.get(fd);
     if (h?.file != null) {
       const file = h.file;
-      file.fh.stat().then((st) => cb(0, this.statOf(st, file)), (err: unknown) => this.fail('fgetattr', p, err, cb));
+      this.dp.statFile(file).then((st) => cb(0, this.statOf(st, file)), (err: unknown) => this.fail('fgetattr', p, err, cb));
       return;
     }
     this.getattr(p, cb);
@@ -207,17 +222,11 @@ export class PagerFilesystem {
       const files = [...this.control.values()];
       return cb(0, files.map((f) => f.name), files.map((f) => this.controlStat(f)));
     }
-    let dir: string;
-    try {
-      dir = this.backing(p);
-    } catch (err) {
-      return this.fail('readdir', p, err, cb);
-    }
-    const atRoot = this.rel(p) === '';
+    const dir = this.rel(p);
+    const atRoot = dir === '';
     void (async () => {
-      const all = await fsp.readdir(dir);
-      const names = atRoot ? all.filter((n) => n !== CONTROL_DIR) : all;
-      const stats = await Promise.all(names.map((n) => fsp.lstat(dir === '.' ? n : `${dir}/${n}`).catch((err: unknown) => err as Error)));
+      const names = await this.tree.readdir(dir);
+      const stats = await Promise.all(names.map((n) => this.tree.lstat(atRoot ? n : `${dir}/${n}`).catch((err: unknown) => err as Error)));
       const outNames: string[] = [];
       const outStats: unknown[] = [];
       let complete = true;
@@ -231,7 +240,7 @@ export class PagerFilesystem {
           return;
         }
         outNames.push(n);
-        outStats.push(this.statOf(st, st.isFile() ? this.dp.fileByIdentity(`${st.dev}:${st.ino}`) : undefined));
+        outStats.push(this.statOf(st, st.isFile() ? this.dp.fileByIdentity(identityOf(st)) : undefined));
       });
       if (atRoot) {
         outNames.push(CONTROL_DIR);
@@ -279,6 +288,7 @@ export class PagerFilesystem {
       // Opening a control file for writing means replacing its content, even with nothing (`: > faults`).
       return cb(0, this.addHandle({ file: null, control: c, buffer, writing, dirtyControl: writing, refused: false, written: false }));
     }
+    if (writing && this.tree.readOnly) return cb(-ERRNO.EROFS);
     this.dp.open(this.rel(p)).then((file) => {
       if (writing && !file.writable) {
         void this.dp.release(file);
@@ -327,6 +337,7 @@ export class PagerFilesystem {
   create(p: string, mode: number, cb: Cb<number>): void {
     const who = this.creator();
     if (this.controlAtSafe(p) !== undefined || this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EACCES);
+    if (this.tree.readOnly) return cb(this.writable());
     void (async () => {
       const full = this.backing(p);
       // O_EXCL: owner and mode are set only on a file made here. The kernel asks create for a name
@@ -526,8 +537,9 @@ export class PagerFilesystem {
       if (c === null || !c.writable) return cb(-ERRNO.EACCES);
       return cb(0); // O_TRUNC on a control file: the writer's handle starts empty anyway
     }
+    if (this.tree.readOnly) return cb(this.writable());
     void (async () => {
-      let file: PagedFile | undefined;
+      let file: ServedFile | undefined;
       try {
         file = await this.dp.open(this.rel(p));
         await this.dp.truncate(file, size);
@@ -544,17 +556,19 @@ export class PagerFilesystem {
     const h = this.handles.get(fd);
     if (h === undefined) return cb(-ERRNO.EBADF);
     if (h.control !== null) return cb(0);
+    if (this.tree.readOnly) return cb(this.writable());
     this.dp.truncate(h.file!, size).then(() => cb(0), (err: unknown) => this.fail('ftruncate', p, err, cb));
   }
 
   unlink(p: string, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    if (this.tree.readOnly) return cb(this.writable());
     const full = this.backing(p);
     void (async () => {
       try {
         const st = await fsp.lstat(full);
         await fsp.unlink(full);
-        if (st.isFile() && st.nlink <= 1) await this.dp.unlinked(`${st.dev}:${st.ino}`);
+        if (st.isFile() && st.nlink <= 1) await this.dp.unlinked(identityOf(st));
         cb(0);
       } catch (err) {
         this.fail('unlink', p, err, cb);
@@ -564,6 +578,7 @@ export class PagerFilesystem {
 
   rename(src: string, dest: string, cb: Cb): void {
     if (this.controlAtSafe(src) !== undefined || this.controlAtSafe(dest) !== undefined) return cb(-ERRNO.EACCES);
+    if (this.tree.readOnly) return cb(this.writable());
     const from = this.backing(src);
     const to = this.backing(dest);
     void (async () => {
@@ -572,8 +587,8 @@ export class PagerFilesystem {
         await fsp.rename(from, to);
         if (replaced !== null && replaced.isFile() && replaced.nlink <= 1) {
           const fromSt = await fsp.lstat(to);
-          if (`${fromSt.dev}:${fromSt.ino}` !== `${replaced.dev}:${replaced.ino}`) {
-            await this.dp.unlinked(`${replaced.dev}:${replaced.ino}`);
+          if (identityOf(fromSt) !== identityOf(replaced)) {
+            await this.dp.unlinked(identityOf(replaced));
           }
         }
         this.dp.renamed(this.rel(src), this.rel(dest));
@@ -588,6 +603,7 @@ export class PagerFilesystem {
     const who = this.creator();
     if (this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EEXIST);
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    if (this.tree.readOnly) return cb(this.writable());
     void (async () => {
       const full = this.backing(p);
       await fsp.mkdir(full, { mode: mode & 0o7777 });
@@ -604,6 +620,7 @@ export class PagerFilesystem {
     const who = this.creator();
     if (this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EEXIST);
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    if (this.tree.readOnly) return cb(this.writable());
     void (async () => {
       const full = this.backing(p);
       await mknodNative(full, mode, dev);
@@ -613,12 +630,14 @@ export class PagerFilesystem {
 
   rmdir(p: string, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    if (this.tree.readOnly) return cb(this.writable());
     fsp.rmdir(this.backing(p)).then(() => cb(0), (err: unknown) => this.fail('rmdir', p, err, cb));
   }
 
   symlink(target: string, p: string, cb: Cb): void {
     const who = this.creator();
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EEXIST);
+    if (this.tree.readOnly) return cb(this.writable());
     // The link's text is stored as given; the kernel resolves it, never pagerfs.
     void (async () => {
       const full = this.backing(p);
@@ -628,21 +647,24 @@ export class PagerFilesystem {
   }
 
   readlink(p: string, cb: Cb<string>): void {
-    fsp.readlink(this.backing(p)).then((t) => cb(0, t), (err: unknown) => this.fail('readlink', p, err, cb));
+    this.tree.readlink(this.rel(p)).then((t) => cb(0, t), (err: unknown) => this.fail('readlink', p, err, cb));
   }
 
   link(src: string, dest: string, cb: Cb): void {
     if (this.controlAtSafe(src) !== undefined || this.controlAtSafe(dest) !== undefined) return cb(-ERRNO.EACCES);
+    if (this.tree.readOnly) return cb(this.writable());
     fsp.link(this.backing(src), this.backing(dest)).then(() => cb(0), (err: unknown) => this.fail('link', dest, err, cb));
   }
 
   chmod(p: string, mode: number, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    if (this.tree.readOnly) return cb(this.writable());
     fsp.chmod(this.backing(p), mode & 0o7777).then(() => cb(0), (err: unknown) => this.fail('chmod', p, err, cb));
   }
 
   chown(p: string, uid: number, gid: number, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    if (this.tree.readOnly) return cb(this.writable());
     fsp.lchown(this.backing(p), uid, gid).then(() => cb(0), (err: unknown) => this.fail('chown', p, err, cb));
   }
 
@@ -659,6 +681,7 @@ export class PagerFilesystem {
    */
   utimens(p: string, atime: bigint | 'now' | 'omit' | number, mtime: bigint | 'now' | 'omit' | number, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
+    if (this.tree.readOnly) return cb(this.writable());
     const target = this.backing(p);
     const done = (): void => cb(0);
     const failed = (err: unknown): void => this.fail('utimens', p, err, cb);
@@ -681,7 +704,7 @@ export class PagerFilesystem {
       let current = await fsp.lstat(target, { bigint: true });
       // Dirty pages written back later would move the backing mtime past the time set here (cp -p,
       // tar and rsync set times after writing): write them back first, as NFS does before setattr.
-      const file = current.isFile() ? this.dp.fileByIdentity(`${Number(current.dev)}:${Number(current.ino)}`) : undefined;
+      const file = current.isFile() ? this.dp.fileByIdentity(identityOf(current)) : undefined;
       if (file !== undefined) {
         await this.dp.writeback(file);
         if (atime === 'omit' || mtime === 'omit') current = await fsp.lstat(target, { bigint: true });
@@ -693,7 +716,7 @@ export class PagerFilesystem {
   }
 
   statfs(p: string, cb: Cb<unknown>): void {
-    fsp.statfs(this.dp.backingPath('')).then((s) => cb(0, {
+    this.tree.statfs().then((s) => cb(0, {
       bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
       files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
     }), (err: unknown) => this.fail('statfs', p, err, cb));
@@ -702,15 +725,16 @@ export class PagerFilesystem {
   access(p: string, mode: number, cb: Cb): void {
     const c = this.controlAtSafe(p);
     if (c !== undefined) return cb((mode & fsc.W_OK) !== 0 && (c === null || !c.writable) ? -ERRNO.EACCES : 0);
-    fsp.access(this.backing(p), mode).then(() => cb(0), (err: unknown) => this.fail('access', p, err, cb));
+    if ((mode & fsc.W_OK) !== 0 && this.tree.readOnly) return cb(-ERRNO.EROFS);
+    this.tree.access(this.rel(p), mode).then(() => cb(0), (err: unknown) => this.fail('access', p, err, cb));
   }
 
   // ---------------------------------------------------------------------------------------------
   // Extended attributes (fs/xattr.ts): user.pagerfs.* are pagerfs's controls, the rest pass through.
 
   /** Runs fn with the file's VMO open (released after), or fails ENODATA for a non-regular file. */
-  private async withFile<T>(p: string, fn: (file: PagedFile) => Promise<T>): Promise<T> {
-    const st = await fsp.lstat(this.backing(p));
+  private async withFile<T>(p: string, fn: (file: ServedFile) => Promise<T>): Promise<T> {
+    const st = await this.tree.lstat(this.rel(p));
     if (!st.isFile()) throw errnoError('ENODATA', 'pagerfs attributes exist on regular files only');
     const file = await this.dp.open(this.rel(p));
     try {
@@ -728,7 +752,9 @@ export class PagerFilesystem {
         return this.withFile(p, async (f) => { const r = this.dp.residency(f); return Buffer.from(encodeMap(r.runs, r.pages)); });
       }
       if (name.startsWith(XATTR_PREFIX)) throw errnoError('ENODATA', `no pagerfs attribute "${name}"`);
-      return backingGetXattr(this.backing(p), name);
+      const full = this.tree.backingPathOf(this.rel(p));
+      if (full === null) throw errnoError('ENODATA', `no attribute "${name}"`);
+      return backingGetXattr(full, name);
     };
     work().then((v) => cb(0, v), (err: unknown) => this.fail('getxattr', p, err, cb));
   }
@@ -745,6 +771,7 @@ export class PagerFilesystem {
         return;
       }
       if (name.startsWith(XATTR_PREFIX)) throw errnoError('EINVAL', `pagerfs attribute "${name}" cannot be set`);
+      if (this.tree.readOnly) throw errnoError('EROFS', 'read-only file system');
       await backingSetXattr(this.backing(p), name, value);
     };
     work().then(() => cb(0), (err: unknown) => this.fail('setxattr', p, err, cb));
@@ -753,8 +780,9 @@ export class PagerFilesystem {
   listxattr(p: string, cb: (err: number, list?: string[]) => void): void {
     if (this.controlAtSafe(p) !== undefined) return cb(0, []);
     const work = async (): Promise<string[]> => {
-      const own = await backingListXattr(this.backing(p));
-      const st = await fsp.lstat(this.backing(p));
+      const full = this.tree.backingPathOf(this.rel(p));
+      const own = full === null ? [] : await backingListXattr(full);
+      const st = await this.tree.lstat(this.rel(p));
       return st.isFile() ? [...own, XATTR_RESIDENCY, XATTR_MAP] : own;
     };
     work().then((list) => cb(0, list), (err: unknown) => this.fail('listxattr', p, err, cb));
@@ -763,6 +791,7 @@ export class PagerFilesystem {
   removexattr(p: string, name: string, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
     if (name.startsWith(XATTR_PREFIX)) return cb(PAGERFS_XATTRS.includes(name) ? -ERRNO.EINVAL : -ERRNO.ENODATA);
+    if (this.tree.readOnly) return cb(this.writable());
     backingRemoveXattr(this.backing(p), name).then(() => cb(0), (err: unknown) => this.fail('removexattr', p, err, cb));
   }
 

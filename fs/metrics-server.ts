@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
-import type { DirectoryPager } from '../pager/index.js';
+import type { PagerService } from '../pager/index.js';
 import { statsDocument, type StatsDocument } from './control.js';
 
 type NumericKey = { [K in keyof StatsDocument]: StatsDocument[K] extends number ? K : never }[keyof StatsDocument];
@@ -36,7 +36,7 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(dp: DirectoryPager, listen: { host: string; port: number }, log: Logger): Promise<MetricsServer> {
+export async function startMetricsServer(dp: PagerService, listen: { host: string; port: number }, log: Logger): Promise<MetricsServer> {
   const registry = new Registry();
   let doc: StatsDocument | null = null;
   const current = (): StatsDocument => (doc ??= statsDocument(dp));

@@ -24,32 +24,21 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
-  PAGE_SIZE, PRESSURE_LEVEL_NAMES, PageResidency, PagerOp, PressureLevel, VmoOp, VmoOptions, WRITEBACK_IS_ZERO, ZxError,
-  ZxStatus, isZxError, statusName,
-  type Pager, type Port, type ResidencyRun, type VmObjectPaged, type VmSystem,
+  PAGE_SIZE, PagerOp, VmoOptions, WRITEBACK_IS_ZERO, ZxError, ZxStatus, isZxError,
+  type VmObjectPaged,
 } from '../src/index.js';
-import { FaultInjector } from './faults.js';
-import { silentLogger } from './log.js';
-import { PagerMetrics } from './metrics.js';
-import { PortServer, type PageJob, type PageJobHandler } from './port-server.js';
+import type { PageJob } from './port-server.js';
 import { ReadaheadState } from './readahead.js';
+import {
+  PagerService, ServedFile, fsError, identityOf,
+  type FileStat, type FileTree, type FileTreeSpace, type PagerServiceOptions,
+} from './service.js';
 
-export interface DirectoryPagerOptions {
-  system: VmSystem;
+export interface DirectoryPagerOptions extends PagerServiceOptions {
   /** The backing directory (absolute or relative to the cwd). */
   backingDir: string;
-  logger?: Logger;
   /** Largest readahead window in bytes (default 2 MiB; 0 turns readahead off). */
   readaheadMaxBytes?: number;
-  /** Page jobs answered at once (default 4, the libuv thread pool's size). */
-  concurrency?: number;
-  /** Dirty data older than this is written back (default 5000 ms). */
-  writebackDelayMs?: number;
-  faults?: FaultInjector;
-  /** Log one debug line per page request and its answer. */
-  trace?: boolean;
-  /** Most of the budget that ALWAYS_NEED (lock) may hold, as a fraction (default 0.5). */
-  maxLockedShare?: number;
   /**
    * Resolve backing paths relative to the process's working directory, which the constructor sets
    * to the backing root (process.chdir): backingPath() then returns `a/b` instead of `/root/a/b`,
@@ -58,26 +47,17 @@ export interface DirectoryPagerOptions {
    * else may chdir while it runs (backingPath() checks and fails with ERR_BAD_STATE). Default false.
    */
   chdirToRoot?: boolean;
-}
-
-/** The vmtouch-style hints a file can be given (xattr user.pagerfs.hint and the CLI verbs). */
-export const FILE_HINTS = ['dont_need', 'always_need', 'normal', 'commit', 'evict'] as const;
-export type FileHint = (typeof FILE_HINTS)[number];
-
-/** One file's residency, in pages. */
-export interface FileResidency {
-  pages: number;
-  resident: number;
-  dirty: number;
-  locked: number;
-  pinned: number;
-  runs: ResidencyRun[];
+  /**
+   * Serve the directory read-only: backing files are opened O_RDONLY and every change through the
+   * mount is EROFS (the verified pager). Default false.
+   */
+  readOnly?: boolean;
+  /** Names at the backing root that the mount does not show (besides `.pagerfs`). */
+  hiddenNames?: string[];
 }
 
 /** Readahead may hold at most this share of the budget at once (1/8). */
 const READAHEAD_BUDGET_SHARE = 8;
-/** A budget shrink blocked only by dirty or in-flight pages is retried this often, 10 ms apart. */
-const SET_BUDGET_ATTEMPTS = 100;
 /** Most pages read and supplied at once: big enough for few syscalls, small enough to wake readers early. */
 const FILL_CHUNK_PAGES = 256;
 /** Zeros written per I/O when writing back a zero run. */
@@ -122,15 +102,7 @@ interface InFlightRange {
 }
 
 /** One backing file and its VMO. */
-export class PagedFile {
-  /** Path relative to the backing root, '/'-separated, no leading slash; updated on rename. */
-  relPath: string;
-  /** Open handles through the filesystem (plus internal users). */
-  opens = 0;
-  /** The last name was removed: dirty pages are discarded at the last close. */
-  unlinked = false;
-  /** When the oldest not-yet-written-back dirty data appeared (performance.now()), or null. */
-  dirtySince: number | null = null;
+export class PagedFile extends ServedFile {
   readonly readahead = new ReadaheadState();
   /** Page ranges jobs are reading from the backing file now. */
   readonly inFlight: InFlightRange[] = [];
@@ -142,18 +114,9 @@ export class PagedFile {
   /** Page runs known to be zero in the backing file (we extended it with ftruncate). */
   knownZero: Array<{ start: number; end: number }> = [];
   private lock: Promise<void> = Promise.resolve();
-  /** Set when the VMO's COMPLETE arrived; the file is gone from the pager's tables. */
-  completed = false;
 
-  constructor(
-    readonly key: number,
-    relPath: string,
-    readonly identity: string,
-    readonly vmo: VmObjectPaged,
-    readonly fh: FileHandle,
-    readonly writable: boolean,
-  ) {
-    this.relPath = relPath;
+  constructor(key: number, relPath: string, identity: string, vmo: VmObjectPaged, readonly fh: FileHandle, writable: boolean) {
+    super(key, relPath, identity, vmo, writable);
   }
 
   /** Runs `fn` after every earlier locked operation on this file (writeback, truncate). */
@@ -180,102 +143,30 @@ export function statusForIoError(err: unknown): ZxStatus {
   }
 }
 
-export class DirectoryPager implements PageJobHandler {
-  readonly system: VmSystem;
-  readonly pager: Pager;
-  readonly port: Port;
+export class DirectoryPager extends PagerService<PagedFile> {
   readonly root: string;
-  readonly metrics = new PagerMetrics();
-  readonly faults: FaultInjector;
-  readonly log: Logger;
+  readonly tree: FileTree;
   private readonly readaheadMaxPages: number;
-  private readonly writebackDelayMs: number;
-  private readonly server: PortServer;
-  private readonly byKey = new Map<number, PagedFile>();
-  private readonly byIdentity = new Map<string, PagedFile>();
-  private nextKey = 1;
-  private flushTimer: ReturnType<typeof setInterval> | null = null;
-  private pressureWriteback: Promise<void> | null = null;
-  private unsubscribePressure: (() => void) | null = null;
+  private readonly readOnly: boolean;
   private spaceCache: { at: number; freeBytes: number } | null = null;
   /**
    * Files whose content may run past their backing file's end (grown by writes, not yet written
    * back): the room check sums only these, not every file the pager knows. Pruned as it goes.
    */
   private readonly growing = new Set<PagedFile>();
-  /** While a budget change runs, fills wait on this (they hold aux frames while reading). */
-  private fillGate: Promise<void> | null = null;
-  /** Fills reading into aux frames now, and who waits for that count to reach zero. */
-  private activeFills = 0;
-  private fillsIdle: Array<() => void> = [];
-  private shuttingDown = false;
-  private readonly maxLockedShare: number;
-  /** Pages of locks being placed now (always_need in progress), counted against the locked share. */
-  private lockReserved = 0;
-  private unsubscribeLevel: (() => void) | null = null;
   /** chdirToRoot: the working directory as process.cwd() reports it right after the chdir. */
   private readonly cwdRoot: string | null = null;
 
   constructor(options: DirectoryPagerOptions) {
-    this.system = options.system;
+    super(options);
     this.root = path.resolve(options.backingDir);
     if (options.chdirToRoot === true) {
       process.chdir(this.root);
       this.cwdRoot = process.cwd();
     }
-    this.log = options.logger ?? silentLogger();
-    this.faults = options.faults ?? new FaultInjector();
     this.readaheadMaxPages = Math.floor((options.readaheadMaxBytes ?? 2 * 1024 * 1024) / PAGE_SIZE);
-    this.writebackDelayMs = options.writebackDelayMs ?? 5000;
-    this.maxLockedShare = options.maxLockedShare ?? 0.5;
-    this.pager = this.system.createPager();
-    this.port = this.system.createPort();
-    this.server = new PortServer(this.port, this, options.concurrency ?? 4, this.metrics, this.log,
-      (key) => this.byKey.get(key)?.relPath ?? `#${key}`, options.trace ?? false);
-  }
-
-  /** Starts answering requests and the aging writeback. */
-  start(): void {
-    this.server.start();
-    const period = Math.max(50, Math.min(1000, this.writebackDelayMs / 2));
-    this.flushTimer = setInterval(() => { void this.flushAged(); }, period);
-    this.flushTimer.unref();
-    this.unsubscribePressure = this.system.onMemoryPressure(() => this.startPressureWriteback());
-    // Each pressure level change is logged once; from WARNING on, dirty pages are written back
-    // early so that what the budget holds becomes reclaimable again.
-    this.unsubscribeLevel = this.system.onPressureLevel((level, previous) => {
-      this.log.info({ level: PRESSURE_LEVEL_NAMES[level], previous: PRESSURE_LEVEL_NAMES[previous],
-        availablePages: this.system.availableFrames, budgetPages: this.system.budgetPages }, 'memory pressure level changed');
-      if (level >= PressureLevel.WARNING) this.startPressureWriteback();
-    });
-    this.system.startAging();
-  }
-
-  /** Files with a VMO now. */
-  files(): PagedFile[] {
-    return [...this.byKey.values()];
-  }
-
-  fileByKey(key: number): PagedFile | undefined {
-    return this.byKey.get(key);
-  }
-
-  /** The file with backing identity "dev:ino", if it has a VMO now. */
-  fileByIdentity(identity: string): PagedFile | undefined {
-    const f = this.byIdentity.get(identity);
-    return f !== undefined && !f.completed ? f : undefined;
-  }
-
-  /**
-   * The backing inode lost its last name. Its dirty pages will never be written back; the VMO goes
-   * at once if no handle is open, else at the last release.
-   */
-  async unlinked(identity: string): Promise<void> {
-    const f = this.fileByIdentity(identity);
-    if (f === undefined) return;
-    f.unlinked = true;
-    this.byIdentity.delete(identity);
-    if (f.opens === 0) this.forget(f);
+    this.readOnly = options.readOnly ?? false;
+    this.tree = new BackingTree(this, options.hiddenNames ?? [], this.readOnly);
   }
 
   /**
@@ -306,12 +197,12 @@ export class DirectoryPager implements PageJobHandler {
     if (this.shuttingDown) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'the pager is shutting down');
     const full = this.backingPath(relPath);
     let fh: FileHandle;
-    let writable = true;
+    let writable = !this.readOnly;
     try {
-      fh = await fsp.open(full, fsc.O_RDWR | fsc.O_NOFOLLOW);
+      fh = await fsp.open(full, (writable ? fsc.O_RDWR : fsc.O_RDONLY) | fsc.O_NOFOLLOW);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM') throw err;
+      if (!writable || (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM')) throw err;
       fh = await fsp.open(full, fsc.O_RDONLY | fsc.O_NOFOLLOW);
       writable = false;
     }
@@ -326,9 +217,9 @@ export class DirectoryPager implements PageJobHandler {
       await fh.close();
       throw Object.assign(new Error(`"${relPath}" is not a regular file`), { code: 'EINVAL', errno: -22 });
     }
-    const identity = `${st.dev}:${st.ino}`;
-    const existing = this.byIdentity.get(identity);
-    if (existing !== undefined && !existing.completed) {
+    const identity = identityOf(st);
+    const existing = this.fileByIdentity(identity);
+    if (existing !== undefined) {
       await fh.close();
       existing.opens++;
       return existing;
@@ -337,96 +228,40 @@ export class DirectoryPager implements PageJobHandler {
     const vmo = this.pager.createVmo(VmoOptions.RESIZABLE | VmoOptions.TRAP_DIRTY, this.port, key, st.size);
     vmo.name = path.posix.basename(relPath);
     const file = new PagedFile(key, relPath.replace(/^\/+/, ''), identity, vmo, fh, writable);
-    file.opens = 1;
     file.backingSize = st.size;
-    this.byKey.set(key, file);
-    this.byIdentity.set(identity, file);
-    return file;
-  }
-
-  /**
-   * Drops one open of the file. At the last close of an unlinked file its pages are discarded and
-   * the VMO detached; a linked file keeps its VMO (a cache) and its dirty data is written back by age.
-   */
-  async release(file: PagedFile): Promise<void> {
-    file.opens--;
-    if (file.opens > 0 || file.completed) return;
-    if (file.unlinked) this.forget(file);
-  }
-
-  /** Paths under `from` now live under `to` (a rename of a file or directory). */
-  renamed(from: string, to: string): void {
-    const a = from.replace(/^\/+/, '');
-    const b = to.replace(/^\/+/, '');
-    for (const f of this.byKey.values()) {
-      if (f.relPath === a) f.relPath = b;
-      else if (f.relPath.startsWith(`${a}/`)) f.relPath = b + f.relPath.slice(a.length);
+    try {
+      await this.opened(file);
+    } catch (err) {
+      this.pager.detachVmo(vmo);
+      vmo.close();
+      await fh.close();
+      throw err;
     }
+    file.opens = 1;
+    this.register(file);
+    return file;
   }
 
   // ---------------------------------------------------------------------------------------------
   // Answering requests.
 
-  async handle(job: PageJob): Promise<void> {
-    const file = this.byKey.get(job.key);
-    if (file === undefined) {
-      this.log.warn({ key: job.key }, 'request for an unknown key; ignored');
-      return;
-    }
-    for (const part of await this.applyFaults(file, job)) {
-      if (job.command === 'READ') await this.fill(file, part);
-      else await this.dirty(file, part);
-    }
-  }
+  /** A new file's VMO was created; a subclass may refuse it (the error reaches open's caller). */
+  protected async opened(_file: PagedFile): Promise<void> {}
 
-  failJob(job: PageJob, _err: unknown): void {
-    const file = this.byKey.get(job.key);
-    if (file !== undefined) this.failRange(file, job.offset, job.length, ZxStatus.ERR_IO);
-  }
-
-  complete(key: number): void {
-    const file = this.byKey.get(key);
-    if (file === undefined) return;
-    file.completed = true;
-    this.byKey.delete(key);
-    if (this.byIdentity.get(file.identity) === file) this.byIdentity.delete(file.identity);
+  protected override onComplete(file: PagedFile): void {
     void file.fh.close().catch(() => undefined);
   }
 
-  /** Fails [offset, +length) of the file, tolerating a VMO that was detached or shrank meanwhile. */
-  private failRange(file: PagedFile, offset: number, length: number, status: ZxStatus): void {
-    const end = Math.min(offset + length, file.vmo.sizeBytes);
-    if (end <= offset) return;
-    try {
-      this.pager.opRange(PagerOp.FAIL, file.vmo, offset, end - offset, status);
-      this.metrics.countFailure(statusName(status));
-    } catch (err) {
-      if (!isZxError(err, ZxStatus.ERR_BAD_STATE)) throw err;
-    }
+  statFile(file: PagedFile): Promise<FileStat> {
+    return file.fh.stat();
   }
 
-  /**
-   * Applies the fault rules to a job: waits out a delay rule; fails the pages a failing rule covers
-   * (a rule with a byte range fails only the pages of the job that range touches); returns the parts
-   * of the job still to be answered normally.
-   */
-  private async applyFaults(file: PagedFile, job: PageJob): Promise<PageJob[]> {
-    const action = this.faults.match(file.relPath, job.offset, job.length);
-    if (action === undefined) return [job];
-    this.metrics.injectedFaults++;
-    if (action.delayMs > 0) await new Promise((r) => setTimeout(r, action.delayMs));
-    if (action.status === undefined) return [job];
-    const end = job.offset + job.length;
-    const range = action.rule.range;
-    const failStart = range === undefined ? job.offset : Math.max(job.offset, Math.floor(range.start / PAGE_SIZE) * PAGE_SIZE);
-    const failEnd = range === undefined ? end : Math.min(end, Math.ceil(range.end / PAGE_SIZE) * PAGE_SIZE);
-    this.log.info({ path: file.relPath, offset: failStart, length: failEnd - failStart, status: statusName(action.status), rule: action.rule.text },
-      'injected fault');
-    this.failRange(file, failStart, failEnd - failStart, action.status);
-    const rest: PageJob[] = [];
-    if (failStart > job.offset) rest.push({ ...job, length: failStart - job.offset });
-    if (failEnd < end) rest.push({ ...job, offset: failEnd, length: end - failEnd });
-    return rest;
+  protected answerRead(file: PagedFile, job: PageJob): Promise<void> {
+    return this.fill(file, job);
+  }
+
+  protected answerDirty(file: PagedFile, job: PageJob): Promise<void> {
+    return this.dirty(file, job);
   }
 
   private async fill(file: PagedFile, job: PageJob): Promise<void> {
@@ -500,14 +335,8 @@ export class DirectoryPager implements PageJobHandler {
    * Reads pages [pos, pos + count) into an aux VMO and supplies them. Failures of the required part
    * (pages below reqEnd) are answered with FAIL; returns 'stop' when the job is answered for good.
    */
-  private async fillChunk(file: PagedFile, pos: number, count: number, reqEnd: number): Promise<'next' | 'stop'> {
-    while (this.fillGate !== null) await this.fillGate; // a budget change is under way
-    this.activeFills++;
-    try {
-      return await this.fillChunkNow(file, pos, count, reqEnd);
-    } finally {
-      if (--this.activeFills === 0) for (const w of this.fillsIdle.splice(0)) w();
-    }
+  private fillChunk(file: PagedFile, pos: number, count: number, reqEnd: number): Promise<'next' | 'stop'> {
+    return this.whileFilling(() => this.fillChunkNow(file, pos, count, reqEnd));
   }
 
   private async fillChunkNow(file: PagedFile, pos: number, count: number, reqEnd: number): Promise<'next' | 'stop'> {
@@ -525,18 +354,29 @@ export class DirectoryPager implements PageJobHandler {
       const expected = Math.max(0, Math.min(count * PAGE_SIZE, knownBytes - offset));
       const got = await this.readInto(file, views, offset, expected);
       zeroFrom(views, got);
+      let goodPages = count;
       if (got < expected) {
         // The backing file is shorter than pagerfs knew (changed behind its back): supply only the
         // whole pages that arrived, never zeros in place of missing bytes; fail the required rest.
-        const goodPages = Math.floor(got / PAGE_SIZE);
+        goodPages = Math.floor(got / PAGE_SIZE);
         this.log.warn({ path: file.relPath, offset, expected, got },
           'backing file shorter than expected (changed behind pagerfs); failing the missing pages');
-        if (goodPages > 0) this.supply(file, pos, goodPages, aux);
+      }
+      // Pages that fail their check are never supplied: their required part fails with
+      // IO_DATA_INTEGRITY, and the good runs between them are supplied.
+      const checked = goodPages > 0 ? this.checkPages(file, pos, goodPages, views, Math.min(got, goodPages * PAGE_SIZE)) : [];
+      const bad = Array.isArray(checked) ? checked : await checked;
+      let from = 0;
+      for (const b of [...bad, goodPages]) {
+        if (b > from) this.supply(file, pos + from, b - from, aux, from);
+        if (b < goodPages && pos + b < reqEnd) this.failRange(file, (pos + b) * PAGE_SIZE, PAGE_SIZE, ZxStatus.ERR_IO_DATA_INTEGRITY);
+        from = b + 1;
+      }
+      if (goodPages < count) {
         const failFrom = pos + goodPages;
         if (failFrom < reqEnd) this.failRange(file, failFrom * PAGE_SIZE, (reqEnd - failFrom) * PAGE_SIZE, ZxStatus.ERR_IO_DATA_INTEGRITY);
         return 'stop';
       }
-      this.supply(file, pos, count, aux);
       return 'next';
     } catch (err) {
       if (isZxError(err, ZxStatus.ERR_NO_MEMORY)) {
@@ -590,16 +430,26 @@ export class DirectoryPager implements PageJobHandler {
     return got;
   }
 
-  private supply(file: PagedFile, startPage: number, count: number, aux: VmObjectPaged): void {
+  /**
+   * Checks pages [pos, pos + count) just read into `views` (`bytes` of them hold the file's bytes,
+   * the rest is zero) before they are supplied; returns the indices (0-based, ascending, below
+   * `count`) of pages that must not be supplied. The directory pager trusts its backing files:
+   * none. The verified pager checks each page against its hash tree.
+   */
+  protected checkPages(_file: PagedFile, _pos: number, _count: number, _views: Buffer[], _bytes: number): Promise<number[]> | number[] {
+    return [];
+  }
+
+  private supply(file: PagedFile, startPage: number, count: number, aux: VmObjectPaged, auxPage = 0): void {
     try {
-      const added = this.pager.supplyPages(file.vmo, startPage * PAGE_SIZE, count * PAGE_SIZE, aux, 0);
+      const added = this.pager.supplyPages(file.vmo, startPage * PAGE_SIZE, count * PAGE_SIZE, aux, auxPage * PAGE_SIZE);
       this.metrics.suppliedPages += added;
     } catch (err) {
       if (isZxError(err, ZxStatus.ERR_BAD_STATE)) return; // detached meanwhile: nobody is waiting
       if (isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) {
         // The VMO shrank while we read: supply what still fits.
         const fits = Math.max(0, file.vmo.sizePages - startPage);
-        if (fits > 0 && fits < count) this.supply(file, startPage, fits, aux);
+        if (fits > 0 && fits < count) this.supply(file, startPage, fits, aux, auxPage);
         return;
       }
       throw err;
@@ -668,104 +518,6 @@ export class DirectoryPager implements PageJobHandler {
       return false;
     }
     return true;
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Budget, hints and residency (the vmtouch-style controls).
-
-  /**
-   * Changes the memory budget while serving. Growing takes effect at once; shrinking reclaims clean
-   * pages down to the new budget, writing dirty pages back first when they stand in the way. Throws
-   * BAD_STATE (and keeps the old budget) when pinned or locked pages alone exceed the new budget.
-   */
-  async setBudget(bytes: number): Promise<void> {
-    const frames = Math.floor(bytes / PAGE_SIZE);
-    // Pinned and locked pages stay whatever we do: when they alone exceed the budget, refuse at
-    // once, with nothing written back or evicted.
-    const held = this.system.pinnedPages + this.system.lockedPages;
-    if (held > frames) {
-      throw new ZxError(ZxStatus.ERR_BAD_STATE,
-        `cannot shrink the budget to ${frames} pages: ${held} pages are pinned or locked`);
-    }
-    // Anything else in the way is dirty (write it back) or in flight: fills hold aux frames while
-    // they read. Hold new fills back and let running ones finish, then shrink; retry briefly.
-    let open!: () => void;
-    this.fillGate = new Promise<void>((r) => { open = r; });
-    try {
-      while (this.activeFills > 0) await new Promise<void>((r) => this.fillsIdle.push(r));
-      for (let attempt = 0; ; attempt++) {
-        try {
-          this.system.setBudget(bytes);
-          break;
-        } catch (err) {
-          if (!isZxError(err, ZxStatus.ERR_BAD_STATE) || attempt >= SET_BUDGET_ATTEMPTS) throw err;
-          if (attempt === 0) await this.writebackAll().catch(() => undefined);
-          else await new Promise((r) => setTimeout(r, 10));
-        }
-      }
-    } finally {
-      this.fillGate = null;
-      open();
-    }
-    this.log.info({ budgetBytes: this.system.budgetBytes }, 'memory budget changed');
-  }
-
-  /**
-   * Applies a hint to the whole file: dont_need (first to go), always_need (lock: fault in and keep;
-   * refused with NO_MEMORY beyond the locked share of the budget), normal (unlock, pagerfs's
-   * RELEASE_ALWAYS_NEED), commit (touch: fault in through the pager), evict (write back, then reclaim
-   * the file's clean unlocked pages now). Returns the pages the file has resident afterwards.
-   */
-  async hint(file: PagedFile, hint: FileHint): Promise<number> {
-    const vmo = file.vmo;
-    const size = vmo.sizeBytes;
-    switch (hint) {
-      case 'dont_need':
-        await vmo.opRange(VmoOp.DONT_NEED, 0, size);
-        break;
-      case 'always_need': {
-        // Locks being placed right now count too (reserved), so concurrent locks cannot overshoot.
-        const others = this.system.lockedPages - vmo.counters().lockedPages + this.lockReserved;
-        const limit = Math.floor(this.system.budgetPages * this.maxLockedShare);
-        if (others + vmo.sizePages > limit) {
-          throw new ZxError(ZxStatus.ERR_NO_MEMORY,
-            `locking ${vmo.sizePages} pages would hold ${others + vmo.sizePages} locked pages, above ${Math.round(this.maxLockedShare * 100)}% of the budget (${limit} pages)`);
-        }
-        this.lockReserved += vmo.sizePages;
-        try {
-          await vmo.opRange(VmoOp.ALWAYS_NEED, 0, size);
-        } finally {
-          this.lockReserved -= vmo.sizePages;
-        }
-        break;
-      }
-      case 'normal':
-        await vmo.opRange(VmoOp.RELEASE_ALWAYS_NEED, 0, size);
-        break;
-      case 'commit':
-        await vmo.opRange(VmoOp.COMMIT, 0, size);
-        break;
-      case 'evict':
-        await this.writeback(file);
-        await vmo.opRange(VmoOp.EVICT, 0, size);
-        break;
-    }
-    return vmo.counters().residentPages;
-  }
-
-  /** The file's residency now: page counts by state and the runs (for strips). */
-  residency(file: PagedFile): FileResidency {
-    const vmo = file.vmo;
-    const runs = vmo.residencyRuns(0, vmo.sizeBytes);
-    // `resident` counts frames (as the stats do); a dirty zero run holds no frame but is dirty.
-    const out: FileResidency = { pages: vmo.sizePages, resident: vmo.counters().residentPages, dirty: 0, locked: 0, pinned: 0, runs };
-    for (const r of runs) {
-      const n = r.endPage - r.startPage;
-      if (r.state === PageResidency.Dirty) out.dirty += n;
-      if (r.state === PageResidency.Locked) out.locked += n;
-      if (r.state === PageResidency.Pinned) out.pinned += n;
-    }
-    return out;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -877,85 +629,46 @@ export class DirectoryPager implements PageJobHandler {
       }
     });
   }
+}
 
-  /** Writes back every file with dirty data. Errors are logged and the first is rethrown at the end. */
-  async writebackAll(sync = false): Promise<void> {
-    let first: unknown;
-    for (const file of this.files()) {
-      if (file.completed) continue;
-      try {
-        await this.writeback(file, sync);
-      } catch (err) {
-        first ??= err;
-      }
-    }
-    if (first !== undefined) throw first;
+/**
+ * The backing directory as the mount shows it: its names and attributes, less the hidden names at
+ * the root (`.pagerfs`, pagerfs's control directory, and any the pager adds).
+ */
+class BackingTree implements FileTree {
+  private readonly hidden: Set<string>;
+
+  constructor(private readonly dp: DirectoryPager, hiddenNames: string[], readonly readOnly: boolean) {
+    this.hidden = new Set(['.pagerfs', ...hiddenNames]);
   }
 
-  /** Writes back files whose dirty data is older than the writeback delay. */
-  private async flushAged(): Promise<void> {
-    const now = performance.now();
-    for (const file of this.files()) {
-      if (file.dirtySince !== null && now - file.dirtySince >= this.writebackDelayMs) {
-        await this.writeback(file).catch(() => undefined);
-      }
-    }
+  /** The backing path, or ENOENT for a hidden name (and anything below it). */
+  backingPathOf(relPath: string): string {
+    const rel = relPath.replace(/^\/+/, '');
+    const top = rel.split('/', 1)[0];
+    if (this.hidden.has(top) && top !== '.pagerfs') throw fsError('ENOENT', 2, `"${rel}" is hidden`);
+    return this.dp.backingPath(rel);
   }
 
-  /** Called from inside an allocation (the pressure listener): start on the next microtask. */
-  private startPressureWriteback(): void {
-    if (this.pressureWriteback === null) queueMicrotask(() => { void this.writebackForPressure(); });
+  lstat(relPath: string): Promise<FileStat> {
+    return fsp.lstat(this.backingPathOf(relPath));
   }
 
-  /** Memory is short and dirty pages fill it: write back, oldest dirty first. One run at a time. */
-  private writebackForPressure(): Promise<void> {
-    this.pressureWriteback ??= (async () => {
-      const files = this.files().filter((f) => f.dirtySince !== null)
-        .sort((a, b) => (a.dirtySince ?? 0) - (b.dirtySince ?? 0));
-      for (const f of files) await this.writeback(f).catch(() => undefined);
-    })().finally(() => { this.pressureWriteback = null; });
-    return this.pressureWriteback;
+  async readdir(relPath: string): Promise<string[]> {
+    const names = await fsp.readdir(this.backingPathOf(relPath));
+    return relPath.replace(/^\/+/, '') === '' ? names.filter((n) => !this.hidden.has(n)) : names;
   }
 
-  /** Detaches the file's VMO and drops it; its dirty pages are discarded (the file is unlinked). */
-  private forget(file: PagedFile): void {
-    if (file.completed) return;
-    try {
-      this.pager.detachVmo(file.vmo);
-    } catch {
-      // already gone
-    }
-    file.vmo.close();
+  readlink(relPath: string): Promise<string> {
+    return fsp.readlink(this.backingPathOf(relPath));
   }
 
-  /**
-   * Shuts down: writes back every dirty page (fsync'ed), detaches every VMO, closes the port and the
-   * pager. Requests still outstanding then fail with BAD_STATE; none hang.
-   */
-  async shutdown(): Promise<void> {
-    if (this.shuttingDown) return;
-    this.shuttingDown = true;
-    if (this.flushTimer !== null) clearInterval(this.flushTimer);
-    this.unsubscribePressure?.();
-    this.unsubscribeLevel?.();
-    this.system.stopAging();
-    let writebackError: unknown;
-    try {
-      await this.writebackAll(true);
-    } catch (err) {
-      writebackError = err;
-      this.log.error({ err: (err as Error).message }, 'writeback at shutdown failed; some data was not written');
-    }
-    for (const file of this.files()) {
-      if (file.completed) continue;
-      try { this.pager.detachVmo(file.vmo); } catch { /* already detached */ }
-    }
-    // Let the COMPLETE packets drain so every backing handle is closed.
-    await new Promise((r) => setImmediate(r));
-    this.port.close();
-    this.pager.close();
-    await this.server.stopped();
-    for (const file of [...this.byKey.values()]) this.complete(file.key);
-    if (writebackError !== undefined) throw writebackError;
+  access(relPath: string, mode: number): Promise<void> {
+    return fsp.access(this.backingPathOf(relPath), mode);
+  }
+
+  async statfs(): Promise<FileTreeSpace> {
+    const s = await fsp.statfs(this.dp.backingPath(''));
+    return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree };
   }
 }

@@ -38,6 +38,8 @@ export class PagerMetrics {
   writebackPages = 0;
   writebackBytes = 0;
   writebackErrors = 0;
+  /** Jobs whose answer did not come within the answer timeout (their slot was given back). */
+  abandonedJobs = 0;
   readonly latency = new LatencyWindow();
 
   countFailure(statusName: string): void {
@@ -62,6 +64,7 @@ export class PagerMetrics {
       writebackPages: this.writebackPages,
       writebackBytes: this.writebackBytes,
       writebackErrors: this.writebackErrors,
+      abandonedJobs: this.abandonedJobs,
       latencyP50Ms: this.latency.quantile(0.5),
       latencyP99Ms: this.latency.quantile(0.99),
     };

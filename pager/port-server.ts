@@ -56,6 +56,8 @@ export class PortServer {
     private readonly log: Logger,
     private readonly describeKey: (key: number) => string,
     private readonly trace: boolean,
+    /** A handler not settled after this long gives its slot back (counted, logged); undefined: never. */
+    private readonly answerTimeoutMs?: number,
   ) {}
 
   start(): void {
@@ -98,7 +100,7 @@ export class PortServer {
 
   private async run(job: PageJob): Promise<void> {
     try {
-      await this.handler.handle(job);
+      await this.answerWithin(job);
     } catch (err) {
       this.log.error({ err, key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset, length: job.length },
         'pager handler threw; failing the request with ERR_IO');
@@ -114,6 +116,28 @@ export class PortServer {
       this.log.debug({ key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset,
         length: job.length, packets: job.packets, latencyMs: Number(ms.toFixed(3)) }, 'page request answered');
     }
+  }
+
+  /**
+   * The handler's answer, or a give-up after answerTimeoutMs: the slot is freed so one pager that
+   * never answers cannot stall every other file. A late answer is still applied; a late throw is
+   * logged only (its readers already gave up with TIMED_OUT).
+   */
+  private answerWithin(job: PageJob): Promise<void> {
+    const answer = this.handler.handle(job);
+    const limit = this.answerTimeoutMs;
+    if (limit === undefined) return answer;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gaveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.metrics.abandonedJobs++;
+        this.log.warn({ key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset, length: job.length, waitedMs: limit },
+          'the pager has not answered a page request; giving its slot back (readers time out)');
+        answer.catch((err: unknown) => this.log.warn({ err, key: job.key }, 'a page request answered after its timeout failed'));
+        resolve();
+      }, limit);
+    });
+    return Promise.race([answer, gaveUp]).finally(() => clearTimeout(timer));
   }
 
   private acquire(): Promise<void> {

@@ -94,6 +94,8 @@ export interface VmSystemStats {
   lockedPages: number;
   pressureLevel: (typeof PRESSURE_LEVEL_NAMES)[number];
   secondsInPressureLevels: Record<(typeof PRESSURE_LEVEL_NAMES)[number], number>;
+  /** Waits that gave up with TIMED_OUT (the pager did not answer within requestTimeoutMs). */
+  timedOutWaits: number;
 }
 
 interface PendingWait {
@@ -127,6 +129,8 @@ export class VmSystem {
   /** Faults waiting on the pager, for the liveness sweep. */
   private readonly pendingWaits = new Set<PendingWait>();
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  /** Waits ended by the request timeout; only sweepWaits bumps it. */
+  private timedOutWaits = 0;
   /** Told (synchronously) when an allocation had to reach the out-of-memory level or failed. */
   private readonly pressureListeners = new Set<(failed: boolean) => void>();
 
@@ -449,6 +453,7 @@ export class VmSystem {
       const waited = now - entry.startMs;
       if (waited >= o.requestTimeoutMs) {
         this.pendingWaits.delete(entry);
+        this.timedOutWaits++;
         entry.waiter.cancel();
         entry.reject(new ZxError(ZxStatus.ERR_TIMED_OUT,
           `page request for page ${entry.waiter.pageIndex} unanswered after ${o.requestTimeoutMs} ms`));
@@ -477,6 +482,7 @@ export class VmSystem {
       lockedPages: this.lockedPages,
       pressureLevel: PRESSURE_LEVEL_NAMES[this.pressureLevel],
       secondsInPressureLevels: this.secondsInPressureLevels(),
+      timedOutWaits: this.timedOutWaits,
     };
   }
 

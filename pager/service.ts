@@ -1,0 +1,534 @@
+/**
+ * PagerService: what every pager that pagerfs mounts has in common, whatever its files come from.
+ *
+ * A service owns one kernel pager and one port, a PortServer that hands it page jobs with bounded
+ * concurrency, the table of files it has given VMOs (by port key), its counters and fault rules,
+ * and the vmtouch-style controls (budget, hints, residency). Subclasses say where files and bytes
+ * come from: the directory pager (pager/directory-pager.ts) from a backing directory, the module
+ * pager (pager/module-pager.ts) from a pager module's declared files.
+ *
+ * Request lifecycle (the kernel side is in src/page-request.ts):
+ *  1. A reader faults; the kernel queues a READ (or DIRTY) packet {key, offset, length}.
+ *  2. PortServer reads it, coalesces it with packets queued behind it, and calls handle(job).
+ *  3. handle() applies the fault rules (delay, fail some pages), then answerRead / answerDirty.
+ *  4. The answer is supplyPages, opRange(DIRTY) or opRange(FAIL, status); a throw fails the job's
+ *     range with ERR_IO (PortServer logs it): no reader is left waiting by a bug.
+ *  5. COMPLETE is the last packet of a key: the file leaves the table (onComplete).
+ * State: `byKey` holds every file whose VMO is not yet COMPLETE; a file is in it from open() until
+ * its COMPLETE packet, and `completed` is set exactly when it leaves.
+ */
+import type { Stats } from 'node:fs';
+import type { Logger } from 'pino';
+import {
+  PRESSURE_LEVEL_NAMES, PageResidency, PagerOp, PressureLevel, VmoOp, ZxError, ZxStatus, isZxError, statusName, PAGE_SIZE,
+  type Pager, type Port, type ResidencyRun, type VmObjectPaged, type VmSystem,
+} from '../src/index.js';
+import { FaultInjector } from './faults.js';
+import { silentLogger } from './log.js';
+import { PagerMetrics } from './metrics.js';
+import { PortServer, type PageJob, type PageJobHandler } from './port-server.js';
+
+export interface PagerServiceOptions {
+  system: VmSystem;
+  logger?: Logger;
+  /** Page jobs answered at once (default 4, the libuv thread pool's size). */
+  concurrency?: number;
+  /** Dirty data older than this is written back (default 5000 ms). */
+  writebackDelayMs?: number;
+  faults?: FaultInjector;
+  /** Log one debug line per page request and its answer. */
+  trace?: boolean;
+  /** Most of the budget that ALWAYS_NEED (lock) may hold, as a fraction (default 0.5). */
+  maxLockedShare?: number;
+  /**
+   * A job whose answer has not settled after this many ms gives its concurrency slot back (logged
+   * and counted as `abandonedJobs`), so a pager that never answers cannot stall other files. The
+   * reader's own wait ends with ERR_TIMED_OUT by the VM system's request timeout. Default: never.
+   */
+  answerTimeoutMs?: number;
+}
+
+/** The vmtouch-style hints a file can be given (xattr user.pagerfs.hint and the CLI verbs). */
+export const FILE_HINTS = ['dont_need', 'always_need', 'normal', 'commit', 'evict'] as const;
+export type FileHint = (typeof FILE_HINTS)[number];
+
+/** One file's residency, in pages. */
+export interface FileResidency {
+  pages: number;
+  resident: number;
+  dirty: number;
+  locked: number;
+  pinned: number;
+  runs: ResidencyRun[];
+}
+
+/** The attributes the filesystem shows for a name (node's Stats has them all). */
+export type FileStat = Pick<Stats, 'mode' | 'uid' | 'gid' | 'size' | 'dev' | 'ino' | 'nlink' | 'rdev' | 'atime' | 'mtime' | 'ctime' |
+  'isFile' | 'isDirectory'>;
+
+/** What statfs reports. */
+export interface FileTreeSpace {
+  bsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+}
+
+/**
+ * The namespace a service serves: names, their attributes and listings. Paths are relative to the
+ * root, '/'-separated, without a leading slash ('' is the root). Errors are Node-style errors with
+ * `code` and negative `errno` (ENOENT, ENOTDIR, …), which the FUSE edge maps to errno.
+ */
+export interface FileTree {
+  /** No name, mode, owner, time or content may change through the mount (EROFS). */
+  readonly readOnly: boolean;
+  lstat(relPath: string): Promise<FileStat>;
+  /** The names in a directory (without '.' and '..'), hidden names left out. */
+  readdir(relPath: string): Promise<string[]>;
+  readlink(relPath: string): Promise<string>;
+  access(relPath: string, mode: number): Promise<void>;
+  statfs(): Promise<FileTreeSpace>;
+  /**
+   * The backing path of a name, for operations passed through to a backing directory (metadata
+   * changes, other extended attributes); null when there is no backing directory.
+   */
+  backingPathOf(relPath: string): string | null;
+}
+
+/** "dev:ino": one key per backing inode, so that every name and handle of it share one VMO. */
+export function identityOf(st: { dev: number | bigint; ino: number | bigint }): string {
+  return `${Number(st.dev)}:${Number(st.ino)}`;
+}
+
+/** A Node-style error the FUSE edge turns into errno. */
+export function fsError(code: string, errno: number, message: string): Error {
+  return Object.assign(new Error(message), { code, errno: -errno });
+}
+
+/** One served file and its VMO. Subclasses add where its bytes come from. */
+export class ServedFile {
+  /** Path relative to the root, '/'-separated, no leading slash; updated on rename. */
+  relPath: string;
+  /** Open handles through the filesystem (plus internal users). */
+  opens = 0;
+  /** The last name was removed: dirty pages are discarded at the last close. */
+  unlinked = false;
+  /** When the oldest not-yet-written-back dirty data appeared (performance.now()), or null. */
+  dirtySince: number | null = null;
+  /** Set when the VMO's COMPLETE arrived; the file is gone from the service's tables. */
+  completed = false;
+
+  constructor(
+    readonly key: number,
+    relPath: string,
+    readonly identity: string,
+    readonly vmo: VmObjectPaged,
+    readonly writable: boolean,
+  ) {
+    this.relPath = relPath;
+  }
+}
+
+/** A budget shrink blocked only by dirty or in-flight pages is retried this often, 10 ms apart. */
+const SET_BUDGET_ATTEMPTS = 100;
+
+export abstract class PagerService<F extends ServedFile = ServedFile> implements PageJobHandler {
+  readonly system: VmSystem;
+  readonly pager: Pager;
+  readonly port: Port;
+  readonly metrics = new PagerMetrics();
+  readonly faults: FaultInjector;
+  readonly log: Logger;
+  /** Files with a VMO not yet COMPLETE, by port key. */
+  protected readonly byKey = new Map<number, F>();
+  /** The same files by identity, while they have a name: every name and handle share one VMO. */
+  private readonly byIdentity = new Map<string, F>();
+  protected nextKey = 1;
+  protected shuttingDown = false;
+  private readonly server: PortServer;
+  private readonly writebackDelayMs: number;
+  private flushTimer: ReturnType<typeof setInterval> | null = null;
+  private pressureWriteback: Promise<void> | null = null;
+  private unsubscribePressure: (() => void) | null = null;
+  private unsubscribeLevel: (() => void) | null = null;
+  /** While a budget change runs, fills wait on this (they hold aux frames while reading). */
+  private fillGate: Promise<void> | null = null;
+  /** Fills holding aux frames now, and who waits for that count to reach zero. */
+  private activeFills = 0;
+  private fillsIdle: Array<() => void> = [];
+  private readonly maxLockedShare: number;
+  /** Pages of locks being placed now (always_need in progress), counted against the locked share. */
+  private lockReserved = 0;
+
+  /** The namespace this service serves. */
+  abstract readonly tree: FileTree;
+
+  constructor(options: PagerServiceOptions) {
+    this.system = options.system;
+    this.log = options.logger ?? silentLogger();
+    this.faults = options.faults ?? new FaultInjector();
+    this.writebackDelayMs = options.writebackDelayMs ?? 5000;
+    this.maxLockedShare = options.maxLockedShare ?? 0.5;
+    this.pager = this.system.createPager();
+    this.port = this.system.createPort();
+    this.server = new PortServer(this.port, this, options.concurrency ?? 4, this.metrics, this.log,
+      (key) => this.byKey.get(key)?.relPath ?? `#${key}`, options.trace ?? false, options.answerTimeoutMs);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // What a subclass provides.
+
+  /** Opens (or finds) the VMO of the regular file at `relPath`; Node-style errors for the FUSE edge. */
+  abstract open(relPath: string): Promise<F>;
+  /** Attributes of an open file (fstat). */
+  abstract statFile(file: F): Promise<FileStat>;
+  /** Writes back every dirty page of the file (fdatasync with `sync`); throws the backing error. */
+  abstract writeback(file: F, sync?: boolean): Promise<void>;
+  /** Sets the file's size. */
+  abstract truncate(file: F, sizeBytes: number): Promise<void>;
+  /** Answers a READ job (after the fault rules): supply or fail every page of it. */
+  protected abstract answerRead(file: F, job: PageJob): Promise<void>;
+  /** Answers a DIRTY job (after the fault rules): opRange(DIRTY) or fail every page of it. */
+  protected abstract answerDirty(file: F, job: PageJob): Promise<void>;
+  /** The file left the table (its COMPLETE arrived): release what it holds. */
+  protected onComplete(_file: F): void {}
+
+  // ---------------------------------------------------------------------------------------------
+  // Lifecycle.
+
+  /** Starts answering requests, the aging writeback and the pressure listeners. */
+  start(): void {
+    this.server.start();
+    const period = Math.max(50, Math.min(1000, this.writebackDelayMs / 2));
+    this.flushTimer = setInterval(() => { void this.flushAged(); }, period);
+    this.flushTimer.unref();
+    this.unsubscribePressure = this.system.onMemoryPressure(() => this.startPressureWriteback());
+    // Each pressure level change is logged once; from WARNING on, dirty pages are written back
+    // early so that what the budget holds becomes reclaimable again.
+    this.unsubscribeLevel = this.system.onPressureLevel((level, previous) => {
+      this.log.info({ level: PRESSURE_LEVEL_NAMES[level], previous: PRESSURE_LEVEL_NAMES[previous],
+        availablePages: this.system.availableFrames, budgetPages: this.system.budgetPages }, 'memory pressure level changed');
+      if (level >= PressureLevel.WARNING) this.startPressureWriteback();
+    });
+    this.system.startAging();
+  }
+
+  /**
+   * Shuts down: writes back every dirty page (fsync'ed), detaches every VMO, closes the port and the
+   * pager. Requests still outstanding then fail with BAD_STATE; none hang. Rethrows the first
+   * writeback error after everything is closed.
+   */
+  async shutdown(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    if (this.flushTimer !== null) clearInterval(this.flushTimer);
+    this.unsubscribePressure?.();
+    this.unsubscribeLevel?.();
+    this.system.stopAging();
+    let writebackError: unknown;
+    try {
+      await this.writebackAll(true);
+    } catch (err) {
+      writebackError = err;
+      this.log.error({ err: (err as Error).message }, 'writeback at shutdown failed; some data was not written');
+    }
+    for (const file of this.files()) {
+      if (file.completed) continue;
+      try { this.pager.detachVmo(file.vmo); } catch { /* already detached */ }
+    }
+    // Let the COMPLETE packets drain so every file lets go of what it holds.
+    await new Promise((r) => setImmediate(r));
+    this.port.close();
+    this.pager.close();
+    await this.server.stopped();
+    for (const file of [...this.byKey.values()]) this.complete(file.key);
+    if (writebackError !== undefined) throw writebackError;
+  }
+
+  /** Files with a VMO now. */
+  files(): F[] {
+    return [...this.byKey.values()];
+  }
+
+  fileByKey(key: number): F | undefined {
+    return this.byKey.get(key);
+  }
+
+  /** The file with this identity (backing "dev:ino"), if it has a VMO now. */
+  fileByIdentity(identity: string): F | undefined {
+    const f = this.byIdentity.get(identity);
+    return f !== undefined && !f.completed ? f : undefined;
+  }
+
+  /** Enters a new file into the tables (its VMO is created, its first open counted). */
+  protected register(file: F): void {
+    this.byKey.set(file.key, file);
+    this.byIdentity.set(file.identity, file);
+  }
+
+  /** The file lost its last name: later opens of the identity make a new VMO. */
+  protected unregisterIdentity(file: F): void {
+    if (this.byIdentity.get(file.identity) === file) this.byIdentity.delete(file.identity);
+  }
+
+  /** Drops one open of the file. At the last close of an unlinked file its VMO is detached. */
+  async release(file: F): Promise<void> {
+    file.opens--;
+    if (file.opens > 0 || file.completed) return;
+    if (file.unlinked) this.forget(file);
+  }
+
+  /**
+   * The backing inode lost its last name. Its dirty pages will never be written back; the VMO goes
+   * at once if no handle is open, else at the last release.
+   */
+  async unlinked(identity: string): Promise<void> {
+    const f = this.fileByIdentity(identity);
+    if (f === undefined) return;
+    f.unlinked = true;
+    this.unregisterIdentity(f);
+    if (f.opens === 0) this.forget(f);
+  }
+
+  /** Paths under `from` now live under `to` (a rename of a file or directory). */
+  renamed(from: string, to: string): void {
+    const a = from.replace(/^\/+/, '');
+    const b = to.replace(/^\/+/, '');
+    for (const f of this.byKey.values()) {
+      if (f.relPath === a) f.relPath = b;
+      else if (f.relPath.startsWith(`${a}/`)) f.relPath = b + f.relPath.slice(a.length);
+    }
+  }
+
+  /** Detaches the file's VMO and drops it; its dirty pages are discarded. */
+  protected forget(file: F): void {
+    if (file.completed) return;
+    try {
+      this.pager.detachVmo(file.vmo);
+    } catch {
+      // already gone
+    }
+    file.vmo.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Answering requests (PageJobHandler).
+
+  async handle(job: PageJob): Promise<void> {
+    const file = this.byKey.get(job.key);
+    if (file === undefined) {
+      this.log.warn({ key: job.key }, 'request for an unknown key; ignored');
+      return;
+    }
+    for (const part of await this.applyFaults(file, job)) {
+      if (job.command === 'READ') await this.answerRead(file, part);
+      else await this.answerDirty(file, part);
+    }
+  }
+
+  failJob(job: PageJob, _err: unknown): void {
+    const file = this.byKey.get(job.key);
+    if (file !== undefined) this.failRange(file, job.offset, job.length, ZxStatus.ERR_IO);
+  }
+
+  complete(key: number): void {
+    const file = this.byKey.get(key);
+    if (file === undefined) return;
+    file.completed = true;
+    this.byKey.delete(key);
+    this.unregisterIdentity(file);
+    this.onComplete(file);
+  }
+
+  /** Fails [offset, +length) of the file, tolerating a VMO that was detached or shrank meanwhile. */
+  protected failRange(file: F, offset: number, length: number, status: ZxStatus): void {
+    const end = Math.min(offset + length, file.vmo.sizeBytes);
+    if (end <= offset) return;
+    try {
+      this.pager.opRange(PagerOp.FAIL, file.vmo, offset, end - offset, status);
+      this.metrics.countFailure(statusName(status));
+    } catch (err) {
+      if (!isZxError(err, ZxStatus.ERR_BAD_STATE)) throw err;
+    }
+  }
+
+  /**
+   * Applies the fault rules to a job: waits out a delay rule; fails the pages a failing rule covers
+   * (a rule with a byte range fails only the pages of the job that range touches); returns the parts
+   * of the job still to be answered normally.
+   */
+  private async applyFaults(file: F, job: PageJob): Promise<PageJob[]> {
+    const action = this.faults.match(file.relPath, job.offset, job.length);
+    if (action === undefined) return [job];
+    this.metrics.injectedFaults++;
+    if (action.delayMs > 0) await new Promise((r) => setTimeout(r, action.delayMs));
+    if (action.status === undefined) return [job];
+    const end = job.offset + job.length;
+    const range = action.rule.range;
+    const failStart = range === undefined ? job.offset : Math.max(job.offset, Math.floor(range.start / PAGE_SIZE) * PAGE_SIZE);
+    const failEnd = range === undefined ? end : Math.min(end, Math.ceil(range.end / PAGE_SIZE) * PAGE_SIZE);
+    this.log.info({ path: file.relPath, offset: failStart, length: failEnd - failStart, status: statusName(action.status), rule: action.rule.text },
+      'injected fault');
+    this.failRange(file, failStart, failEnd - failStart, action.status);
+    const rest: PageJob[] = [];
+    if (failStart > job.offset) rest.push({ ...job, length: failStart - job.offset });
+    if (failEnd < end) rest.push({ ...job, offset: failEnd, length: end - failEnd });
+    return rest;
+  }
+
+  /**
+   * Runs `fill` while holding aux frames, after any budget change under way: a shrink waits for the
+   * fills in progress and holds new ones back, so frames held outside VMOs never block it.
+   */
+  protected async whileFilling<T>(fill: () => Promise<T>): Promise<T> {
+    while (this.fillGate !== null) await this.fillGate;
+    this.activeFills++;
+    try {
+      return await fill();
+    } finally {
+      if (--this.activeFills === 0) for (const w of this.fillsIdle.splice(0)) w();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writeback scheduling (the writing itself is the subclass's writeback()).
+
+  /** Writes back every file with dirty data. Errors are logged and the first is rethrown at the end. */
+  async writebackAll(sync = false): Promise<void> {
+    let first: unknown;
+    for (const file of this.files()) {
+      if (file.completed) continue;
+      try {
+        await this.writeback(file, sync);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+
+  /** Writes back files whose dirty data is older than the writeback delay. */
+  private async flushAged(): Promise<void> {
+    const now = performance.now();
+    for (const file of this.files()) {
+      if (file.dirtySince !== null && now - file.dirtySince >= this.writebackDelayMs) {
+        await this.writeback(file).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Called from inside an allocation (the pressure listener): start on the next microtask. */
+  protected startPressureWriteback(): void {
+    if (this.pressureWriteback === null) queueMicrotask(() => { void this.writebackForPressure(); });
+  }
+
+  /** Memory is short and dirty pages fill it: write back, oldest dirty first. One run at a time. */
+  protected writebackForPressure(): Promise<void> {
+    this.pressureWriteback ??= (async () => {
+      const files = this.files().filter((f) => f.dirtySince !== null)
+        .sort((a, b) => (a.dirtySince ?? 0) - (b.dirtySince ?? 0));
+      for (const f of files) await this.writeback(f).catch(() => undefined);
+    })().finally(() => { this.pressureWriteback = null; });
+    return this.pressureWriteback;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Budget, hints and residency (the vmtouch-style controls).
+
+  /**
+   * Changes the memory budget while serving. Growing takes effect at once; shrinking reclaims clean
+   * pages down to the new budget, writing dirty pages back first when they stand in the way. Throws
+   * BAD_STATE (and keeps the old budget) when pinned or locked pages alone exceed the new budget.
+   */
+  async setBudget(bytes: number): Promise<void> {
+    const frames = Math.floor(bytes / PAGE_SIZE);
+    // Pinned and locked pages stay whatever we do: when they alone exceed the budget, refuse at
+    // once, with nothing written back or evicted.
+    const held = this.system.pinnedPages + this.system.lockedPages;
+    if (held > frames) {
+      throw new ZxError(ZxStatus.ERR_BAD_STATE,
+        `cannot shrink the budget to ${frames} pages: ${held} pages are pinned or locked`);
+    }
+    // Anything else in the way is dirty (write it back) or in flight: fills hold aux frames while
+    // they read. Hold new fills back and let running ones finish, then shrink; retry briefly.
+    let open!: () => void;
+    this.fillGate = new Promise<void>((r) => { open = r; });
+    try {
+      while (this.activeFills > 0) await new Promise<void>((r) => this.fillsIdle.push(r));
+      for (let attempt = 0; ; attempt++) {
+        try {
+          this.system.setBudget(bytes);
+          break;
+        } catch (err) {
+          if (!isZxError(err, ZxStatus.ERR_BAD_STATE) || attempt >= SET_BUDGET_ATTEMPTS) throw err;
+          if (attempt === 0) await this.writebackAll().catch(() => undefined);
+          else await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    } finally {
+      this.fillGate = null;
+      open();
+    }
+    this.log.info({ budgetBytes: this.system.budgetBytes }, 'memory budget changed');
+  }
+
+  /**
+   * Applies a hint to the whole file: dont_need (first to go), always_need (lock: fault in and keep;
+   * refused with NO_MEMORY beyond the locked share of the budget), normal (unlock, pagerfs's
+   * RELEASE_ALWAYS_NEED), commit (touch: fault in through the pager), evict (write back, then reclaim
+   * the file's clean unlocked pages now). Returns the pages the file has resident afterwards.
+   */
+  async hint(file: F, hint: FileHint): Promise<number> {
+    const vmo = file.vmo;
+    const size = vmo.sizeBytes;
+    switch (hint) {
+      case 'dont_need':
+        await vmo.opRange(VmoOp.DONT_NEED, 0, size);
+        break;
+      case 'always_need': {
+        // Locks being placed right now count too (reserved), so concurrent locks cannot overshoot.
+        const others = this.system.lockedPages - vmo.counters().lockedPages + this.lockReserved;
+        const limit = Math.floor(this.system.budgetPages * this.maxLockedShare);
+        if (others + vmo.sizePages > limit) {
+          throw new ZxError(ZxStatus.ERR_NO_MEMORY,
+            `locking ${vmo.sizePages} pages would hold ${others + vmo.sizePages} locked pages, above ${Math.round(this.maxLockedShare * 100)}% of the budget (${limit} pages)`);
+        }
+        this.lockReserved += vmo.sizePages;
+        try {
+          await vmo.opRange(VmoOp.ALWAYS_NEED, 0, size);
+        } finally {
+          this.lockReserved -= vmo.sizePages;
+        }
+        break;
+      }
+      case 'normal':
+        await vmo.opRange(VmoOp.RELEASE_ALWAYS_NEED, 0, size);
+        break;
+      case 'commit':
+        await vmo.opRange(VmoOp.COMMIT, 0, size);
+        break;
+      case 'evict':
+        await this.writeback(file);
+        await vmo.opRange(VmoOp.EVICT, 0, size);
+        break;
+    }
+    return vmo.counters().residentPages;
+  }
+
+  /** The file's residency now: page counts by state and the runs (for strips). */
+  residency(file: F): FileResidency {
+    const vmo = file.vmo;
+    const runs = vmo.residencyRuns(0, vmo.sizeBytes);
+    // `resident` counts frames (as the stats do); a dirty zero run holds no frame but is dirty.
+    const out: FileResidency = { pages: vmo.sizePages, resident: vmo.counters().residentPages, dirty: 0, locked: 0, pinned: 0, runs };
+    for (const r of runs) {
+      const n = r.endPage - r.startPage;
+      if (r.state === PageResidency.Dirty) out.dirty += n;
+      if (r.state === PageResidency.Locked) out.locked += n;
+      if (r.state === PageResidency.Pinned) out.pinned += n;
+    }
+    return out;
+  }
+}
