@@ -9,7 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { createLogger, formatSize, parseDuration } from '../pager/index.js';
 import { ConfigError, DEFAULTS, EXIT, parseMountOptions, type RawMountOptions } from './config.js';
 import { CONTROL_DIR, type StatsDocument } from './control.js';
-import { clearStaleMount, mountPagerfs } from './mount.js';
+import { clearStaleMount, loadMountPager, mountPagerfs } from './mount.js';
 import { topCommand } from './top.js';
 import { budgetCommand, evictCommand, lockCommand, residencyCommand, touchCommand, unlockCommand } from './verbs.js';
 
@@ -17,11 +17,14 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-async function runMount(backing: string, mountpoint: string, raw: RawMountOptions): Promise<void> {
-  const config = parseMountOptions(backing, mountpoint, raw);
+async function runMount(first: string, second: string | undefined, raw: RawMountOptions): Promise<void> {
+  // `mount <source> <mountpoint>` for pagers that serve a directory, `mount <mountpoint>` otherwise.
+  const [source, mountpoint] = second === undefined ? [undefined, first] : [first, second];
+  const loaded = await loadMountPager(raw.pager ?? 'directory', source !== undefined);
+  const config = parseMountOptions(source, mountpoint, raw);
   const log = createLogger({ level: config.trace && config.logLevel === 'info' ? 'debug' : config.logLevel, file: config.logFile });
   let stopping = false;
-  const mounted = await mountPagerfs(config, log, { onUnmountRequest: () => stop('unmount request') });
+  const mounted = await mountPagerfs(config, log, { onUnmountRequest: () => stop('unmount request') }, loaded);
   const stop = (signal: string): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting without waiting for writeback');
@@ -108,9 +111,14 @@ export function buildProgram(): Command {
     .exitOverride();
 
   program.command('mount')
-    .description('Mount <backing> on <mountpoint> and serve it in the foreground until SIGINT/SIGTERM (which write back every dirty page, unmount and exit 0).')
-    .argument('<backing>', 'the directory whose files pagerfs serves')
-    .argument('<mountpoint>', 'an empty directory to mount on')
+    .description('Mount <backing> on <mountpoint> and serve it in the foreground until SIGINT/SIGTERM (which write back every dirty page, unmount and exit 0). ' +
+      'With --pager, another pager serves the files: `mount --pager synthetic <mountpoint>`, `mount --pager verified <dir> <mountpoint>` ' +
+      '(a pager that serves a directory takes <backing>, any other takes <mountpoint> alone).')
+    .argument('<backing>', 'the directory whose files pagerfs serves (only for pagers that serve a directory: directory, verified)')
+    .argument('[mountpoint]', 'an empty directory to mount on')
+    .option('--pager <name|path>', 'the pager that answers page requests: directory (backing files, read-write), synthetic (pseudo-random ' +
+      'files, no disk), verified (a directory sealed with `pagerfs seal`, read-only, every page checked), or the path of your own pager module (.mjs)', 'directory')
+    .option('--pager-option <key=value>', 'an option for the pager (repeatable): synthetic takes files=N, size=SIZE, seed=N; see README "Your own pager"', collect)
     .option('--memory-budget <size>', 'most bytes of file pages resident at once (e.g. 64MiB, 1G, 512k; minimum 16 pages)', DEFAULTS.budget)
     .option('--readahead <size>', 'largest readahead window for sequential readers; 0 turns readahead off', DEFAULTS.readahead)
     .option('--writeback-delay <duration>', 'write back dirty data once it is this old (e.g. 500ms, 5s)', DEFAULTS.writebackDelay)
@@ -125,7 +133,7 @@ export function buildProgram(): Command {
     .option('--kernel-cache', 'let the kernel page cache sit in front of pagerfs (shared mmap works; the pager sees fewer reads)')
     .option('--pressure-thresholds <w,c,o>', 'memory pressure levels WARNING, CRITICAL, OUT_OF_MEMORY: when available pages (free plus reclaimable clean ones) fall to these shares of the budget', DEFAULTS.pressureThresholds)
     .option('--max-locked <fraction>', 'most of the budget locked pages (`pagerfs lock`) may hold: a fraction in (0, 1] or a percentage', DEFAULTS.maxLocked)
-    .action(async (backing: string, mountpoint: string, opts: RawMountOptions) => runMount(backing, mountpoint, opts));
+    .action(async (first: string, second: string | undefined, opts: RawMountOptions) => runMount(first, second, opts));
 
   program.command('unmount')
     .description('Unmount a pagerfs mount: the daemon writes back every dirty page, unmounts and exits. A stale mount (killed daemon) is cleared.')

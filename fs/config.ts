@@ -8,7 +8,12 @@ import { MIN_BUDGET_PAGES, PAGE_SIZE, checkPressureThresholds, type PressureThre
 import { parseDuration, parseFaultRule, parseSize, type FaultRule } from '../pager/index.js';
 
 export interface MountConfig {
-  backing: string;
+  /** The source directory (absolute), for pagers that serve one (directory, verified); else undefined. */
+  backing: string | undefined;
+  /** The pager module: a built-in name or a module path (`--pager`, default directory). */
+  pager: string;
+  /** `--pager-option key=value` items, checked against the module's options at mount. */
+  pagerOptions: string[];
   mountpoint: string;
   budgetBytes: number;
   readaheadBytes: number;
@@ -64,6 +69,8 @@ export interface RawMountOptions {
   kernelCache?: boolean;
   maxLocked?: string;
   pressureThresholds?: string;
+  pager?: string;
+  pagerOption?: string[];
 }
 
 /** A share: "0.5", "1", or a percentage "50%"; must lie in (0, 1]. */
@@ -86,7 +93,7 @@ function parseOr<T>(what: string, text: string, parse: (t: string) => T): T {
 }
 
 /** Parses flags into a MountConfig (no filesystem access). Throws ConfigError. */
-export function parseMountOptions(backing: string, mountpoint: string, raw: RawMountOptions): MountConfig {
+export function parseMountOptions(backing: string | undefined, mountpoint: string, raw: RawMountOptions): MountConfig {
   const budgetBytes = parseOr('--memory-budget', raw.memoryBudget ?? DEFAULTS.budget, parseSize);
   const minBytes = MIN_BUDGET_PAGES * PAGE_SIZE;
   if (budgetBytes < minBytes) {
@@ -111,7 +118,9 @@ export function parseMountOptions(backing: string, mountpoint: string, raw: RawM
     metricsListen = { host: m[1] || '127.0.0.1', port };
   }
   return {
-    backing: path.resolve(backing),
+    backing: backing === undefined ? undefined : path.resolve(backing),
+    pager: raw.pager ?? 'directory',
+    pagerOptions: raw.pagerOption ?? [],
     mountpoint: path.resolve(mountpoint),
     budgetBytes,
     readaheadBytes,
@@ -158,12 +167,14 @@ function isInside(child: string, parent: string): boolean {
  */
 export async function checkPaths(config: MountConfig): Promise<'ok' | 'stale'> {
   const { backing, mountpoint } = config;
-  const st = await fsp.stat(backing).catch((err: NodeJS.ErrnoException) => {
-    throw new ConfigError(`Cannot mount "${backing}": backing path ${err.code === 'ENOENT' ? 'does not exist' : `cannot be read (${err.code})`}`, EXIT.BAD_PATH);
-  });
-  if (!st.isDirectory()) throw new ConfigError(`Cannot mount "${backing}": backing path is not a directory`, EXIT.BAD_PATH);
-  if (isInside(mountpoint, backing) || isInside(backing, mountpoint)) {
-    throw new ConfigError(`Cannot mount "${backing}" on "${mountpoint}": one lies inside the other`, EXIT.BAD_PATH);
+  if (backing !== undefined) {
+    const st = await fsp.stat(backing).catch((err: NodeJS.ErrnoException) => {
+      throw new ConfigError(`Cannot mount "${backing}": backing path ${err.code === 'ENOENT' ? 'does not exist' : `cannot be read (${err.code})`}`, EXIT.BAD_PATH);
+    });
+    if (!st.isDirectory()) throw new ConfigError(`Cannot mount "${backing}": backing path is not a directory`, EXIT.BAD_PATH);
+    if (isInside(mountpoint, backing) || isInside(backing, mountpoint)) {
+      throw new ConfigError(`Cannot mount "${backing}" on "${mountpoint}": one lies inside the other`, EXIT.BAD_PATH);
+    }
   }
   let mst;
   try {

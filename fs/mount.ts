@@ -27,7 +27,9 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { PAGE_SIZE, VmSystem } from '../src/index.js';
-import { DirectoryPager, FaultInjector, formatSize } from '../pager/index.js';
+import { FaultInjector, formatSize, type PagerService } from '../pager/index.js';
+import { PagerModuleError, loadPagerModule, type LoadedPagerModule } from '../pager/module.js';
+import { createPagerService } from '../pager/module-host.js';
 import { ConfigError, EXIT, checkPaths, type MountConfig } from './config.js';
 import { PagerFilesystem } from './filesystem.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
@@ -53,7 +55,7 @@ function loadFuse(): FuseClass {
 export interface MountedPagerfs {
   readonly config: MountConfig;
   readonly system: VmSystem;
-  readonly pager: DirectoryPager;
+  readonly pager: PagerService;
   readonly filesystem: PagerFilesystem;
   /** Writes back every dirty page, unmounts, and shuts the pager down. Idempotent. */
   unmount(): Promise<void>;
@@ -73,7 +75,30 @@ export interface MountHooks {
   onUnmountRequest?: () => void;
 }
 
-export async function mountPagerfs(config: MountConfig, log: Logger, hooks: MountHooks = {}): Promise<MountedPagerfs> {
+/**
+ * Loads the mount's pager module and checks that the source argument fits it: a module that serves
+ * a directory needs one, any other takes none. Throws ConfigError (one line) and mounts nothing.
+ */
+export async function loadMountPager(spec: string, hasSource: boolean): Promise<LoadedPagerModule> {
+  let loaded: LoadedPagerModule;
+  try {
+    loaded = await loadPagerModule(spec);
+  } catch (err) {
+    if (err instanceof PagerModuleError) throw new ConfigError(`Cannot mount: ${err.message}`, /not found/.test(err.message) ? EXIT.BAD_PATH : EXIT.USAGE);
+    throw err;
+  }
+  const wantsSource = loaded.module.source === 'directory';
+  if (wantsSource && !hasSource) {
+    throw new ConfigError(`Cannot mount: the ${loaded.name} pager serves a directory: pagerfs mount --pager ${spec} <directory> <mountpoint>`);
+  }
+  if (!wantsSource && hasSource) {
+    throw new ConfigError(`Cannot mount: the ${loaded.name} pager takes no source directory: pagerfs mount --pager ${spec} <mountpoint>`);
+  }
+  return loaded;
+}
+
+export async function mountPagerfs(config: MountConfig, log: Logger, hooks: MountHooks = {}, module?: LoadedPagerModule): Promise<MountedPagerfs> {
+  const loaded = module ?? await loadMountPager(config.pager, config.backing !== undefined);
   const state = await checkPaths(config);
   if (state === 'stale') {
     if (!config.force) {
@@ -91,17 +116,29 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
     requestOvertimeMs: Math.min(20_000, config.requestTimeoutMs / 2),
     onRequestOvertime: (waiter, ms) => log.warn({ page: waiter.pageIndex, waitedMs: Math.round(ms) }, 'page request overtime: the pager has not answered'),
   });
-  const pager = new DirectoryPager({
-    system,
-    backingDir: config.backing,
-    logger: log,
-    readaheadMaxBytes: config.readaheadBytes,
-    writebackDelayMs: config.writebackDelayMs,
-    faults: new FaultInjector(config.faults),
-    trace: config.trace,
-    maxLockedShare: config.maxLockedShare,
-    chdirToRoot: true,
-  });
+  let pager: PagerService;
+  try {
+    pager = await createPagerService(loaded, {
+      system,
+      log,
+      pagerOptions: config.pagerOptions,
+      source: config.backing,
+      service: {
+        faults: new FaultInjector(config.faults),
+        trace: config.trace,
+        writebackDelayMs: config.writebackDelayMs,
+        maxLockedShare: config.maxLockedShare ?? 0.5,
+        readaheadMaxBytes: config.readaheadBytes,
+        answerTimeoutMs: config.requestTimeoutMs,
+        chdirToRoot: true,
+      },
+    });
+  } catch (err) {
+    if (err instanceof PagerModuleError) {
+      throw new ConfigError(`Cannot mount: ${err.message}`, /^Invalid --pager-option/.test(err.message) ? EXIT.USAGE : EXIT.MOUNT_FAILED);
+    }
+    throw err;
+  }
   pager.start();
   const root = (process.geteuid?.() ?? 0) === 0;
   if (config.allowOther && !root) {
@@ -140,7 +177,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
       throw new ConfigError(`Cannot serve metrics on "${config.metricsListen.host}:${config.metricsListen.port}": ${(err as Error).message}`, EXIT.MOUNT_FAILED);
     }
   }
-  log.info({ backing: config.backing, mountpoint: config.mountpoint, budget: formatSize(config.budgetBytes),
+  log.info({ pager: loaded.name, backing: config.backing, mountpoint: config.mountpoint, budget: formatSize(config.budgetBytes),
     budgetPages: config.budgetBytes / PAGE_SIZE, mode: config.kernelCache ? 'kernel-cache' : 'direct_io' }, 'pagerfs mounted');
 
   let unmounting: Promise<void> | null = null;

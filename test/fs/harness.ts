@@ -153,6 +153,8 @@ export interface MountOptions {
   files?: Record<string, Uint8Array | string>;
   /** How long to wait for the mount to answer (default 20 s). */
   readyTimeoutMs?: number;
+  /** Mount with no source directory (`mount --pager X <mnt>`, for pagers that serve none). */
+  noBacking?: boolean;
 }
 
 export class Mount {
@@ -243,13 +245,13 @@ let testStartLen = new Map<Mount, number>();
 
 /** Spawns the daemon and waits until `<mnt>/.pagerfs/stats` can be read. */
 export async function startMount(opts: MountOptions = {}): Promise<Mount> {
-  const backing = opts.backing ?? await tempDir('pagerfs-backing-');
+  const backing = opts.noBacking === true ? '' : opts.backing ?? await tempDir('pagerfs-backing-');
   const mnt = opts.mountpoint ?? await tempDir('pagerfs-mnt-');
   for (const [rel, content] of Object.entries(opts.files ?? {})) {
     await fsp.mkdir(path.dirname(path.join(backing, rel)), { recursive: true });
     await fsp.writeFile(path.join(backing, rel), content);
   }
-  const args = [CLI, 'mount', backing, mnt, '--memory-budget', opts.budget ?? '4MiB', '--log-level', opts.logLevel ?? 'warn', ...(opts.args ?? [])];
+  const args = [CLI, 'mount', ...(opts.noBacking === true ? [] : [backing]), mnt, '--memory-budget', opts.budget ?? '4MiB', '--log-level', opts.logLevel ?? 'warn', ...(opts.args ?? [])];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const m = new Mount(backing, mnt, child);
   mounts.push(m);

@@ -1,0 +1,348 @@
+/**
+ * ModulePager: the host of a pager module that declares its files (pager/module.ts).
+ *
+ * It turns the module's declarations into a read-only tree (directories implied by the paths), gives
+ * each file a pager VMO at its first open (shared by every handle, kept as a cache after the last
+ * close), and hands each READ job, after the fault rules, to the module's `read`. Everything a
+ * reader relies on stays the host's job: a module that throws fails that request with ERR_IO (the
+ * PortServer logs the stack) and the mount keeps serving; one that never answers holds only its own
+ * readers, who end with ERR_TIMED_OUT, while its slot is given back after the answer timeout.
+ *
+ * Files that change: when `files` is a function it is asked again at every lookup and listing. A
+ * file whose size or mtime changed is a new file (new identity, new VMO at its next open); handles
+ * open on the old one keep reading it until they close. A declaration list that fails validation
+ * after mounting is logged and the last good one stays.
+ */
+import { constants as fsc } from 'node:fs';
+import {
+  MAX_VMO_SIZE_BYTES, PAGE_SIZE, ZxError, ZxStatus, isZxError,
+  type VmObjectPaged,
+} from '../src/index.js';
+import {
+  PagerModuleError, type FileDeclaration, type PagerDefinition, type ReadRequest,
+} from './module.js';
+import type { PageJob } from './port-server.js';
+import {
+  PagerService, ServedFile, fsError,
+  type FileStat, type FileTree, type FileTreeSpace, type PagerServiceOptions,
+} from './service.js';
+
+/** One name of the declared tree. */
+interface TreeEntry {
+  readonly ino: number;
+  /** The declaration of a file; undefined for a directory. */
+  readonly decl: FileDeclaration | undefined;
+  /** Names inside a directory. */
+  readonly children: Set<string>;
+}
+
+/** A validated declaration list, indexed by normalised path ('' is the root). */
+interface TreeSnapshot {
+  readonly entries: Map<string, TreeEntry>;
+  readonly totalBytes: number;
+}
+
+/** A declared file with its VMO. */
+export class DeclaredFile extends ServedFile {
+  constructor(key: number, relPath: string, identity: string, vmo: VmObjectPaged, readonly decl: FileDeclaration, readonly ino: number) {
+    super(key, relPath, identity, vmo, false);
+  }
+}
+
+/** Normalises a declared path ('a//b/' → 'a/b'), or throws naming what is wrong with it. */
+function normalisePath(p: unknown): string {
+  if (typeof p !== 'string') throw new PagerModuleError(`a declared file has a path of type ${typeof p}, not a string`);
+  const parts = p.split('/').filter((s) => s !== '');
+  if (parts.length === 0) throw new PagerModuleError(`declared path "${p}" names the root, not a file`);
+  for (const s of parts) {
+    if (s === '.' || s === '..' || s.includes('\0')) throw new PagerModuleError(`declared path "${p}" has a "${s}" segment`);
+    if (Buffer.byteLength(s) > 255) throw new PagerModuleError(`declared path "${p}" has a name longer than 255 bytes`);
+  }
+  if (parts[0] === '.pagerfs') throw new PagerModuleError(`declared path "${p}" is inside .pagerfs, pagerfs's control directory`);
+  return parts.join('/');
+}
+
+export interface ModulePagerOptions extends PagerServiceOptions {
+  definition: PagerDefinition;
+  /** The module's name, for logs. */
+  name: string;
+}
+
+export class ModulePager extends PagerService<DeclaredFile> {
+  readonly tree: FileTree;
+  readonly name: string;
+  private readonly definition: PagerDefinition;
+  private snapshot: TreeSnapshot;
+  /** Inode numbers by path, for the mount's life: a name keeps its number while it exists. */
+  private readonly inos = new Map<string, number>([['', 1]]);
+  private readonly mountTime = new Date();
+  private readonly uid = process.geteuid?.() ?? 0;
+  private readonly gid = process.getegid?.() ?? 0;
+
+  /** Throws PagerModuleError when the module's first declaration list is invalid. */
+  constructor(options: ModulePagerOptions) {
+    super(options);
+    this.definition = options.definition;
+    this.name = options.name;
+    this.snapshot = this.buildSnapshot(this.declarations());
+    this.tree = new DeclaredTree(this);
+  }
+
+  private declarations(): readonly FileDeclaration[] {
+    const files = this.definition.files;
+    const list = typeof files === 'function' ? files() : files;
+    if (!Array.isArray(list)) throw new PagerModuleError(`the ${this.name} pager's files is not a list`);
+    return list;
+  }
+
+  private buildSnapshot(list: readonly FileDeclaration[]): TreeSnapshot {
+    const entries = new Map<string, TreeEntry>([['', { ino: 1, decl: undefined, children: new Set() }]]);
+    let totalBytes = 0;
+    for (const decl of list) {
+      const rel = normalisePath(decl?.path);
+      const size = decl.sizeBytes;
+      if (!Number.isSafeInteger(size) || size < 0 || size > MAX_VMO_SIZE_BYTES) {
+        throw new PagerModuleError(`declared file "${rel}" has a bad size ${String(size)} (bytes, 0 … ${MAX_VMO_SIZE_BYTES})`);
+      }
+      if (decl.mode !== undefined && (!Number.isInteger(decl.mode) || decl.mode < 0 || decl.mode > 0o7777)) {
+        throw new PagerModuleError(`declared file "${rel}" has a bad mode ${String(decl.mode)} (permission bits, 0 … 0o7777)`);
+      }
+      if (decl.mtime !== undefined && !(decl.mtime instanceof Date && Number.isFinite(decl.mtime.getTime()))) {
+        throw new PagerModuleError(`declared file "${rel}" has a bad mtime (a valid Date)`);
+      }
+      if (entries.has(rel)) throw new PagerModuleError(`declared path "${rel}" appears twice (or is also a directory)`);
+      // Directories are implied by the paths; a file may not stand where a directory is needed.
+      const parts = rel.split('/');
+      for (let i = 1; i <= parts.length; i++) {
+        const dir = parts.slice(0, i - 1).join('/');
+        const here = parts.slice(0, i).join('/');
+        const parent = entries.get(dir)!;
+        if (parent.decl !== undefined) throw new PagerModuleError(`declared path "${rel}" lies under the file "${dir}"`);
+        parent.children.add(parts[i - 1]);
+        if (i < parts.length && !entries.has(here)) entries.set(here, { ino: this.inoOf(here), decl: undefined, children: new Set() });
+      }
+      entries.set(rel, { ino: this.inoOf(rel), decl: { ...decl, path: rel }, children: new Set() });
+      totalBytes += size;
+    }
+    return { entries, totalBytes };
+  }
+
+  private inoOf(rel: string): number {
+    let ino = this.inos.get(rel);
+    if (ino === undefined) {
+      ino = this.inos.size + 1;
+      this.inos.set(rel, ino);
+    }
+    return ino;
+  }
+
+  /** The declared tree now: asks a changing module again, and retires files that changed. */
+  currentTree(): TreeSnapshot {
+    if (typeof this.definition.files !== 'function') return this.snapshot;
+    try {
+      this.snapshot = this.buildSnapshot(this.declarations());
+    } catch (err) {
+      this.log.error({ pager: this.name, err: (err as Error).message }, 'the pager declared a bad file list; keeping the last good one');
+      return this.snapshot;
+    }
+    for (const f of this.files()) {
+      if (f.unlinked) continue;
+      const e = this.snapshot.entries.get(f.relPath);
+      if (e?.decl === undefined || this.identityOf(e) !== f.identity) void this.unlinked(f.identity);
+    }
+    return this.snapshot;
+  }
+
+  /** A file's identity: a change of size or mtime makes it a new file with a new VMO. */
+  private identityOf(e: TreeEntry): string {
+    return `module:${e.ino}:${e.decl!.sizeBytes}:${e.decl!.mtime?.getTime() ?? 0}`;
+  }
+
+  entryAt(relPath: string): TreeEntry {
+    const rel = relPath.replace(/^\/+|\/+$/g, '');
+    const e = this.currentTree().entries.get(rel);
+    if (e === undefined) throw fsError('ENOENT', 2, `no file "${rel}" in the ${this.name} pager's tree`);
+    return e;
+  }
+
+  statOfEntry(e: TreeEntry): FileStat {
+    const isFile = e.decl !== undefined;
+    const time = e.decl?.mtime ?? this.mountTime;
+    return {
+      mode: isFile ? fsc.S_IFREG | (e.decl!.mode ?? 0o444) : fsc.S_IFDIR | 0o555,
+      uid: this.uid, gid: this.gid, size: isFile ? e.decl!.sizeBytes : 4096, dev: 0, ino: e.ino,
+      nlink: isFile ? 1 : 2 + [...e.children].filter((n) => this.snapshot.entries.get(this.join(e, n))?.decl === undefined).length,
+      rdev: 0, atime: time, mtime: time, ctime: time,
+      isFile: () => isFile, isDirectory: () => !isFile,
+    } as FileStat;
+  }
+
+  private join(dir: TreeEntry, name: string): string {
+    for (const [p, e] of this.snapshot.entries) if (e === dir) return p === '' ? name : `${p}/${name}`;
+    return name;
+  }
+
+  totalBytes(): number {
+    return this.snapshot.totalBytes;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // PagerService.
+
+  async open(relPath: string): Promise<DeclaredFile> {
+    if (this.shuttingDown) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'the pager is shutting down');
+    const e = this.entryAt(relPath);
+    if (e.decl === undefined) throw fsError('EISDIR', 21, `"${relPath}" is a directory`);
+    const identity = this.identityOf(e);
+    const existing = this.fileByIdentity(identity);
+    if (existing !== undefined) {
+      existing.opens++;
+      return existing;
+    }
+    const key = this.nextKey++;
+    const vmo = this.pager.createVmo(0, this.port, key, e.decl.sizeBytes);
+    vmo.name = e.decl.path.split('/').pop() ?? e.decl.path;
+    const file = new DeclaredFile(key, e.decl.path, identity, vmo, e.decl, e.ino);
+    file.opens = 1;
+    this.register(file);
+    return file;
+  }
+
+  async statFile(file: DeclaredFile): Promise<FileStat> {
+    return this.statOfEntry({ ino: file.ino, decl: file.decl, children: new Set() });
+  }
+
+  /** Module files never hold dirty pages (writes are refused): nothing to write. */
+  async writeback(_file: DeclaredFile, _sync?: boolean): Promise<void> {}
+
+  async truncate(file: DeclaredFile, _sizeBytes: number): Promise<void> {
+    throw fsError('EROFS', 30, `"${file.relPath}" is served by the ${this.name} pager, read-only`);
+  }
+
+  protected async answerRead(file: DeclaredFile, job: PageJob): Promise<void> {
+    const vmo = file.vmo;
+    const length = Math.min(job.offset + job.length, vmo.sizeBytes) - job.offset;
+    if (length <= 0) return; // shrank under the request: the kernel retried its waiters
+    const request: ReadRequest = {
+      path: file.relPath,
+      key: file.key,
+      offsetBytes: job.offset,
+      lengthBytes: length,
+      sizeBytes: vmo.contentSizeBytes,
+      vmo,
+      pager: this.pager,
+      supply: (offsetBytes, data) => this.supplyBytes(file, offsetBytes, data),
+      supplyWith: (offsetBytes, lengthBytes, fill) => this.supplyFilled(file, offsetBytes, lengthBytes, fill),
+      fail: (status, offsetBytes = job.offset, lengthBytes = length) => this.failRange(file, offsetBytes, lengthBytes, status),
+    };
+    await this.definition.read(request);
+  }
+
+  /** No writes reach module files (open for writing is EROFS); a DIRTY request is refused. */
+  protected async answerDirty(file: DeclaredFile, job: PageJob): Promise<void> {
+    this.failRange(file, job.offset, job.length, ZxStatus.ERR_BAD_STATE);
+  }
+
+  override async shutdown(): Promise<void> {
+    await super.shutdown();
+    await this.definition.close?.();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Supplying for the module.
+
+  private checkSupplyRange(file: DeclaredFile, offsetBytes: number, lengthBytes: number): void {
+    if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0 || offsetBytes % PAGE_SIZE !== 0 || !Number.isSafeInteger(lengthBytes) || lengthBytes < 0) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `supply at offset ${offsetBytes} of ${lengthBytes} bytes: the offset must be page-aligned`);
+    }
+    if (offsetBytes + lengthBytes > file.vmo.sizeBytes) {
+      throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, `supply of [${offsetBytes}, ${offsetBytes + lengthBytes}) runs past "${file.relPath}" (${file.vmo.sizeBytes} bytes of pages)`);
+    }
+  }
+
+  private supplyBytes(file: DeclaredFile, offsetBytes: number, data: Uint8Array): void {
+    this.checkSupplyRange(file, offsetBytes, data.length);
+    const length = Math.ceil(data.length / PAGE_SIZE) * PAGE_SIZE;
+    if (length === 0) return;
+    // Synchronous from allocation to supply: the aux frames are never held across an await.
+    const aux = this.system.createVmo(length);
+    try {
+      let pos = 0;
+      for (const view of aux.mapPages(0, length, { zeroFill: false })) {
+        const n = Math.max(0, Math.min(view.length, data.length - pos));
+        if (n > 0) view.set(data.subarray(pos, pos + n));
+        if (n < view.length) view.fill(0, n);
+        pos += view.length;
+      }
+      this.supplyFromAux(file, offsetBytes, length, aux);
+    } finally {
+      aux.close();
+    }
+  }
+
+  private supplyFilled(file: DeclaredFile, offsetBytes: number, lengthBytes: number, fill: (pages: Buffer[]) => void | Promise<void>): Promise<void> {
+    this.checkSupplyRange(file, offsetBytes, lengthBytes);
+    if (lengthBytes % PAGE_SIZE !== 0) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `supplyWith length ${lengthBytes} must be page-aligned`);
+    }
+    if (lengthBytes === 0) return Promise.resolve();
+    // The frames are held while the module fills them (maybe across awaits): a budget change waits.
+    return this.whileFilling(async () => {
+      const aux = this.system.createVmo(lengthBytes);
+      try {
+        await fill(aux.mapPages(0, lengthBytes, { zeroFill: true }));
+        this.supplyFromAux(file, offsetBytes, lengthBytes, aux);
+      } finally {
+        aux.close();
+      }
+    });
+  }
+
+  private supplyFromAux(file: DeclaredFile, offsetBytes: number, lengthBytes: number, aux: VmObjectPaged): void {
+    try {
+      this.metrics.suppliedPages += this.pager.supplyPages(file.vmo, offsetBytes, lengthBytes, aux, 0);
+    } catch (err) {
+      if (isZxError(err, ZxStatus.ERR_BAD_STATE)) return; // detached meanwhile: nobody is waiting
+      throw err;
+    }
+  }
+}
+
+/** The declared files as the mount shows them. */
+class DeclaredTree implements FileTree {
+  readonly readOnly = true;
+
+  constructor(private readonly mp: ModulePager) {}
+
+  async lstat(relPath: string): Promise<FileStat> {
+    return this.mp.statOfEntry(this.mp.entryAt(relPath));
+  }
+
+  async readdir(relPath: string): Promise<string[]> {
+    const e = this.mp.entryAt(relPath);
+    if (e.decl !== undefined) throw fsError('ENOTDIR', 20, `"${relPath}" is a file`);
+    return [...e.children];
+  }
+
+  async readlink(relPath: string): Promise<string> {
+    this.mp.entryAt(relPath);
+    throw fsError('EINVAL', 22, `"${relPath}" is not a symbolic link`);
+  }
+
+  async access(relPath: string, mode: number): Promise<void> {
+    const e = this.mp.entryAt(relPath);
+    if ((mode & fsc.W_OK) !== 0) throw fsError('EROFS', 30, 'read-only file system');
+    if ((mode & fsc.X_OK) !== 0 && e.decl !== undefined && ((e.decl.mode ?? 0o444) & 0o111) === 0) {
+      throw fsError('EACCES', 13, `"${relPath}" is not executable`);
+    }
+  }
+
+  async statfs(): Promise<FileTreeSpace> {
+    const blocks = Math.ceil(this.mp.totalBytes() / PAGE_SIZE);
+    return { bsize: PAGE_SIZE, blocks, bfree: 0, bavail: 0, files: this.mp.currentTree().entries.size, ffree: 0 };
+  }
+
+  backingPathOf(): null {
+    return null;
+  }
+}

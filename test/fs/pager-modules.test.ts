@@ -1,0 +1,193 @@
+/**
+ * Pager modules mounted for real (issue #9): a pager written for the test, the host's handling of
+ * pagers that fail, throw or never answer, the synthetic pager, and every bad --pager input.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { syntheticMismatch } from '../../pager/synthetic-content.js';
+import { PAGE, ROOT, codeOf, isMounted, readToEnd, runCli, startMount, tempDir, useMountHooks } from './harness.js';
+// The test pager's own page text function: what it serves is what we expect.
+// @ts-expect-error a plain .mjs module without types
+import { pageText } from './pagers/page-text.mjs';
+
+useMountHooks();
+
+const PAGERS = path.join(ROOT, 'test/fs/pagers');
+const pagerPath = (name: string): string => path.join(PAGERS, name);
+
+interface LoggedRequest { path: string; key: number; offset: number; length: number }
+
+describe('a pager written for the test (page-text.mjs)', () => {
+  it('mounts, lists its declared files, and every page reads "page N"', async () => {
+    const log = path.join(await tempDir(), 'requests.jsonl');
+    const m = await startMount({
+      noBacking: true,
+      args: ['--pager', pagerPath('page-text.mjs'), '--pager-option', 'files=3', '--pager-option', 'pages=40', '--pager-option', `log=${log}`],
+    });
+    expect((await fsp.readdir(m.p())).sort()).toEqual(['.pagerfs', 'doc-0.txt', 'doc-1.txt', 'doc-2.txt']);
+    const st = await fsp.stat(m.p('doc-1.txt'));
+    expect(st.size).toBe(40 * PAGE);
+    expect(st.isFile()).toBe(true);
+    for (const name of ['doc-0.txt', 'doc-2.txt']) {
+      const data = await readToEnd(m.p(name));
+      expect(data.length).toBe(40 * PAGE);
+      for (let n = 0; n < 40; n++) expect(data.subarray(n * PAGE, (n + 1) * PAGE).toString('latin1')).toBe(pageText(n));
+    }
+    // Packets: READ requests only for the files read, page-aligned, inside the file, one key per file.
+    const requests = (await fsp.readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as LoggedRequest);
+    expect(requests.length).toBeGreaterThan(0);
+    expect(new Set(requests.map((r) => r.path))).toEqual(new Set(['doc-0.txt', 'doc-2.txt']));
+    const keyOf = new Map<string, number>();
+    for (const r of requests) {
+      expect(r.offset % PAGE).toBe(0);
+      expect(r.length % PAGE).toBe(0);
+      expect(r.length).toBeGreaterThan(0);
+      expect(r.offset + r.length).toBeLessThanOrEqual(40 * PAGE);
+      if (!keyOf.has(r.path)) keyOf.set(r.path, r.key);
+      expect(r.key).toBe(keyOf.get(r.path));
+    }
+    expect(keyOf.get('doc-0.txt')).not.toBe(keyOf.get('doc-2.txt'));
+    // Every page read was asked for exactly once (nothing was evicted under a 4 MiB budget).
+    for (const name of ['doc-0.txt', 'doc-2.txt']) {
+      const pages = requests.filter((r) => r.path === name).flatMap((r) => Array.from({ length: r.length / PAGE }, (_, i) => r.offset / PAGE + i));
+      expect(pages.sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    }
+    const stats = await m.stats();
+    expect(stats.suppliedPages).toBe(80);
+    expect(stats.files.map((f) => f.path).sort()).toEqual(['doc-0.txt', 'doc-2.txt']);
+  });
+
+  it('is read-only: writes, creates, mkdir, unlink, rename and chmod get EROFS, and nothing changes', async () => {
+    const m = await startMount({ noBacking: true, args: ['--pager', pagerPath('page-text.mjs')] });
+    expect(await codeOf(fsp.open(m.p('doc-0.txt'), 'r+'))).toBe('EROFS');
+    expect(await codeOf(fsp.writeFile(m.p('new.txt'), 'x'))).toBe('EROFS');
+    expect(await codeOf(fsp.mkdir(m.p('dir')))).toBe('EROFS');
+    expect(await codeOf(fsp.unlink(m.p('doc-0.txt')))).toBe('EROFS');
+    expect(await codeOf(fsp.rename(m.p('doc-0.txt'), m.p('doc-9.txt')))).toBe('EROFS');
+    expect(await codeOf(fsp.chmod(m.p('doc-0.txt'), 0o600))).toBe('EROFS');
+    expect(await codeOf(fsp.truncate(m.p('doc-1.txt'), 0))).toBe('EROFS');
+    expect((await fsp.readdir(m.p())).sort()).toEqual(['.pagerfs', 'doc-0.txt', 'doc-1.txt']);
+    expect((await readToEnd(m.p('doc-1.txt'))).subarray(0, PAGE).toString('latin1')).toBe(pageText(0));
+    expect(await codeOf(fsp.readFile(m.p('missing.txt')))).toBe('ENOENT');
+  });
+});
+
+describe('the host answers for a pager that fails, throws or never answers (misbehaving.mjs)', () => {
+  it('failing with each allowed status reaches the reader as its errno; a forbidden status as EIO', async () => {
+    const m = await startMount({ noBacking: true, args: ['--pager', pagerPath('misbehaving.mjs')] });
+    const expected: Record<string, string> = {
+      IO: 'EIO', IO_DATA_INTEGRITY: 'EIO', BAD_STATE: 'EIO', NO_SPACE: 'ENOSPC', BUFFER_TOO_SMALL: 'ERANGE',
+    };
+    for (const [status, errno] of Object.entries(expected)) {
+      expect(await codeOf(readToEnd(m.p(`fail-${status}.bin`))), status).toBe(errno);
+    }
+    expect(await codeOf(readToEnd(m.p('bad-status.bin')))).toBe('EIO');
+    expect((await readToEnd(m.p('ok.txt'))).equals(Buffer.alloc(4 * PAGE, 'k'))).toBe(true);
+    const stats = await m.stats();
+    expect(stats.failedRequests).toBeGreaterThanOrEqual(5);
+    expect(m.running).toBe(true);
+  });
+
+  it('a pager that throws gives EIO (logged with its stack) and the mount keeps serving', async () => {
+    const m = await startMount({ noBacking: true, logLevel: 'error', args: ['--pager', pagerPath('misbehaving.mjs')] });
+    expect(await codeOf(readToEnd(m.p('throws.bin')))).toBe('EIO');
+    expect(await codeOf(readToEnd(m.p('throws.bin')))).toBe('EIO');
+    expect((await readToEnd(m.p('ok.txt'))).equals(Buffer.alloc(4 * PAGE, 'k'))).toBe(true);
+    expect(m.stderr).toMatch(/this pager throws on purpose/);
+    expect(m.stderr).toMatch(/misbehaving\.mjs:\d+/); // the stack names the module's line
+  });
+
+  it('a pager that never answers gives ETIMEDOUT after --request-timeout while other files keep reading, and is counted', async () => {
+    const m = await startMount({
+      noBacking: true, args: ['--pager', pagerPath('misbehaving.mjs'), '--request-timeout', '1500ms'],
+    });
+    const started = Date.now();
+    const hung = codeOf(readToEnd(m.p('silent.bin')));
+    // While that read waits, another file reads.
+    await new Promise((r) => setTimeout(r, 300));
+    let settled = false;
+    void hung.then(() => { settled = true; });
+    expect((await readToEnd(m.p('ok.txt'))).equals(Buffer.alloc(4 * PAGE, 'k'))).toBe(true);
+    expect(settled).toBe(false);
+    expect(await hung).toBe('ETIMEDOUT');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    const stats = await m.stats();
+    expect(stats.timedOutRequests).toBeGreaterThanOrEqual(1);
+    expect(stats.abandonedJobs).toBeGreaterThanOrEqual(1);
+    // The slot the silent job held was given back: a file read after the timeout still works.
+    expect((await readToEnd(m.p('ok.txt'))).length).toBe(4 * PAGE);
+  });
+});
+
+describe('the synthetic pager', () => {
+  it('serves a file 4x the budget; every byte equals syntheticFill, and pages were evicted and faulted again', async () => {
+    const m = await startMount({
+      noBacking: true, budget: '4MiB',
+      args: ['--pager', 'synthetic', '--pager-option', 'files=2', '--pager-option', 'size=16MiB', '--pager-option', 'seed=7'],
+    });
+    expect((await fsp.readdir(m.p())).sort()).toEqual(['.pagerfs', 'synthetic-0.bin', 'synthetic-1.bin']);
+    expect((await fsp.stat(m.p('synthetic-1.bin'))).size).toBe(16 * 1024 * 1024);
+    for (let pass = 0; pass < 2; pass++) {
+      const data = await readToEnd(m.p('synthetic-1.bin'));
+      expect(data.length).toBe(16 * 1024 * 1024);
+      expect(syntheticMismatch(7, 1, 0, data)).toBe(-1);
+    }
+    const other = await readToEnd(m.p('synthetic-0.bin'));
+    expect(syntheticMismatch(7, 0, 0, other)).toBe(-1);
+    expect(syntheticMismatch(7, 1, 0, other)).not.toBe(-1); // files differ
+    const stats = await m.stats();
+    expect(stats.evictedPages).toBeGreaterThan(4096);
+    expect(stats.residentBytes).toBeLessThanOrEqual(stats.budgetBytes);
+    expect(stats.suppliedPages).toBeGreaterThanOrEqual(3 * 4096); // the second pass faulted again
+  });
+
+  it('serves 64 GiB files with no disk: reads far into them are right', async () => {
+    const m = await startMount({
+      noBacking: true, budget: '8MiB', args: ['--pager', 'synthetic', '--pager-option', 'size=64GiB', '--pager-option', 'seed=3'],
+    });
+    const size = 64 * 1024 ** 3;
+    expect((await fsp.stat(m.p('synthetic-0.bin'))).size).toBe(size);
+    const fh = await fsp.open(m.p('synthetic-0.bin'), 'r');
+    try {
+      for (const at of [0, 5 * 1024 ** 3 + 12345, size - 3 * PAGE - 7]) {
+        const buf = Buffer.alloc(3 * PAGE);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+        expect(bytesRead).toBe(Math.min(buf.length, size - at));
+        expect(syntheticMismatch(3, 0, at, buf.subarray(0, bytesRead))).toBe(-1);
+      }
+    } finally {
+      await fh.close();
+    }
+  });
+});
+
+describe('bad --pager input gets one clear line and mounts nothing', () => {
+  const cases: Array<{ name: string; args: (mnt: string, dir: string) => string[]; code: number; message: RegExp }> = [
+    { name: 'an unknown built-in name', args: (mnt) => ['--pager', 'nosuch', mnt], code: 2, message: /unknown pager "nosuch": built-in pagers are directory, synthetic, verified/ },
+    { name: 'a module path that does not exist', args: (mnt) => ['--pager', './nowhere/pager.mjs', mnt], code: 3, message: /pager module "\.\/nowhere\/pager\.mjs" not found/ },
+    { name: 'a module that throws while loading', args: (mnt) => ['--pager', pagerPath('throws-on-load.mjs'), mnt], code: 2, message: /failed to load: broken on purpose at load/ },
+    { name: 'a module of the wrong shape', args: (mnt) => ['--pager', pagerPath('not-a-pager.mjs'), mnt], code: 2, message: /create\(context\) is missing or not a function/ },
+    { name: 'a factory that throws', args: (mnt) => ['--pager', pagerPath('create-throws.mjs'), mnt], code: 4, message: /the create-throws\.mjs pager failed to start: no source of pages today/ },
+    { name: 'an option without =', args: (mnt) => ['--pager', 'synthetic', '--pager-option', 'files', mnt], code: 2, message: /Invalid --pager-option "files": expected key=value/ },
+    { name: 'an option the pager does not take', args: (mnt) => ['--pager', 'synthetic', '--pager-option', 'colour=red', mnt], code: 2, message: /the synthetic pager takes files, size, seed/ },
+    { name: 'an option given twice', args: (mnt) => ['--pager', 'synthetic', '--pager-option', 'seed=1', '--pager-option', 'seed=2', mnt], code: 2, message: /seed given twice/ },
+    { name: 'a bad synthetic size', args: (mnt) => ['--pager', 'synthetic', '--pager-option', 'size=lots', mnt], code: 2, message: /Invalid --pager-option size=lots/ },
+    { name: 'a bad synthetic file count', args: (mnt) => ['--pager', 'synthetic', '--pager-option', 'files=-1', mnt], code: 2, message: /Invalid --pager-option files=-1/ },
+    { name: 'options for a pager that takes none', args: (mnt, dir) => ['--pager-option', 'x=1', dir, mnt], code: 2, message: /the directory pager takes no options/ },
+    { name: 'a source directory for a pager that takes none', args: (mnt, dir) => ['--pager', 'synthetic', dir, mnt], code: 2, message: /the synthetic pager takes no source directory/ },
+    { name: 'no source directory for the directory pager', args: (mnt) => ['--pager', 'directory', mnt], code: 2, message: /the directory pager serves a directory/ },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const mnt = await tempDir('pagerfs-mnt-');
+      const dir = await tempDir('pagerfs-backing-');
+      const res = await runCli(['mount', ...c.args(mnt, dir)], { timeoutMs: 20_000 });
+      expect(res.code, res.stderr).toBe(c.code);
+      expect(res.stderr).toMatch(c.message);
+      expect(res.stderr.trim().split('\n')).toHaveLength(1);
+      expect(res.stderr).toMatch(/^pagerfs: /);
+      expect(await isMounted(mnt)).toBe(false);
+    });
+  }
+});
