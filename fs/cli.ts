@@ -213,6 +213,20 @@ export function buildProgram(): Command {
     .option('--interval <duration>', 'time between refreshes (and between the two samples of --once)', '1s')
     .action(async (mountpoint: string, opts: { once?: boolean; interval?: string }) => topCommand(mountpoint, opts));
 
+  program.command('seal')
+    .summary('Seal a directory for the verified pager, or check a sealed one')
+    .description('Build a SHA-256 hash tree over the 4 KiB pages of every regular file in <dir>, kept in <dir>/.pagerfs-verity/ ' +
+      '(the verified pager serves only what is sealed, and hides that directory). Sealing again replaces the whole seal. ' +
+      'With --check, read every sealed file and list what no longer matches (corrupted pages with their byte ranges, files changed, ' +
+      'missing or added since sealing, damaged trees) without mounting; exit 1 when anything does not match.')
+    .argument('<dir>', 'the directory to seal or check')
+    .option('--check', 'check the directory against its seal instead of sealing it')
+    .action(async (dir: string, opts: { check?: boolean }) => {
+      const { sealCommand } = await import('./seal.js');
+      const code = await sealCommand(dir, { check: opts.check === true }, (line) => process.stdout.write(`${line}\n`));
+      if (code !== 0) process.exitCode = code;
+    });
+
   program.command('demo')
     .description('Run the demonstration: mount a sample directory under a small budget and show the pager at work.')
     .action(async () => {

@@ -48,6 +48,9 @@ export interface StatsDocument {
   /** Reads that gave up waiting for the pager (ETIMEDOUT), and page jobs whose answer never came in time. */
   timedOutRequests: number;
   abandonedJobs: number;
+  /** Verified pager: pages checked against their hash tree, and pages that failed (EIO). */
+  verifiedPages: number;
+  integrityFailures: number;
   injectedFaults: number;
   evictedPages: number;
   reclaimRounds: number;
@@ -99,6 +102,8 @@ export function statsDocument(dp: PagerService): StatsDocument {
     failuresByStatus: { ...m.failuresByStatus },
     timedOutRequests: s.timedOutWaits,
     abandonedJobs: m.abandonedJobs,
+    verifiedPages: m.verifiedPages,
+    integrityFailures: m.integrityFailures,
     injectedFaults: m.injectedFaults,
     evictedPages: s.evictor.evictedPages,
     reclaimRounds: s.evictor.reclaimRounds,

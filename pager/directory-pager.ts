@@ -650,7 +650,8 @@ class BackingTree implements FileTree {
     return this.dp.backingPath(rel);
   }
 
-  lstat(relPath: string): Promise<FileStat> {
+  // async: a hidden name's ENOENT (thrown by backingPathOf) must reach the caller as a rejection.
+  async lstat(relPath: string): Promise<FileStat> {
     return fsp.lstat(this.backingPathOf(relPath));
   }
 
@@ -659,11 +660,11 @@ class BackingTree implements FileTree {
     return relPath.replace(/^\/+/, '') === '' ? names.filter((n) => !this.hidden.has(n)) : names;
   }
 
-  readlink(relPath: string): Promise<string> {
+  async readlink(relPath: string): Promise<string> {
     return fsp.readlink(this.backingPathOf(relPath));
   }
 
-  access(relPath: string, mode: number): Promise<void> {
+  async access(relPath: string, mode: number): Promise<void> {
     return fsp.access(this.backingPathOf(relPath), mode);
   }
 

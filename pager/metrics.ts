@@ -38,6 +38,9 @@ export class PagerMetrics {
   writebackPages = 0;
   writebackBytes = 0;
   writebackErrors = 0;
+  /** Pages checked against a hash tree before supply (verified pager), and those that failed. */
+  verifiedPages = 0;
+  integrityFailures = 0;
   /** Jobs whose answer did not come within the answer timeout (their slot was given back). */
   abandonedJobs = 0;
   readonly latency = new LatencyWindow();
@@ -65,6 +68,8 @@ export class PagerMetrics {
       writebackBytes: this.writebackBytes,
       writebackErrors: this.writebackErrors,
       abandonedJobs: this.abandonedJobs,
+      verifiedPages: this.verifiedPages,
+      integrityFailures: this.integrityFailures,
       latencyP50Ms: this.latency.quantile(0.5),
       latencyP99Ms: this.latency.quantile(0.99),
     };
