@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { configDefaults, defineConfig } from 'vitest/config';
 
 // Test layout:
@@ -22,6 +23,14 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // is served from the same process: the call blocks the event loop that serves the request
 // and the process deadlocks in uninterruptible sleep.
 export default defineConfig({
+  // `import … from 'pagerfs'` (the package's own name, as examples and user pagers write it) means
+  // the sources under test, not dist/: the same mapping package.json's exports give after a build.
+  resolve: {
+    alias: [
+      { find: /^pagerfs\/core$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+      { find: /^pagerfs$/, replacement: fileURLToPath(new URL('./pager/api.ts', import.meta.url)) },
+    ],
+  },
   test: {
     pool: 'forks',
     maxWorkers: 2,

@@ -8,7 +8,9 @@ export {
   type VmSystemOptions, type VmSystemStats, type PressureThresholds,
 } from './vm-system.js';
 export { Pager, ALLOWED_FAIL_STATUSES } from './pager.js';
-export { Port, type PortPacket, type PageRequestPacket, type PagerCommandName } from './port.js';
+export {
+  Port, type PortPacket, type PageRequestPacket, type ReadPacket, type DirtyPacket, type CompletePacket, type PagerCommandName,
+} from './port.js';
 export { VmObject, VmObjectPaged, VmSlice, type VmoKind, type ChildObserver } from './vmo.js';
 export {
   VmoOptions, ChildOptions, VmoOp, PagerOp, WRITEBACK_IS_ZERO, PageResidency, type ResidencyRun,

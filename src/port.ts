@@ -20,14 +20,25 @@ export const enum PagerCommand {
 export const PAGER_COMMAND_NAMES = ['READ', 'COMPLETE', 'DIRTY'] as const;
 export type PagerCommandName = (typeof PAGER_COMMAND_NAMES)[number];
 
-/** A page-request packet as the pager reads it. Offsets and lengths are bytes, page-aligned. */
-export interface PageRequestPacket {
+/** What every page-request packet carries. Offsets and lengths are bytes, page-aligned. */
+interface PacketFields<C extends PagerCommandName> {
   readonly type: 'page_request';
+  /** The key given to createVmo: which VMO the request is for. */
   readonly key: number;
-  readonly command: PagerCommandName;
+  readonly command: C;
   readonly offset: number;
   readonly length: number;
 }
+
+/** Supply [offset, offset + length) with supplyPages, or fail it with opRange(FAIL). */
+export type ReadPacket = PacketFields<'READ'>;
+/** The VMO wants to dirty [offset, offset + length): opRange(DIRTY) to allow it, or FAIL. */
+export type DirtyPacket = PacketFields<'DIRTY'>;
+/** The VMO is detached (or gone): the last packet for its key; offset and length are 0. */
+export type CompletePacket = PacketFields<'COMPLETE'>;
+
+/** A page-request packet as the pager reads it: switch on `command` to narrow it. */
+export type PageRequestPacket = ReadPacket | DirtyPacket | CompletePacket;
 
 export type PortPacket = PageRequestPacket;
 
@@ -96,7 +107,7 @@ export class Port {
         command: PAGER_COMMAND_NAMES[entry.command],
         offset: entry.startPage * PAGE_SIZE,
         length: (entry.endPage - entry.startPage) * PAGE_SIZE,
-      });
+      }) as PageRequestPacket; // `command` names the variant
     }
     this.compact();
     return null;
