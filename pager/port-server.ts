@@ -28,6 +28,8 @@ export interface PageJob {
   packets: number;
   /** When the first packet of the job was read (performance.now()). */
   receivedAt: number;
+  /** How the job was answered, for the trace (set by the handler when tracing). */
+  answer?: string;
 }
 
 export interface PageJobHandler {
@@ -114,7 +116,8 @@ export class PortServer {
     this.metrics.latency.record(ms);
     if (this.trace) {
       this.log.debug({ key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset,
-        length: job.length, packets: job.packets, latencyMs: Number(ms.toFixed(3)) }, 'page request answered');
+        length: job.length, packets: job.packets, answer: job.answer ?? 'threw: failed ERR_IO', latencyMs: Number(ms.toFixed(3)) },
+      'page request answered');
     }
   }
 

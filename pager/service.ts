@@ -148,6 +148,8 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   protected nextKey = 1;
   protected shuttingDown = false;
   private readonly server: PortServer;
+  /** Tracing: the last failure status per key while its job runs (for the job's `answer`); else null. */
+  private readonly traceFailures: Map<number, string> | null;
   private readonly writebackDelayMs: number;
   private flushTimer: ReturnType<typeof setInterval> | null = null;
   private pressureWriteback: Promise<void> | null = null;
@@ -171,6 +173,7 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     this.faults = options.faults ?? new FaultInjector();
     this.writebackDelayMs = options.writebackDelayMs ?? 5000;
     this.maxLockedShare = options.maxLockedShare ?? 0.5;
+    this.traceFailures = options.trace === true ? new Map() : null;
     this.pager = this.system.createPager();
     this.port = this.system.createPort();
     this.server = new PortServer(this.port, this, options.concurrency ?? 4, this.metrics, this.log,
@@ -322,10 +325,23 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
       this.log.warn({ key: job.key }, 'request for an unknown key; ignored');
       return;
     }
+    this.traceFailures?.delete(job.key);
     for (const part of await this.applyFaults(file, job)) {
       if (job.command === 'READ') await this.answerRead(file, part);
       else await this.answerDirty(file, part);
     }
+    if (this.traceFailures !== null) job.answer = this.describeAnswer(file, job);
+  }
+
+  /** For the trace: how many of the job's pages the VMO holds now, and the failure status if any. */
+  private describeAnswer(file: F, job: PageJob): string {
+    const end = Math.min(job.offset + job.length, file.vmo.sizeBytes);
+    let held = 0;
+    if (end > job.offset) file.vmo.lookup(job.offset, end - job.offset, () => { held++; });
+    const total = Math.max(0, end - job.offset) / PAGE_SIZE;
+    const failed = this.traceFailures?.get(job.key);
+    const verb = job.command === 'READ' ? 'resident' : 'present (dirty if allowed)';
+    return `${held}/${total} pages ${verb}${failed === undefined ? '' : `; failed ${failed}`}`;
   }
 
   failJob(job: PageJob, _err: unknown): void {
@@ -349,6 +365,7 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     try {
       this.pager.opRange(PagerOp.FAIL, file.vmo, offset, end - offset, status);
       this.metrics.countFailure(statusName(status));
+      this.traceFailures?.set(file.key, statusName(status));
     } catch (err) {
       if (!isZxError(err, ZxStatus.ERR_BAD_STATE)) throw err;
     }
