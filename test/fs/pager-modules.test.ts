@@ -73,6 +73,51 @@ describe('a pager written for the test (page-text.mjs)', () => {
   });
 });
 
+describe('a pager whose files change (listed.mjs)', () => {
+  const expected = (name: string, size: number): Buffer => Buffer.from(Array.from({ length: size }, (_, i) => (i + name.length) % 251));
+
+  it('shows files as the module lists them, a changed size as a new file, and keeps an open handle on the old one', async () => {
+    const dir = await tempDir();
+    const list = path.join(dir, 'list.json');
+    await fsp.writeFile(list, JSON.stringify([{ path: 'a.bin', sizeBytes: 5000 }, { path: 'deep/b.bin', sizeBytes: 10 }]));
+    const m = await startMount({ noBacking: true, args: ['--pager', pagerPath('listed.mjs'), '--pager-option', `list=${list}`] });
+    expect((await fsp.readdir(m.p())).sort()).toEqual(['.pagerfs', 'a.bin', 'deep']);
+    expect((await readToEnd(m.p('deep/b.bin'))).equals(expected('deep/b.bin', 10))).toBe(true);
+    const old = await fsp.open(m.p('a.bin'), 'r');
+    try {
+      const before = Buffer.alloc(5000);
+      expect((await old.read(before, 0, 5000, 0)).bytesRead).toBe(5000);
+      expect(before.equals(expected('a.bin', 5000))).toBe(true);
+      await fsp.writeFile(list, JSON.stringify([{ path: 'a.bin', sizeBytes: 9000 }, { path: 'c.bin', sizeBytes: 1 }]));
+      expect((await fsp.readdir(m.p())).sort()).toEqual(['.pagerfs', 'a.bin', 'c.bin']);
+      expect(await codeOf(fsp.stat(m.p('deep/b.bin')))).toBe('ENOENT');
+      expect((await fsp.stat(m.p('a.bin'))).size).toBe(9000);
+      expect((await readToEnd(m.p('a.bin'))).equals(expected('a.bin', 9000))).toBe(true);
+      // The handle opened before the change still reads the file it opened.
+      const again = Buffer.alloc(6000);
+      expect((await old.read(again, 0, 6000, 0)).bytesRead).toBe(5000);
+    } finally {
+      await old.close();
+    }
+    // A bad list later is logged and the last good one stays.
+    await fsp.writeFile(list, JSON.stringify([{ path: '../escape', sizeBytes: 1 }]));
+    expect((await fsp.readdir(m.p())).sort()).toEqual(['.pagerfs', 'a.bin', 'c.bin']);
+    expect(m.stderr).toMatch(/declared a bad file list; keeping the last good one/);
+  });
+
+  it('a bad first list refuses the mount with one line', async () => {
+    const dir = await tempDir();
+    const list = path.join(dir, 'list.json');
+    await fsp.writeFile(list, JSON.stringify([{ path: 'a.bin', sizeBytes: -1 }]));
+    const mnt = await tempDir('pagerfs-mnt-');
+    const res = await runCli(['mount', '--pager', pagerPath('listed.mjs'), '--pager-option', `list=${list}`, mnt], { timeoutMs: 20_000 });
+    expect(res.code).toBe(4);
+    expect(res.stderr).toMatch(/^pagerfs: Cannot mount: .*declared file "a.bin" has a bad size -1/);
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
+    expect(await isMounted(mnt)).toBe(false);
+  });
+});
+
 describe('the host answers for a pager that fails, throws or never answers (misbehaving.mjs)', () => {
   it('failing with each allowed status reaches the reader as its errno; a forbidden status as EIO', async () => {
     const m = await startMount({ noBacking: true, args: ['--pager', pagerPath('misbehaving.mjs')] });
