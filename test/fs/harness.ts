@@ -332,3 +332,26 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
     return (err as NodeJS.ErrnoException).code ?? String(err);
   }
 }
+
+/**
+ * Every way of changing a read-only mount through `file` (an existing regular file) fails with
+ * EROFS: open for writing, create, mkdir, unlink, rename, chmod, truncate, symlink. Returns the codes
+ * by operation, for one toEqual.
+ */
+export async function changeCodes(m: Mount, file: string): Promise<Record<string, string>> {
+  return {
+    openForWrite: await codeOf(fsp.open(m.p(file), 'r+')),
+    create: await codeOf(fsp.writeFile(m.p('new.txt'), 'x')),
+    mkdir: await codeOf(fsp.mkdir(m.p('dir'))),
+    unlink: await codeOf(fsp.unlink(m.p(file))),
+    rename: await codeOf(fsp.rename(m.p(file), m.p('moved.txt'))),
+    chmod: await codeOf(fsp.chmod(m.p(file), 0o600)),
+    truncate: await codeOf(fsp.truncate(m.p(file), 0)),
+    symlink: await codeOf(fsp.symlink(file, m.p('link'))),
+  };
+}
+
+/** What changeCodes gives on a read-only mount. */
+export const ALL_EROFS = {
+  openForWrite: 'EROFS', create: 'EROFS', mkdir: 'EROFS', unlink: 'EROFS', rename: 'EROFS', chmod: 'EROFS', truncate: 'EROFS', symlink: 'EROFS',
+};

@@ -1,5 +1,5 @@
 /** Shared fixtures for the user pager tests: a temp backing directory, a VmSystem and a started DirectoryPager. */
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
@@ -122,4 +122,17 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
 /** An errno-style error like Node's fs raises. */
 export function errnoError(code: string, errno: number): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: injected by the test`), { code, errno: -errno });
+}
+
+/** Flips one byte of a file in place (xor 0x40): corruption behind a seal or a pager's back. */
+export async function flipByte(file: string, offsetBytes: number): Promise<void> {
+  const fh = await fsp.open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, offsetBytes);
+    b[0] ^= 0x40;
+    await fh.write(b, 0, 1, offsetBytes);
+  } finally {
+    await fh.close();
+  }
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, EXIT } from '../../fs/config.js';
 import { sealCommand } from '../../fs/seal.js';
+import { flipByte } from './helpers.js';
 import { syntheticFill } from '../../pager/synthetic-content.js';
 import {
   EMPTY_ROOT_HASH, MANIFEST_FILE, VERITY_DIR, VerityError, checkDirectory, isSidecarPath, loadSeal,
@@ -67,18 +68,6 @@ async function expectVerityError(p: Promise<unknown>, code: VerityError['code'],
   expect((err as VerityError).code).toBe(code);
   expect((err as VerityError).message).toMatch(message);
   expect((err as VerityError).message).not.toContain('\n');
-}
-
-async function flipByte(file: string, offsetBytes: number): Promise<void> {
-  const fh = await fsp.open(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, offsetBytes);
-    b[0] ^= 0x40;
-    await fh.write(b, 0, 1, offsetBytes);
-  } finally {
-    await fh.close();
-  }
 }
 
 const SIZES: Array<[string, number]> = [
