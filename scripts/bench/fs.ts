@@ -162,19 +162,23 @@ class System {
   }
 }
 
+/** What pagerfsSpec needs of a suite's environment (the pagers suite passes its own). */
+export type DaemonEnv = Pick<Env, 'tmp' | 'repoRoot' | 'profileDir'> & { data: Pick<DataSet, 'dir'> };
+
 /** Node flags for a daemon: --cpu-prof under --profile (Node 20 refuses it in NODE_OPTIONS, so it goes on the command line). */
-function nodeFlags(env: Env, tag: string): string[] {
+function nodeFlags(env: Pick<Env, 'profileDir'>, tag: string): string[] {
   if (env.profileDir === null) return [];
   const dir = path.join(env.profileDir, tag);
   fs.mkdirSync(dir, { recursive: true });
   return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
 }
 
-function pagerfsSpec(env: Env, tag: string, mountpoint: string, budgetBytes: number): DaemonSpec {
+/** `source`: what goes before the mountpoint (default the backing directory; e.g. `--pager synthetic --pager-option …` for a pager without one). */
+export function pagerfsSpec(env: DaemonEnv, tag: string, mountpoint: string, budgetBytes: number, source: string[] = [env.data.dir]): DaemonSpec {
   return {
     name: `pagerfs (${tag})`,
     command: process.execPath,
-    args: [...nodeFlags(env, tag), path.join(env.repoRoot, 'dist', 'fs', 'cli.js'), 'mount', env.data.dir, mountpoint, '--memory-budget', `${budgetBytes / MiB}MiB`, '--log-level', 'warn'],
+    args: [...nodeFlags(env, tag), path.join(env.repoRoot, 'dist', 'fs', 'cli.js'), 'mount', ...source, mountpoint, '--memory-budget', `${budgetBytes / MiB}MiB`, '--log-level', 'warn'],
     mountpoint,
     logFile: path.join(env.tmp, 'logs', `${tag}.log`),
   };
@@ -339,7 +343,7 @@ function rotate<T>(xs: T[], k: number): T[] {
   return xs.map((_x, i) => xs[(i + k) % n]);
 }
 
-function readStats(mountpoint: string): StatsDocument {
+export function readStats(mountpoint: string): StatsDocument {
   return JSON.parse(fs.readFileSync(path.join(mountpoint, '.pagerfs', 'stats'), 'utf8')) as StatsDocument;
 }
 

@@ -17,14 +17,15 @@ import { evictionSuite } from './eviction.js';
 import { fsSuite } from './fs.js';
 import { endProgress, forceGc, metText, progress, type Suite, type SuiteResult } from './harness.js';
 import { pagerSuite } from './pager.js';
+import { pagersSuite } from './pagers.js';
 import { renderMarkdown, renderText } from './stats.js';
 
-const SUITES: Suite[] = [coreSuite, evictionSuite, pagerSuite, fsSuite];
+const SUITES: Suite[] = [coreSuite, evictionSuite, pagerSuite, fsSuite, pagersSuite];
 
 /** Command-line flags and what they do (each names the suites that read it). */
 const FLAGS: Record<string, string> = {
-  '--quick': 'fs: a smaller data set (256 MiB file, 64 × 1 MiB, 2,000 × 4 KiB) and shorter samples',
-  '--profile': 'fs: run pagerfs and the Node peers under node --cpu-prof and summarize the profiles',
+  '--quick': 'fs: a smaller data set (256 MiB file, 64 × 1 MiB, 2,000 × 4 KiB) and shorter samples; pagers: 4 × 32 MiB instead of 4 × 128 MiB, 3 rounds',
+  '--profile': 'fs, pagers: run pagerfs (and the Node peers) under node --cpu-prof and summarize the profiles',
   '--peers-kernel-cache': 'fs: mount the Node peers without direct_io (big_writes), as pagerfs --kernel-cache',
 };
 
