@@ -11,11 +11,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { coreSuite } from './core.js';
 import { evictionSuite } from './eviction.js';
 import { fsSuite } from './fs.js';
-import { endProgress, forceGc, metText, progress, type Suite, type SuiteResult } from './harness.js';
+import { endProgress, forceGc, metText, progress, repoRoot, type Suite, type SuiteResult } from './harness.js';
 import { pagerSuite } from './pager.js';
 import { renderMarkdown, renderText } from './stats.js';
 
@@ -54,11 +53,6 @@ function machine(): Machine {
     hostname: os.hostname(),
     loadavg: os.loadavg().map((l) => Number(l.toFixed(2))),
   };
-}
-
-function repoRoot(): string {
-  // dist/scripts/bench/index.js -> repo root
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
 function gitCommit(root: string): string | null {
