@@ -16,13 +16,14 @@ import { evictionSuite } from './eviction.js';
 import { fsSuite } from './fs.js';
 import { endProgress, forceGc, metText, progress, repoRoot, type Suite, type SuiteResult } from './harness.js';
 import { pagerSuite } from './pager.js';
+import { pressureSuite } from './pressure.js';
 import { renderMarkdown, renderText } from './stats.js';
 
-const SUITES: Suite[] = [coreSuite, evictionSuite, pagerSuite, fsSuite];
+const SUITES: Suite[] = [coreSuite, evictionSuite, pagerSuite, fsSuite, pressureSuite];
 
 /** Command-line flags and what they do (each names the suites that read it). */
 const FLAGS: Record<string, string> = {
-  '--quick': 'fs: a smaller data set (256 MiB file, 64 × 1 MiB, 2,000 × 4 KiB) and shorter samples',
+  '--quick': 'fs: a smaller data set (256 MiB file, 64 × 1 MiB, 2,000 × 4 KiB) and shorter samples; pressure: 3 s budget steps instead of 8 s',
   '--profile': 'fs: run pagerfs and the Node peers under node --cpu-prof and summarize the profiles',
   '--peers-kernel-cache': 'fs: mount the Node peers without direct_io (big_writes), as pagerfs --kernel-cache',
 };
