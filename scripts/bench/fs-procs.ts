@@ -11,6 +11,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const CLK_TCK = 100;
 
@@ -24,14 +26,56 @@ export function isMounted(mountpoint: string): boolean {
   return mountedPaths().has(mountpoint);
 }
 
-/** Peak resident set (VmHWM) of a live process, in bytes; null when it is gone. */
-export function peakRssBytes(pid: number): number | null {
+/** A memory field of /proc/PID/status (VmRSS, VmHWM, ...) of a live process, in bytes; null when it is gone. */
+function procStatusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
   try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m === null ? null : Number(m[1]) * 1024;
   } catch {
     return null;
   }
+}
+
+/** Peak resident set (VmHWM) of a live process, in bytes; null when it is gone. */
+export function peakRssBytes(pid: number): number | null {
+  return procStatusBytes(pid, 'VmHWM');
+}
+
+/** Resident set now (VmRSS) of a live process, in bytes; null when it is gone. */
+export function rssBytes(pid: number): number | null {
+  return procStatusBytes(pid, 'VmRSS');
+}
+
+/** Why this process cannot mount FUSE filesystems (the suites that mount skip), or null when it can. */
+export function cannotMount(): string | null {
+  return process.getuid?.() !== 0 || !fs.existsSync('/dev/fuse') ? 'skipped: mounting needs root and /dev/fuse' : null;
+}
+
+/** What a pagerfs mount of the bench needs; the daemon is the built CLI (dist/fs/cli.js). */
+export interface PagerfsMountOptions {
+  name: string;
+  repoRoot: string;
+  backingDir: string;
+  mountpoint: string;
+  budgetBytes: number;
+  logFile: string;
+  /** Flags for node itself, before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** What goes before the mountpoint (default [backingDir]; e.g. `--pager synthetic --pager-option …`). */
+  source?: string[];
+}
+
+/** The daemon spec of `pagerfs mount BACKING MOUNTPOINT --memory-budget N` (warnings only in its log). */
+export function pagerfsSpec(o: PagerfsMountOptions): DaemonSpec {
+  const cli = path.join(o.repoRoot, 'dist', 'fs', 'cli.js');
+  if (!fs.existsSync(cli)) throw new Error(`${cli} missing: build first (npx tsc -p tsconfig.json)`);
+  return {
+    name: o.name,
+    command: process.execPath,
+    args: [...(o.nodeArgs ?? []), cli, 'mount', ...(o.source ?? [o.backingDir]), o.mountpoint, '--memory-budget', `${o.budgetBytes}`, '--log-level', 'warn'],
+    mountpoint: o.mountpoint,
+    logFile: o.logFile,
+  };
 }
 
 /** CPU time of a live process (all threads), user and system, in ms, and its minor page faults; NaNs when it is gone. */
@@ -69,8 +113,16 @@ export interface DaemonSpec {
   readyTimeoutMs?: number;
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * A deadline for a race against a process's exit: unref'd, so once the process has exited the
+ * timer no longer keeps the bench alive (a plain 60 s sleep held every run open that long at its end).
+ */
+function deadline(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }
 
 function logTail(file: string): string {
@@ -181,7 +233,7 @@ export class Reaper {
       } catch {
         // already gone
       }
-      const timedOut = await Promise.race([d.exited.then(() => false), sleep(timeoutMs).then(() => true)]);
+      const timedOut = await Promise.race([d.exited.then(() => false), deadline(timeoutMs).then(() => true)]);
       if (timedOut) {
         this.note(`${d.name} did not exit ${timeoutMs} ms after SIGTERM: killing it`);
         try {
@@ -189,7 +241,7 @@ export class Reaper {
         } catch {
           // gone meanwhile
         }
-        await Promise.race([d.exited, sleep(2000)]);
+        await Promise.race([d.exited, deadline(2000)]);
       }
     }
     forceUnmountSync(d.mountpoint);
@@ -267,4 +319,32 @@ export class Reaper {
     this.daemons.clear();
     this.removeTemp();
   }
+}
+
+/** A temporary directory and the Reaper that owns every daemon and driver a suite starts. */
+export interface Sandbox {
+  tmp: string;
+  reaper: Reaper;
+  /** Stops every daemon (they unmount), clears leftover mounts, removes the directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * Makes a temporary directory (`prefix` + random) and a Reaper with its signal and exit hooks
+ * installed, so an interrupted suite still unmounts and removes its data.
+ */
+export function openSandbox(prefix: string, note: (msg: string) => void): Sandbox {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const reaper = new Reaper(note);
+  reaper.addTempDir(tmp);
+  reaper.install();
+  return {
+    tmp,
+    reaper,
+    close: async () => {
+      note('unmounting everything, removing the data set');
+      await reaper.reapAll(30_000);
+      reaper.uninstall();
+    },
+  };
 }

@@ -32,12 +32,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { StatsDocument } from '../../fs/control.js';
 import { buildDataSet, type DataSet, type DataSetShape } from './fs-data.js';
 import { compareFiles, haveCommand, listTree, randRead, readFiles, seqRead, writeFsync, type Timed } from './fs-drivers.js';
-import { DriverTimeout, Reaper, procCounters, type Daemon, type DaemonSpec } from './fs-procs.js';
-import type { GoalResult, Suite, SuiteContext } from './harness.js';
+import { DriverTimeout, cannotMount, openSandbox, pagerfsSpec, procCounters, type Daemon, type DaemonSpec, type Reaper } from './fs-procs.js';
+import { repoRoot, type GoalResult, type Suite, type SuiteContext } from './harness.js';
 import { summarizeProfiles, type Window } from './profile.js';
 import { fmtBytes, fmtOps, fmtRate, fmtRatio, median, type Table } from './stats.js';
 
@@ -162,7 +161,7 @@ class System {
   }
 }
 
-/** What pagerfsSpec needs of a suite's environment (the pagers suite passes its own). */
+/** What pagerfsDaemon needs of a suite's environment (the pagers suite passes its own). */
 export type DaemonEnv = Pick<Env, 'tmp' | 'repoRoot' | 'profileDir'> & { data: Pick<DataSet, 'dir'> };
 
 /** Node flags for a daemon: --cpu-prof under --profile (Node 20 refuses it in NODE_OPTIONS, so it goes on the command line). */
@@ -173,15 +172,12 @@ function nodeFlags(env: Pick<Env, 'profileDir'>, tag: string): string[] {
   return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
 }
 
-/** `source`: what goes before the mountpoint (default the backing directory; e.g. `--pager synthetic --pager-option …` for a pager without one). */
-export function pagerfsSpec(env: DaemonEnv, tag: string, mountpoint: string, budgetBytes: number, source: string[] = [env.data.dir]): DaemonSpec {
-  return {
-    name: `pagerfs (${tag})`,
-    command: process.execPath,
-    args: [...nodeFlags(env, tag), path.join(env.repoRoot, 'dist', 'fs', 'cli.js'), 'mount', ...source, mountpoint, '--memory-budget', `${budgetBytes / MiB}MiB`, '--log-level', 'warn'],
-    mountpoint,
-    logFile: path.join(env.tmp, 'logs', `${tag}.log`),
-  };
+/** `source`: what goes before the mountpoint (default the backing directory; e.g. `--pager synthetic --pager-option …`). */
+export function pagerfsDaemon(env: DaemonEnv, tag: string, mountpoint: string, budgetBytes: number, source?: string[]): DaemonSpec {
+  return pagerfsSpec({
+    name: `pagerfs (${tag})`, repoRoot: env.repoRoot, backingDir: env.data.dir, mountpoint, budgetBytes,
+    logFile: path.join(env.tmp, 'logs', `${tag}.log`), nodeArgs: nodeFlags(env, tag), source,
+  });
 }
 
 function makeSystems(env: Env, have: { bindfs: boolean; rclone: boolean }): System[] {
@@ -210,8 +206,8 @@ function makeSystems(env: Env, have: { bindfs: boolean; rclone: boolean }): Syst
       mountpoint: mnt('rclone'),
       logFile: log('rclone'),
     })),
-    new System('pagerfs-cold', 'pagerfs cold', env, () => pagerfsSpec(env, 'pagerfs-cold', mnt('pagerfs-cold'), env.scale.budgetBytes), true),
-    new System('pagerfs-warm', 'pagerfs warm', env, () => pagerfsSpec(env, 'pagerfs-warm', mnt('pagerfs-warm'), env.scale.budgetBytes)),
+    new System('pagerfs-cold', 'pagerfs cold', env, () => pagerfsDaemon(env, 'pagerfs-cold', mnt('pagerfs-cold'), env.scale.budgetBytes), true),
+    new System('pagerfs-warm', 'pagerfs warm', env, () => pagerfsDaemon(env, 'pagerfs-warm', mnt('pagerfs-warm'), env.scale.budgetBytes)),
   ];
   systems[4].needsWarmup = true;
   systems[6].needsWarmup = true;
@@ -507,7 +503,7 @@ async function sweep(env: Env, useFio: boolean, notes: string[]): Promise<SweepP
     let d: Daemon | null = null;
     try {
       ctx.progress(`budget sweep: mounting pagerfs with a ${fmtBytes(budget)} budget`);
-      d = await reaper.startDaemon(pagerfsSpec(env, `pagerfs-sweep-${budget / MiB}MiB`, mnt, budget));
+      d = await reaper.startDaemon(pagerfsDaemon(env, `pagerfs-sweep-${budget / MiB}MiB`, mnt, budget));
       for (let pass = 0; pass <= scale.sweepPasses; pass++) {
         ctx.progress(`budget sweep ${fmtBytes(budget)}: ${pass === 0 ? 'first pass (not measured)' : `pass ${pass}/${scale.sweepPasses}`} over ${fmtBytes(wsBytes)}`);
         const s0 = readStats(mnt);
@@ -576,10 +572,6 @@ function profileTables(env: Env, rowDefs: Row[], tables: Table[], raw: Record<st
   raw.profiles = summaries;
 }
 
-function repoRoot(): string {
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-}
-
 export const fsSuite: Suite = {
   name: 'fs',
   title: 'fs: pagerfs mounted, against direct reads, Node peers, bindfs and rclone',
@@ -591,15 +583,10 @@ export const fsSuite: Suite = {
     const notes: string[] = [];
     const flags = ctx.flags ?? new Set<string>();
     const scale = flags.has('--quick') ? QUICK : FULL;
-    if (process.getuid?.() !== 0 || !fs.existsSync('/dev/fuse')) {
-      return { about: ['skipped: mounting needs root and /dev/fuse'], tables, goals, raw };
-    }
+    const skip = cannotMount();
+    if (skip !== null) return { about: [skip], tables, goals, raw };
     const root = repoRoot();
-    if (!fs.existsSync(path.join(root, 'dist', 'fs', 'cli.js'))) throw new Error('dist/fs/cli.js missing: build first (npx tsc -p tsconfig.json)');
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pagerfs-bench-fs-'));
-    const reaper = new Reaper((msg) => ctx.progress(msg));
-    reaper.addTempDir(tmp);
-    reaper.install();
+    const { tmp, reaper, close } = openSandbox('pagerfs-bench-fs-', (msg) => ctx.progress(msg));
     const started = new Date().toISOString().replace(/[:.]/g, '-');
     const profileDir = flags.has('--profile') ? path.join(root, 'bench-results', `profiles-${started}`) : null;
     let useFio = false;
@@ -624,9 +611,7 @@ export const fsSuite: Suite = {
       cells = await mainTable(env, systems, rowDefs, tables, raw, notes);
       sweepPoints = await sweep(env, useFio, notes);
     } finally {
-      ctx.progress('unmounting everything, removing the data set');
-      await reaper.reapAll(30_000);
-      reaper.uninstall();
+      await close();
     }
     if (env === null) throw new Error('unreachable');
     const data = env.data;

@@ -4,6 +4,8 @@
  * discarded, medians over the measured rounds), loop calibration, goal checks, and the FUSE layer's
  * read path (readStep first, wait only when a page is missing) that the suites drive.
  */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { VmObject } from '../../src/index.js';
@@ -49,6 +51,11 @@ export interface Suite {
   /** One line for the suite list. */
   summary: string;
   run(ctx: SuiteContext): Promise<Omit<SuiteResult, 'suite' | 'title' | 'durationMs'>>;
+}
+
+/** The repository root, seen from the built suites (dist/scripts/bench/*.js). */
+export function repoRoot(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -11,20 +11,20 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { coreSuite } from './core.js';
 import { evictionSuite } from './eviction.js';
 import { fsSuite } from './fs.js';
-import { endProgress, forceGc, metText, progress, type Suite, type SuiteResult } from './harness.js';
+import { endProgress, forceGc, metText, progress, repoRoot, type Suite, type SuiteResult } from './harness.js';
 import { pagerSuite } from './pager.js';
 import { pagersSuite } from './pagers.js';
+import { pressureSuite } from './pressure.js';
 import { renderMarkdown, renderText } from './stats.js';
 
-const SUITES: Suite[] = [coreSuite, evictionSuite, pagerSuite, fsSuite, pagersSuite];
+const SUITES: Suite[] = [coreSuite, evictionSuite, pagerSuite, fsSuite, pagersSuite, pressureSuite];
 
 /** Command-line flags and what they do (each names the suites that read it). */
 const FLAGS: Record<string, string> = {
-  '--quick': 'fs: a smaller data set (256 MiB file, 64 × 1 MiB, 2,000 × 4 KiB) and shorter samples; pagers: 4 × 32 MiB instead of 4 × 128 MiB, 3 rounds',
+  '--quick': 'fs: a smaller data set (256 MiB file, 64 × 1 MiB, 2,000 × 4 KiB) and shorter samples; pagers: 4 × 32 MiB instead of 4 × 128 MiB, 3 rounds; pressure: 3 s budget steps instead of 8 s',
   '--profile': 'fs, pagers: run pagerfs (and the Node peers) under node --cpu-prof and summarize the profiles',
   '--peers-kernel-cache': 'fs: mount the Node peers without direct_io (big_writes), as pagerfs --kernel-cache',
 };
@@ -55,11 +55,6 @@ function machine(): Machine {
     hostname: os.hostname(),
     loadavg: os.loadavg().map((l) => Number(l.toFixed(2))),
   };
-}
-
-function repoRoot(): string {
-  // dist/scripts/bench/index.js -> repo root
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
 function gitCommit(root: string): string | null {

@@ -33,7 +33,7 @@ import type { StatsDocument } from '../../fs/control.js';
 import { syntheticFill, syntheticMismatch } from '../../pager/synthetic-content.js';
 import { seqRead, type Timed } from './fs-drivers.js';
 import { Reaper, procCounters } from './fs-procs.js';
-import { pagerfsSpec, readStats, type DaemonEnv } from './fs.js';
+import { pagerfsDaemon, readStats, type DaemonEnv } from './fs.js';
 import {
   goalAtLeast, medianExtra, rateRatio, rounds, type GoalResult, type Measured, type Sample, type Suite, type SuiteContext, type Variant,
 } from './harness.js';
@@ -188,7 +188,7 @@ async function sample(env: Env, p: PagerDef, round: number): Promise<Sample> {
     return { ns: t.ns, units: t.units };
   }
   const mnt = path.join(env.tmp, 'mnt', p.id);
-  const d = await env.reaper.startDaemon(pagerfsSpec(env, p.id, mnt, env.scale.budgetBytes, p.source));
+  const d = await env.reaper.startDaemon(pagerfsDaemon(env, p.id, mnt, env.scale.budgetBytes, p.source));
   let extra: Record<string, number> = {};
   let t: Timed;
   try {
