@@ -60,6 +60,8 @@ export interface DirectoryPagerOptions extends PagerServiceOptions {
 const READAHEAD_BUDGET_SHARE = 8;
 /** Most pages read and supplied at once: big enough for few syscalls, small enough to wake readers early. */
 const FILL_CHUNK_PAGES = 256;
+/** Chunks of one fill under way at once: one being read while the one before is checked and supplied. */
+const FILL_PIPELINE_DEPTH = 2;
 /** Zeros written per I/O when writing back a zero run. */
 const ZERO_CHUNK = 128 * 1024;
 
@@ -306,25 +308,33 @@ export class DirectoryPager extends PagerService<PagedFile> {
     file.inFlight.push(entry);
     try {
       // Fill in chunks no larger than memory allows: a request may be larger than the whole budget,
-      // and readers wake as each chunk is supplied (the kernel accepts partial supplies).
+      // and readers wake as each chunk is supplied (the kernel accepts partial supplies). Up to
+      // FILL_PIPELINE_DEPTH chunks are under way at once, so the next chunk's read overlaps this
+      // one's check and supply. A chunk that stops the job stops it after the chunks already started.
       let pos = startPage;
+      const started: Array<Promise<'next' | 'stop'>> = [];
       while (pos < endPage) {
+        if (started.length >= FILL_PIPELINE_DEPTH && (await started.shift()!) === 'stop') break;
         const inRequired = pos < reqEnd;
         let room = this.system.availableFrames;
         if (room === 0 && inRequired) {
+          await Promise.all(started); // their frames become the VMO's, reclaimable
           await this.writebackForPressure();
           room = this.system.availableFrames;
         }
         if (room === 0) {
-          if (!inRequired) return; // readahead is optional: stop quietly
+          if (!inRequired) break; // readahead is optional: stop quietly
           this.log.warn({ path: file.relPath, offset: pos * PAGE_SIZE }, 'memory budget full of dirty or pinned pages; failing the read');
           this.failRange(file, pos * PAGE_SIZE, (reqEnd - pos) * PAGE_SIZE, ZxStatus.ERR_NO_SPACE);
-          return;
+          break;
         }
         const count = Math.min(endPage - pos, FILL_CHUNK_PAGES, room);
-        if ((await this.fillChunk(file, pos, count, reqEnd)) === 'stop') return;
+        const chunk = this.fillChunk(file, pos, count, reqEnd);
+        chunk.catch(() => undefined); // awaited below; a rejection meanwhile must not count as unhandled
+        started.push(chunk);
         pos += count;
       }
+      await Promise.all(started);
     } finally {
       file.inFlight.splice(file.inFlight.indexOf(entry), 1);
       finish();

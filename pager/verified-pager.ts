@@ -16,15 +16,27 @@
  */
 import { PAGE_SIZE } from '../src/index.js';
 import { DirectoryPager, type DirectoryPagerOptions, type PagedFile } from './directory-pager.js';
+import { PageHasher } from './page-hasher.js';
 import { fsError } from './service.js';
 import { VERITY_DIR, isVerityError, type SealedDirectory, type VerityTree } from './verity.js';
 
 export class VerifiedPager extends DirectoryPager {
   /** Hash trees of the files with a VMO, by port key; dropped at COMPLETE. */
   private readonly trees = new Map<number, VerityTree>();
+  /** Hashes filled pages on a worker thread (the second core), reading the frames in place. */
+  private readonly hasher: PageHasher;
 
   constructor(options: Omit<DirectoryPagerOptions, 'readOnly' | 'hiddenNames' | 'backingDir'>, readonly seal: SealedDirectory) {
     super({ ...options, backingDir: seal.dir, readOnly: true, hiddenNames: [VERITY_DIR] });
+    this.hasher = new PageHasher(this.log);
+  }
+
+  override async shutdown(): Promise<void> {
+    try {
+      await super.shutdown();
+    } finally {
+      await this.hasher.close();
+    }
   }
 
   protected override async opened(file: PagedFile): Promise<void> {
@@ -50,17 +62,11 @@ export class VerifiedPager extends DirectoryPager {
     super.onComplete(file);
   }
 
-  protected override checkPages(file: PagedFile, pos: number, count: number, views: Buffer[]): number[] {
+  protected override async checkPages(file: PagedFile, pos: number, count: number, views: Buffer[]): Promise<number[]> {
     const tree = this.trees.get(file.key);
     if (tree === undefined) return Array.from({ length: count }, (_, i) => i); // cannot happen: opened() set it
-    const bad: number[] = [];
-    let page = pos;
-    for (const view of views) {
-      const n = Math.min(view.length / PAGE_SIZE, pos + count - page);
-      if (n <= 0) break;
-      for (const b of tree.verifyPages(page, view, n)) bad.push(b - pos);
-      page += n;
-    }
+    // The frames are whole pages whose bytes past the end of file are zero: exactly what the leaves hash.
+    const bad = await this.hasher.badPages(views, tree.leafHashes(pos, count), count);
     this.metrics.verifiedPages += count;
     for (const b of bad) {
       this.metrics.integrityFailures++;

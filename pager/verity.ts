@@ -284,6 +284,18 @@ export class VerityTree {
     return bad;
   }
 
+  /**
+   * The leaf hashes of pages [firstPage, firstPage + countPages), 32 bytes each, as a view of the
+   * tree (valid while the tree lives; do not write to it). For hashing pages elsewhere (a worker):
+   * a page matches when SHA-256 of its 4096 bytes, the last page's zero tail included, is its leaf.
+   */
+  leafHashes(firstPage: number, countPages: number): Buffer {
+    if (countPages === 0) return this.leaves.subarray(0, 0);
+    this.checkPageIndex(firstPage);
+    this.checkPageIndex(firstPage + countPages - 1);
+    return this.leaves.subarray(firstPage * HASH_BYTES, (firstPage + countPages) * HASH_BYTES);
+  }
+
   private matches(pageIndex: number, bytes: Uint8Array): boolean {
     const isLast = pageIndex === this.pageCount - 1;
     let input: Uint8Array;

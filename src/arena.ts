@@ -211,8 +211,9 @@ export class PhysicalPageArena {
 
   private addChunk(): void {
     const base = this.capacityFrames;
-    // allocUnsafeSlow: a chunk of its own, not the shared pool; untouched pages cost no RSS.
-    this.chunks.push(Buffer.allocUnsafeSlow(CHUNK_FRAMES * PAGE_SIZE));
+    // A SharedArrayBuffer of its own: untouched pages cost no RSS, and a view of frames can be
+    // handed to a worker thread without a copy (the verified pager hashes pages there).
+    this.chunks.push(Buffer.from(new SharedArrayBuffer(CHUNK_FRAMES * PAGE_SIZE)));
     if (this.frames.capacity < base + CHUNK_FRAMES) {
       this.frames.grow(Math.max(base + CHUNK_FRAMES, this.frames.capacity * 2));
     }

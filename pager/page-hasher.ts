@@ -1,0 +1,122 @@
+/**
+ * PageHasher: checks pages against expected SHA-256 hashes on a worker thread, so that hashing
+ * (about 1 ms per MiB here) runs on the second core instead of the thread that answers FUSE and
+ * page requests. Pages are views of arena frames, which live in SharedArrayBuffers: the worker
+ * reads them in place, nothing is copied.
+ *
+ * Ordering rules: the caller holds the frames (an aux VMO nobody else sees) until the promise
+ * settles, so the bytes cannot change while the worker reads them. Requests are answered in the
+ * order sent. If the worker cannot run (it failed to start or died), every later check runs on the
+ * calling thread instead: slower, never wrong.
+ */
+import { hash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+
+interface Pending {
+  resolve: (bad: number[]) => void;
+  views: Buffer[];
+  leaves: Buffer;
+  pages: number;
+}
+
+/**
+ * The page indices (0-based) among `pages` whose SHA-256 differs from its 32-byte leaf. Kept free of
+ * imports and outer names: its source is also the worker's (WORKER_SOURCE).
+ */
+function badPagesHere(views: Buffer[], leaves: Buffer, pages: number, sha256: (page: Uint8Array) => Buffer): number[] {
+  const PAGE = 4096;
+  const bad: number[] = [];
+  let page = 0;
+  for (const view of views) {
+    for (let at = 0; at + PAGE <= view.length && page < pages; at += PAGE, page++) {
+      if (!sha256(view.subarray(at, at + PAGE)).equals(leaves.subarray(page * 32, page * 32 + 32))) bad.push(page);
+    }
+  }
+  return bad;
+}
+
+const sha256 = (page: Uint8Array): Buffer => hash('sha256', page, 'buffer');
+
+/** The worker's code: CommonJS and self-contained, so there is no file to find next to this one. */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { hash } = require('node:crypto');
+const sha256 = (page) => hash('sha256', page, 'buffer');
+const badPagesHere = ${badPagesHere.toString()};
+parentPort.on('message', ({ id, views, leaves, pages }) => parentPort.postMessage({ id, bad: badPagesHere(views, leaves, pages, sha256) }));
+`;
+
+export class PageHasher {
+  private worker: Worker | null = null;
+  /** The worker failed: check on this thread from now on. */
+  private broken = false;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(private readonly log: Logger) {}
+
+  /**
+   * Which of the first `pages` pages held by `views` (whole 4 KiB frames, in order) do not hash to
+   * their leaf in `leaves` (32 bytes a page)? Returns 0-based indices, ascending.
+   * Preconditions: views cover at least `pages` pages; leaves holds 32 × pages bytes; the frames do
+   * not change until the promise settles.
+   */
+  badPages(views: Buffer[], leaves: Buffer, pages: number): Promise<number[]> {
+    const shared = views.every((v) => v.buffer instanceof SharedArrayBuffer);
+    const worker = shared ? this.ensureWorker() : null;
+    if (worker === null) return Promise.resolve(badPagesHere(views, leaves, pages, sha256));
+    const id = this.nextId++;
+    return new Promise<number[]>((resolve) => {
+      this.pending.set(id, { resolve, views, leaves, pages });
+      if (this.pending.size === 1) worker.ref();
+      // leaves is a view of the tree's own buffer: copy the slice, so no large buffer is cloned.
+      worker.postMessage({ id, views, leaves: Buffer.from(leaves), pages });
+    });
+  }
+
+  /** Stops the worker; checks still pending are finished on this thread. */
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    this.broken = true;
+    if (w !== null) await w.terminate();
+    this.failOver();
+  }
+
+  private ensureWorker(): Worker | null {
+    if (this.broken) return null;
+    if (this.worker !== null) return this.worker;
+    try {
+      const w = new Worker(WORKER_SOURCE, { eval: true });
+      w.on('message', ({ id, bad }: { id: number; bad: number[] }) => {
+        const p = this.pending.get(id);
+        if (p === undefined) return;
+        this.pending.delete(id);
+        if (this.pending.size === 0) w.unref();
+        p.resolve(bad);
+      });
+      w.on('error', (err) => {
+        this.log.error({ err }, 'page hashing worker failed; hashing on the main thread from now on');
+        this.broken = true;
+        this.worker = null;
+        this.failOver();
+      });
+      w.unref();
+      this.worker = w;
+      return w;
+    } catch (err) {
+      this.log.warn({ err }, 'cannot start a page hashing worker; hashing on the main thread');
+      this.broken = true;
+      return null;
+    }
+  }
+
+  /** Answers every pending check here (the worker is gone). */
+  private failOver(): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.resolve(badPagesHere(p.views, p.leaves, p.pages, sha256));
+    }
+  }
+}
