@@ -23,7 +23,7 @@ import { VERITY_DIR, isVerityError, type SealedDirectory, type VerityTree } from
 export class VerifiedPager extends DirectoryPager {
   /** Hash trees of the files with a VMO, by port key; dropped at COMPLETE. */
   private readonly trees = new Map<number, VerityTree>();
-  /** Hashes filled pages on a worker thread (the second core), reading the frames in place. */
+  /** Hashes filled pages on a worker thread (the second core), from a shared copy of the frames. */
   private readonly hasher: PageHasher;
 
   constructor(options: Omit<DirectoryPagerOptions, 'readOnly' | 'hiddenNames' | 'backingDir'>, readonly seal: SealedDirectory) {
