@@ -32,7 +32,7 @@ import { PagerModuleError, loadPagerModule, type LoadedPagerModule } from '../pa
 import { createPagerService } from '../pager/module-host.js';
 import { ConfigError, EXIT, checkPaths, type MountConfig } from './config.js';
 import { PagerFilesystem } from './filesystem.js';
-import { startMetricsServer, type MetricsServer } from './metrics-server.js';
+import type { MetricsServer } from './metrics-server.js';
 
 const exec = promisify(execFile);
 
@@ -170,6 +170,8 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
   let metrics: MetricsServer | null = null;
   if (config.metricsListen !== undefined) {
     try {
+      // Loaded only when asked for: prom-client adds ~12 MiB to the daemon's RSS.
+      const { startMetricsServer } = await import('./metrics-server.js');
       metrics = await startMetricsServer(pager, config.metricsListen, log);
     } catch (err) {
       await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
