@@ -60,6 +60,8 @@ export interface StatsDocument {
   readaheadPages: number;
   readaheadHitPages: number;
   readaheadWastePages: number;
+  /** Windows read ahead in the background because a reader reached the last one (no fault). */
+  asyncReadaheads: number;
   backingReadBytes: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
@@ -113,6 +115,7 @@ export function statsDocument(dp: PagerService): StatsDocument {
     readaheadPages: m.readaheadPages,
     readaheadHitPages: m.readaheadHitPages,
     readaheadWastePages: m.readaheadWastePages,
+    asyncReadaheads: m.asyncReadaheads,
     backingReadBytes: m.backingReadBytes,
     latencyP50Ms: m.latency.quantile(0.5),
     latencyP99Ms: m.latency.quantile(0.99),

@@ -375,7 +375,8 @@ export class PagerFilesystem {
       if (pos >= h.buffer.length) return cb(0);
       return cb(h.buffer.copy(buf, 0, pos, Math.min(h.buffer.length, pos + len)));
     }
-    const vmo = h.file!.vmo;
+    const file = h.file!;
+    const vmo = file.vmo;
     const size = vmo.contentSizeBytes;
     if (pos >= size || len === 0) return cb(0);
     const n = Math.min(len, size - pos);
@@ -385,11 +386,15 @@ export class PagerFilesystem {
     } catch (err) {
       return this.fail('read', p, err, cb);
     }
-    if (done === n) return cb(n);
-    this.readSlow(p, vmo, buf, pos, n, done, cb);
+    if (done === n) {
+      this.dp.noteRead(file, pos, n);
+      return cb(n);
+    }
+    this.readSlow(p, file, buf, pos, n, done, cb);
   }
 
-  private readSlow(p: string, vmo: VmObjectPaged, buf: Buffer, pos: number, n: number, doneSoFar: number, cb: (n: number) => void): void {
+  private readSlow(p: string, file: ServedFile, buf: Buffer, pos: number, n: number, doneSoFar: number, cb: (n: number) => void): void {
+    const vmo = file.vmo;
     void (async () => {
       let done = doneSoFar;
       try {
@@ -400,6 +405,7 @@ export class PagerFilesystem {
           if (done >= limit) break;
           done += vmo.readStep(buf, done, pos + done, limit - done);
         }
+        this.dp.noteRead(file, pos, done);
         cb(done);
       } catch (err) {
         if (done > 0) cb(done);

@@ -284,17 +284,44 @@ export class DirectoryPager extends PagerService<PagedFile> {
     const contentPages = Math.ceil(vmo.contentSizeBytes / PAGE_SIZE);
     let endPage = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), Math.min(contentPages, vmo.sizePages),
       (hits, waste) => { this.metrics.readaheadHitPages += hits; this.metrics.readaheadWastePages += waste; });
-    if (endPage > reqEnd) {
-      // Read ahead only over pages nobody has: stop at the first resident page, the first page
-      // another job is reading, and the first page a fault rule would fail (its readers must meet it).
-      endPage = Math.min(endPage, firstPresent(vmo, reqEnd, endPage));
-      for (const r of file.inFlight) if (r.end > reqEnd && r.start < endPage) endPage = Math.max(reqEnd, Math.min(endPage, r.start));
-      const bad = this.faults.firstFailingByte(file.relPath, reqEnd * PAGE_SIZE, (endPage - reqEnd) * PAGE_SIZE);
-      if (bad !== undefined) endPage = Math.max(reqEnd, Math.floor(bad / PAGE_SIZE));
-    }
+    if (endPage > reqEnd) endPage = this.trimReadahead(file, reqEnd, endPage);
     reqEnd = Math.min(reqEnd, endPage);
     await this.fillRange(file, startPage, reqEnd, endPage);
     if (endPage > reqEnd) this.metrics.readaheadPages += endPage - reqEnd;
+  }
+
+  /**
+   * Where readahead over [from, end) must stop: at the first resident page, the first page another
+   * job is reading, and the first page a fault rule would fail (its readers must meet it).
+   */
+  private trimReadahead(file: PagedFile, from: number, end: number): number {
+    let stop = Math.min(end, firstPresent(file.vmo, from, end));
+    for (const r of file.inFlight) if (r.end > from && r.start < stop) stop = Math.max(from, Math.min(stop, r.start));
+    const bad = this.faults.firstFailingByte(file.relPath, from * PAGE_SIZE, (stop - from) * PAGE_SIZE);
+    if (bad !== undefined) stop = Math.max(from, Math.floor(bad / PAGE_SIZE));
+    return stop;
+  }
+
+  /**
+   * A read found [offset, +length) of the file resident: if it reached the readahead marker, read
+   * the next window in the background (asynchronous readahead; nothing waits on it, and a failure
+   * there only means those pages fault later).
+   */
+  override noteRead(file: PagedFile, offsetBytes: number, lengthBytes: number): void {
+    const next = file.readahead.noteRead(Math.floor(offsetBytes / PAGE_SIZE), Math.ceil((offsetBytes + lengthBytes) / PAGE_SIZE));
+    if (next < 0 || file.completed || this.shuttingDown) return;
+    const vmo = file.vmo;
+    const limit = Math.min(Math.ceil(vmo.contentSizeBytes / PAGE_SIZE), vmo.sizePages);
+    const planned = file.readahead.planAhead(next, this.readaheadPagesAllowed(), limit,
+      (hits, waste) => { this.metrics.readaheadHitPages += hits; this.metrics.readaheadWastePages += waste; });
+    if (planned <= next) return;
+    const end = this.trimReadahead(file, next, planned);
+    if (end <= next) return;
+    this.metrics.asyncReadaheads++;
+    this.fillRange(file, next, next, end).then(
+      () => { this.metrics.readaheadPages += end - next; },
+      (err: unknown) => this.log.debug({ path: file.relPath, err: (err as Error).message }, 'asynchronous readahead failed'),
+    );
   }
 
   /**

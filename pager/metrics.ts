@@ -35,6 +35,8 @@ export class PagerMetrics {
   readaheadPages = 0;
   readaheadHitPages = 0;
   readaheadWastePages = 0;
+  /** Windows read ahead in the background because a reader reached the marker of the last one. */
+  asyncReadaheads = 0;
   writebackPages = 0;
   writebackBytes = 0;
   writebackErrors = 0;
@@ -64,6 +66,7 @@ export class PagerMetrics {
       readaheadPages: this.readaheadPages,
       readaheadHitPages: this.readaheadHitPages,
       readaheadWastePages: this.readaheadWastePages,
+      asyncReadaheads: this.asyncReadaheads,
       writebackPages: this.writebackPages,
       writebackBytes: this.writebackBytes,
       writebackErrors: this.writebackErrors,

@@ -3,19 +3,27 @@
  * the maximum); a random access shrinks it to nothing. The pager reads [request, request + window)
  * and supplies the extra pages unasked (supplying unrequested pages is allowed prefetch).
  *
+ * Asynchronous readahead (as Linux's PG_readahead): each window carries a marker, its middle page.
+ * The filesystem reports every read (noteRead); a read that reaches the marker of the last window
+ * starts the next window in the background, so a steady sequential reader finds its pages resident
+ * instead of faulting at the end of every window. A fault or a read elsewhere disarms the marker.
+ *
  * Hit / waste accounting: when the next request starts past the previous readahead range, that
  * whole range was consumed without a fault (hits); when it starts inside it, the pages from there
- * on were evicted before use or never reached (waste).
+ * on were evicted before use or never reached (waste). A window whose marker a read reached counts
+ * as hit when the next window starts.
  */
 export class ReadaheadState {
   /** Page after the last range this file supplied (request plus readahead). */
   private nextExpected = -1;
   private windowPages = 0;
   private lastReadahead: { start: number; end: number } | null = null;
+  /** A read at or past this page (and before nextExpected) starts the next window; -1: none armed. */
+  private markerPage = -1;
 
   /**
    * Plans the readahead for a request of pages [start, end): returns the end of the range to read
-   * (>= end), at most `maxPages` beyond it and never past `limitPage`.
+   * (>= end), at most `maxPages` beyond it and never past `limitPage`. Arms the marker.
    */
   plan(start: number, end: number, maxPages: number, limitPage: number, account: (hits: number, waste: number) => void): number {
     const ra = this.lastReadahead;
@@ -30,9 +38,39 @@ export class ReadaheadState {
     } else {
       this.windowPages = 0;
     }
+    return this.extend(end, limitPage);
+  }
+
+  /**
+   * A read of pages [firstPage, endPage) found them resident. Returns the page the next window
+   * starts at when this read reached the armed marker (the caller then reads ahead from there with
+   * planAhead), else -1. Cheap: two comparisons on the resident read path.
+   */
+  noteRead(firstPage: number, endPage: number): number {
+    if (this.markerPage < 0 || endPage <= this.markerPage || firstPage >= this.nextExpected) return -1;
+    this.markerPage = -1;
+    return this.nextExpected;
+  }
+
+  /**
+   * Plans the window that starts at `start` (from noteRead) with nothing required: returns its end
+   * (> start when there is anything to read) and arms the next marker.
+   */
+  planAhead(start: number, maxPages: number, limitPage: number, account: (hits: number, waste: number) => void): number {
+    if (start !== this.nextExpected || this.windowPages === 0) return start;
+    // The reader got past the middle of the last window without a fault: count it as hit.
+    const ra = this.lastReadahead;
+    if (ra !== null) account(ra.end - ra.start, 0);
+    this.lastReadahead = null;
+    this.windowPages = Math.min(maxPages, this.windowPages * 2);
+    return this.extend(start, limitPage);
+  }
+
+  private extend(end: number, limitPage: number): number {
     const raEnd = Math.max(end, Math.min(limitPage, end + this.windowPages));
     if (raEnd > end) this.lastReadahead = { start: end, end: raEnd };
     this.nextExpected = raEnd;
+    this.markerPage = raEnd > end ? end : -1;
     return raEnd;
   }
 

@@ -197,6 +197,11 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   protected abstract answerDirty(file: F, job: PageJob): Promise<void>;
   /** The file left the table (its COMPLETE arrived): release what it holds. */
   protected onComplete(_file: F): void {}
+  /**
+   * The filesystem read [offsetBytes, +lengthBytes) of the file (after any fault was answered): the
+   * access stream readahead follows. Called on the resident read path: must not allocate or wait.
+   */
+  noteRead(_file: F, _offsetBytes: number, _lengthBytes: number): void {}
 
   // ---------------------------------------------------------------------------------------------
   // Lifecycle.

@@ -228,17 +228,21 @@ export function metText(g: GoalResult): string {
  * only when it stops short, wait for the page and continue. Returns the byte count, synchronously
  * when nothing had to wait.
  */
-export function fuseRead(vmo: VmObject, buf: Uint8Array, pos: number, n: number): number | Promise<number> {
+export function fuseRead(vmo: VmObject, buf: Uint8Array, pos: number, n: number, noteRead?: (pos: number, n: number) => void): number | Promise<number> {
   const done = vmo.readStep(buf, 0, pos, n);
-  if (done === n) return n;
-  return fuseReadSlow(vmo, buf, pos, n, done);
+  if (done === n) {
+    noteRead?.(pos, n);
+    return n;
+  }
+  return fuseReadSlow(vmo, buf, pos, n, done, noteRead);
 }
 
-async function fuseReadSlow(vmo: VmObject, buf: Uint8Array, pos: number, n: number, doneSoFar: number): Promise<number> {
+async function fuseReadSlow(vmo: VmObject, buf: Uint8Array, pos: number, n: number, doneSoFar: number, noteRead?: (pos: number, n: number) => void): Promise<number> {
   let done = doneSoFar;
   while (done < n) {
     await vmo.system.waitFor(vmo.takeWait());
     done += vmo.readStep(buf, done, pos + done, n - done);
   }
+  noteRead?.(pos, done);
   return done;
 }

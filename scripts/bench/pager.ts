@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PAGE_SIZE, VmSystem, type VmObjectPaged } from '../../src/index.js';
-import { DirectoryPager } from '../../pager/directory-pager.js';
+import { DirectoryPager, type PagedFile } from '../../pager/directory-pager.js';
 import {
   forceGc, fuseRead, goalAtLeast, medianExtra, metText, rateRatio, rounds, type GoalResult, type Measured, type Sample, type Suite,
   type SuiteContext, type Variant,
@@ -74,6 +74,7 @@ function writeFile(file: string): void {
 interface Pagered {
   system: VmSystem;
   dp: DirectoryPager;
+  file: PagedFile;
   vmo: VmObjectPaged;
 }
 
@@ -83,7 +84,7 @@ async function openPager(dir: string, reuse?: VmSystem): Promise<Pagered> {
   const dp = new DirectoryPager({ system, backingDir: dir });
   dp.start();
   const file = await dp.open(FILE_NAME);
-  return { system, dp, vmo: file.vmo };
+  return { system, dp, file, vmo: file.vmo };
 }
 
 async function closePager(p: Pagered): Promise<void> {
@@ -123,8 +124,10 @@ async function randPass(read: (buf: Buffer, pos: number) => Promise<void> | numb
   return { ns: elapsedNs(t0), units: offsets.length * RAND_READ };
 }
 
-function fuseReader(vmo: VmObjectPaged, len: number): (buf: Buffer, pos: number) => number | Promise<number> {
-  return (buf, pos) => fuseRead(vmo, buf, pos, len);
+/** Reads as fs/filesystem.ts does: readStep, wait for the pager on a miss, and report the read (readahead follows it). */
+function fuseReader(p: Pagered, len: number): (buf: Buffer, pos: number) => number | Promise<number> {
+  const note = (pos: number, n: number): void => p.dp.noteRead(p.file, pos, n);
+  return (buf, pos) => fuseRead(p.vmo, buf, pos, len, note);
 }
 
 function ratioRow(m: Measured, base: Measured, unit: number, goal?: GoalResult): string[] {
@@ -155,7 +158,7 @@ async function runAll(ctx: SuiteContext, dir: string, tables: Table[], goals: Go
     let reused: VmSystem | null = new VmSystem({ budgetBytes: BUDGET_BYTES });
     const coldSample = (reuse: () => VmSystem | undefined) => async (round: number): Promise<Sample> => {
       const p = await openPager(dir, reuse());
-      const s = await seqPass(fuseReader(p.vmo, SEQ_READ), seqBuf);
+      const s = await seqPass(fuseReader(p, SEQ_READ), seqBuf);
       const c = p.vmo.counters();
       verify(p.vmo, fd, round, 256, 'cold sequential');
       const m = p.dp.metrics;
@@ -195,7 +198,7 @@ async function runAll(ctx: SuiteContext, dir: string, tables: Table[], goals: Go
       name: 'pager VMO, cold (FUSE read path)',
       sample: async (round) => {
         const p = await openPager(dir);
-        const s = await randPass(fuseReader(p.vmo, RAND_READ), randBuf, coldOffsets);
+        const s = await randPass(fuseReader(p, RAND_READ), randBuf, coldOffsets);
         const c = p.vmo.counters();
         verify(p.vmo, fd, 1000 + round, 4096, 'cold random');
         await closePager(p);
@@ -216,14 +219,14 @@ async function runAll(ctx: SuiteContext, dir: string, tables: Table[], goals: Go
     ctx.progress('warm: reading the file once into a pager VMO');
     const warm = await openPager(dir);
     try {
-      await seqPass(fuseReader(warm.vmo, SEQ_READ), seqBuf);
+      await seqPass(fuseReader(warm, SEQ_READ), seqBuf);
       if (warm.vmo.counters().residentPages !== FILE_BYTES / PAGE_SIZE) {
         throw new Error(`warm VMO holds ${warm.vmo.counters().residentPages} pages, expected ${FILE_BYTES / PAGE_SIZE}`);
       }
       verify(warm.vmo, fd, 77, 1024, 'warm');
       const faultsBefore = warm.vmo.counters().faults;
       const [lim3, warmSeq, warmSeqAsync] = await rounds(ctx, [limitSeq,
-        { name: 'pager VMO, warm (FUSE read path)', sample: () => seqPass(fuseReader(warm.vmo, SEQ_READ), seqBuf) },
+        { name: 'pager VMO, warm (FUSE read path)', sample: () => seqPass(fuseReader(warm, SEQ_READ), seqBuf) },
         { name: 'pager VMO, warm (vmo.read, async)', sample: () => seqPass((b, pos) => warm.vmo.read(b, pos, SEQ_READ), seqBuf) },
       ], { warmup: WARMUP, runs: RUNS, label: 'sequential warm' });
       const gWarmSeq = goalAtLeast('warm sequential 128 KiB reads / fs.read', rateRatio(warmSeq, lim3), 2, 'pager issue');
@@ -238,7 +241,7 @@ async function runAll(ctx: SuiteContext, dir: string, tables: Table[], goals: Go
       raw.warmSequential = { limit: lim3, pager: warmSeq, pagerAsync: warmSeqAsync };
 
       const [lim4, warmRand] = await rounds(ctx, [limitRand(warmOffsets),
-        { name: 'pager VMO, warm (FUSE read path)', sample: () => randPass(fuseReader(warm.vmo, RAND_READ), randBuf, warmOffsets) },
+        { name: 'pager VMO, warm (FUSE read path)', sample: () => randPass(fuseReader(warm, RAND_READ), randBuf, warmOffsets) },
       ], { warmup: WARMUP, runs: RUNS, label: 'random warm' });
       const gWarmRand = goalAtLeast('warm random 4 KiB reads / fs.read', rateRatio(warmRand, lim4), 2, 'pager issue');
       goals.push(gWarmRand);

@@ -72,6 +72,43 @@ describe('ReadaheadState', () => {
   });
 });
 
+describe('asynchronous readahead (the marker)', () => {
+  it('a read that reaches the first page of the last window starts the next window, which grows; others do not', () => {
+    const ra = new ReadaheadState();
+    const seen: Array<[number, number]> = [];
+    const acc = (h: number, w: number): void => { seen.push([h, w]); };
+    expect(ra.plan(0, 1, 64, 10_000, acc)).toBe(9); // readahead [1, 9), marker at page 1
+    expect(ra.noteRead(0, 1)).toBe(-1); // the request itself does not reach it
+    expect(ra.noteRead(1, 2)).toBe(9); // the reader enters the window: read ahead from page 9
+    expect(ra.noteRead(1, 2)).toBe(-1); // once per window
+    expect(ra.planAhead(9, 64, 10_000, acc)).toBe(25); // window 16, marker at page 9
+    expect(seen).toEqual([[8, 0]]); // the window the reader entered counts as hit
+    expect(ra.noteRead(30, 31)).toBe(-1); // past what was read ahead: not sequential here
+    expect(ra.noteRead(9, 10)).toBe(25);
+    expect(ra.planAhead(25, 64, 40, acc)).toBe(40); // never past the limit page
+    expect(ra.planAhead(7, 64, 10_000, acc)).toBe(7); // not where the last window ended: nothing
+  });
+
+  it('a sequential reader that reports its reads (as the filesystem does) sees one READ request for a whole file', async () => {
+    const env = makeEnv({ budgetPages: 2048, readaheadMaxBytes: 32 * PAGE_SIZE });
+    const data = pattern(600 * PAGE_SIZE, 51);
+    env.put('async.bin', data);
+    const f = await env.dp.open('async.bin');
+    const buf = Buffer.alloc(data.length);
+    for (let pos = 0; pos < data.length; pos += 8 * PAGE_SIZE) {
+      await f.vmo.read(buf.subarray(pos, pos + 8 * PAGE_SIZE), pos);
+      env.dp.noteRead(f, pos, 8 * PAGE_SIZE);
+      await new Promise((r) => setTimeout(r, 2)); // the reader is slower than the backing file
+    }
+    expect(buf.equals(data)).toBe(true);
+    const m = env.dp.metrics;
+    expect(m.readRequests).toBe(1);
+    expect(m.asyncReadaheads).toBeGreaterThan(15);
+    expect(m.suppliedPages).toBe(600);
+    expect(m.backingReadBytes).toBe(data.length);
+  });
+});
+
 describe('readahead in the running pager', () => {
   it('sequential reads grow the readahead window; far fewer requests than pages; readahead pages are hits', async () => {
     const env = makeEnv({ budgetPages: 2048, readaheadMaxBytes: 64 * PAGE_SIZE });
