@@ -37,8 +37,6 @@ import {
 export interface DirectoryPagerOptions extends PagerServiceOptions {
   /** The backing directory (absolute or relative to the cwd). */
   backingDir: string;
-  /** Largest readahead window in bytes (default 2 MiB; 0 turns readahead off). */
-  readaheadMaxBytes?: number;
   /**
    * Resolve backing paths relative to the process's working directory, which the constructor sets
    * to the backing root (process.chdir): backingPath() then returns `a/b` instead of `/root/a/b`,
@@ -56,8 +54,6 @@ export interface DirectoryPagerOptions extends PagerServiceOptions {
   hiddenNames?: string[];
 }
 
-/** Readahead may hold at most this share of the budget at once (1/8). */
-const READAHEAD_BUDGET_SHARE = 8;
 /** Most pages read and supplied at once: big enough for few syscalls, small enough to wake readers early. */
 const FILL_CHUNK_PAGES = 256;
 /** Chunks of one fill under way at once: one being read while the one before is checked and supplied. */
@@ -75,39 +71,9 @@ function zeroFrom(views: Buffer[], from: number): void {
   }
 }
 
-/** Page runs of [start, end) that the VMO does not hold now. */
-function missingRuns(vmo: VmObjectPaged, start: number, end: number): Array<[number, number]> {
-  const runs: Array<[number, number]> = [];
-  let next = start;
-  if (end <= start) return runs;
-  vmo.lookup(start * PAGE_SIZE, (end - start) * PAGE_SIZE, (p) => {
-    if (p > next) runs.push([next, p]);
-    next = p + 1;
-  });
-  if (next < end) runs.push([next, end]);
-  return runs;
-}
-
-/** The first page of [start, end) the VMO holds, or `end`. */
-function firstPresent(vmo: VmObjectPaged, start: number, end: number): number {
-  let first = end;
-  if (end <= start) return first;
-  vmo.lookup(start * PAGE_SIZE, (end - start) * PAGE_SIZE, (p) => { if (p < first) first = p; });
-  return first;
-}
-
-/** Pages one job is reading now; later jobs wait on `done` instead of reading them again. */
-interface InFlightRange {
-  start: number;
-  end: number;
-  done: Promise<void>;
-}
-
 /** One backing file and its VMO. */
 export class PagedFile extends ServedFile {
   readonly readahead = new ReadaheadState();
-  /** Page ranges jobs are reading from the backing file now. */
-  readonly inFlight: InFlightRange[] = [];
   /**
    * The backing file's size as pagerfs last saw or set it. Reads expect bytes up to
    * min(this, VMO content size); the VMO may grow past it before writeback extends the file.
@@ -148,7 +114,6 @@ export function statusForIoError(err: unknown): ZxStatus {
 export class DirectoryPager extends PagerService<PagedFile> {
   readonly root: string;
   readonly tree: FileTree;
-  private readonly readaheadMaxPages: number;
   private readonly readOnly: boolean;
   private spaceCache: { at: number; freeBytes: number } | null = null;
   /**
@@ -166,7 +131,6 @@ export class DirectoryPager extends PagerService<PagedFile> {
       process.chdir(this.root);
       this.cwdRoot = process.cwd();
     }
-    this.readaheadMaxPages = Math.floor((options.readaheadMaxBytes ?? 2 * 1024 * 1024) / PAGE_SIZE);
     this.readOnly = options.readOnly ?? false;
     this.tree = new BackingTree(this, options.hiddenNames ?? [], this.readOnly);
   }
@@ -273,33 +237,17 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (reqEnd <= startPage) return; // the VMO shrank under the request; the kernel retried its waiters
     // Another job may be reading some of these pages now (typically as readahead): wait for it
     // rather than read them twice, then read only what is still missing.
-    const busy = file.inFlight.filter((r) => r.start < reqEnd && startPage < r.end);
-    if (busy.length > 0) {
-      await Promise.allSettled(busy.map((r) => r.done));
-      for (const [s0, e0] of missingRuns(vmo, startPage, Math.min(reqEnd, vmo.sizePages))) {
-        await this.fillRange(file, s0, e0, e0);
-      }
+    const missing = await this.afterInFlight(file, startPage, reqEnd);
+    if (missing !== null) {
+      for (const [s0, e0] of missing) await this.fillRange(file, s0, e0, e0);
       return;
     }
     const contentPages = Math.ceil(vmo.contentSizeBytes / PAGE_SIZE);
-    let endPage = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), Math.min(contentPages, vmo.sizePages),
-      (hits, waste) => { this.metrics.readaheadHitPages += hits; this.metrics.readaheadWastePages += waste; });
+    let endPage = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), Math.min(contentPages, vmo.sizePages), this.countReadahead);
     if (endPage > reqEnd) endPage = this.trimReadahead(file, reqEnd, endPage);
     reqEnd = Math.min(reqEnd, endPage);
     await this.fillRange(file, startPage, reqEnd, endPage);
     if (endPage > reqEnd) this.metrics.readaheadPages += endPage - reqEnd;
-  }
-
-  /**
-   * Where readahead over [from, end) must stop: at the first resident page, the first page another
-   * job is reading, and the first page a fault rule would fail (its readers must meet it).
-   */
-  private trimReadahead(file: PagedFile, from: number, end: number): number {
-    let stop = Math.min(end, firstPresent(file.vmo, from, end));
-    for (const r of file.inFlight) if (r.end > from && r.start < stop) stop = Math.max(from, Math.min(stop, r.start));
-    const bad = this.faults.firstFailingByte(file.relPath, from * PAGE_SIZE, (stop - from) * PAGE_SIZE);
-    if (bad !== undefined) stop = Math.max(from, Math.floor(bad / PAGE_SIZE));
-    return stop;
   }
 
   /**
@@ -310,14 +258,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
   override noteRead(file: PagedFile, offsetBytes: number, lengthBytes: number): void {
     const next = file.readahead.noteRead(Math.floor(offsetBytes / PAGE_SIZE), Math.ceil((offsetBytes + lengthBytes) / PAGE_SIZE));
     if (next < 0 || file.completed || this.shuttingDown) return;
-    const vmo = file.vmo;
-    const limit = Math.min(Math.ceil(vmo.contentSizeBytes / PAGE_SIZE), vmo.sizePages);
-    const planned = file.readahead.planAhead(next, this.readaheadPagesAllowed(), limit,
-      (hits, waste) => { this.metrics.readaheadHitPages += hits; this.metrics.readaheadWastePages += waste; });
-    if (planned <= next) return;
-    const end = this.trimReadahead(file, next, planned);
+    const end = this.planAhead(file, file.readahead, next);
     if (end <= next) return;
-    this.metrics.asyncReadaheads++;
     this.fillRange(file, next, next, end).then(
       () => { this.metrics.readaheadPages += end - next; },
       (err: unknown) => this.log.debug({ path: file.relPath, err: (err as Error).message }, 'asynchronous readahead failed'),
@@ -329,43 +271,39 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * are answered with FAIL) and the rest optional readahead. Registered as in flight meanwhile, so a
    * job needing these pages waits for this one instead of reading them again.
    */
-  private async fillRange(file: PagedFile, startPage: number, reqEnd: number, endPage: number): Promise<void> {
-    let finish!: () => void;
-    const entry: InFlightRange = { start: startPage, end: endPage, done: new Promise<void>((r) => { finish = r; }) };
-    file.inFlight.push(entry);
-    try {
-      // Fill in chunks no larger than memory allows: a request may be larger than the whole budget,
-      // and readers wake as each chunk is supplied (the kernel accepts partial supplies). Up to
-      // FILL_PIPELINE_DEPTH chunks are under way at once, so the next chunk's read overlaps this
-      // one's check and supply. A chunk that stops the job stops it after the chunks already started.
-      let pos = startPage;
-      const started: Array<Promise<'next' | 'stop'>> = [];
-      while (pos < endPage) {
-        if (started.length >= FILL_PIPELINE_DEPTH && (await started.shift()!) === 'stop') break;
-        const inRequired = pos < reqEnd;
-        let room = this.system.availableFrames;
-        if (room === 0 && inRequired) {
-          await Promise.all(started); // their frames become the VMO's, reclaimable
-          await this.writebackForPressure();
-          room = this.system.availableFrames;
-        }
-        if (room === 0) {
-          if (!inRequired) break; // readahead is optional: stop quietly
-          this.log.warn({ path: file.relPath, offset: pos * PAGE_SIZE }, 'memory budget full of dirty or pinned pages; failing the read');
-          this.failRange(file, pos * PAGE_SIZE, (reqEnd - pos) * PAGE_SIZE, ZxStatus.ERR_NO_SPACE);
-          break;
-        }
-        const count = Math.min(endPage - pos, FILL_CHUNK_PAGES, room);
-        const chunk = this.fillChunk(file, pos, count, reqEnd);
-        chunk.catch(() => undefined); // awaited below; a rejection meanwhile must not count as unhandled
-        started.push(chunk);
-        pos += count;
+  private fillRange(file: PagedFile, startPage: number, reqEnd: number, endPage: number): Promise<void> {
+    return this.inFlight(file, startPage, endPage, () => this.fillRangeNow(file, startPage, reqEnd, endPage));
+  }
+
+  private async fillRangeNow(file: PagedFile, startPage: number, reqEnd: number, endPage: number): Promise<void> {
+    // Fill in chunks no larger than memory allows: a request may be larger than the whole budget,
+    // and readers wake as each chunk is supplied (the kernel accepts partial supplies). Up to
+    // FILL_PIPELINE_DEPTH chunks are under way at once, so the next chunk's read overlaps this
+    // one's check and supply. A chunk that stops the job stops it after the chunks already started.
+    let pos = startPage;
+    const started: Array<Promise<'next' | 'stop'>> = [];
+    while (pos < endPage) {
+      if (started.length >= FILL_PIPELINE_DEPTH && (await started.shift()!) === 'stop') break;
+      const inRequired = pos < reqEnd;
+      let room = this.system.availableFrames;
+      if (room === 0 && inRequired) {
+        await Promise.all(started); // their frames become the VMO's, reclaimable
+        await this.writebackForPressure();
+        room = this.system.availableFrames;
       }
-      await Promise.all(started);
-    } finally {
-      file.inFlight.splice(file.inFlight.indexOf(entry), 1);
-      finish();
+      if (room === 0) {
+        if (!inRequired) break; // readahead is optional: stop quietly
+        this.log.warn({ path: file.relPath, offset: pos * PAGE_SIZE }, 'memory budget full of dirty or pinned pages; failing the read');
+        this.failRange(file, pos * PAGE_SIZE, (reqEnd - pos) * PAGE_SIZE, ZxStatus.ERR_NO_SPACE);
+        break;
+      }
+      const count = Math.min(endPage - pos, FILL_CHUNK_PAGES, room);
+      const chunk = this.fillChunk(file, pos, count, reqEnd);
+      chunk.catch(() => undefined); // awaited below; a rejection meanwhile must not count as unhandled
+      started.push(chunk);
+      pos += count;
     }
+    await Promise.all(started);
   }
 
   /**
@@ -429,14 +367,6 @@ export class DirectoryPager extends PagerService<PagedFile> {
     } finally {
       aux.close();
     }
-  }
-
-  /** Readahead pages this request may add now: the window cap, a share of the budget, and what is free. */
-  private readaheadPagesAllowed(): number {
-    if (this.readaheadMaxPages === 0) return 0;
-    // Readahead may displace only pages that are reclaimable; never dirty, pinned or locked ones.
-    return Math.max(0, Math.min(this.readaheadMaxPages, Math.floor(this.system.budgetPages / READAHEAD_BUDGET_SHARE),
-      this.system.availableFrames));
   }
 
   /** Reads up to `expected` bytes at `position` into the views; returns bytes read (short at EOF). */

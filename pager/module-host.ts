@@ -56,5 +56,6 @@ export async function createPagerService(loaded: LoadedPagerModule, o: StartPage
     writebackDelayMs: o.service.writebackDelayMs,
     maxLockedShare: o.service.maxLockedShare,
     answerTimeoutMs: o.service.answerTimeoutMs,
+    readaheadMaxBytes: o.service.readaheadMaxBytes,
   });
 }

@@ -22,6 +22,7 @@ import {
   PagerModuleError, type FileDeclaration, type PagerDefinition, type ReadRequest,
 } from './module.js';
 import type { PageJob } from './port-server.js';
+import { ReadaheadState } from './readahead.js';
 import {
   PagerService, ServedFile, fsError,
   type FileStat, type FileTree, type FileTreeSpace, type PagerServiceOptions,
@@ -44,6 +45,8 @@ interface TreeSnapshot {
 
 /** A declared file with its VMO. */
 export class DeclaredFile extends ServedFile {
+  readonly readahead = new ReadaheadState();
+
   constructor(key: number, relPath: string, identity: string, vmo: VmObjectPaged, readonly decl: FileDeclaration, readonly ino: number) {
     super(key, relPath, identity, vmo, false);
   }
@@ -223,19 +226,56 @@ export class ModulePager extends PagerService<DeclaredFile> {
     const vmo = file.vmo;
     const length = Math.min(job.offset + job.length, vmo.sizeBytes) - job.offset;
     if (length <= 0) return; // shrank under the request: the kernel retried its waiters
-    const request: ReadRequest = {
+    // Readahead: plan the window after the request now, ask for it once the request is answered.
+    const reqEnd = (job.offset + length) / PAGE_SIZE;
+    // Pages being read ahead now: wait for them, then ask only for what is still missing.
+    const missing = await this.afterInFlight(file, job.offset / PAGE_SIZE, reqEnd);
+    if (missing !== null) {
+      for (const [s0, e0] of missing) await this.definition.read(this.request(file, s0 * PAGE_SIZE, (e0 - s0) * PAGE_SIZE, false));
+      return;
+    }
+    let aheadEnd = 0;
+    if (this.definition.readahead !== false) {
+      const planned = file.readahead.plan(job.offset / PAGE_SIZE, reqEnd, this.readaheadPagesAllowed(), vmo.sizePages, this.countReadahead);
+      aheadEnd = planned > reqEnd ? this.trimReadahead(file, reqEnd, planned) : 0;
+    }
+    await this.definition.read(this.request(file, job.offset, length, false));
+    if (aheadEnd > reqEnd) this.prefetch(file, reqEnd, aheadEnd);
+  }
+
+  /** A sequential reader reached the marker of the last window: ask for the next one now. */
+  override noteRead(file: DeclaredFile, offsetBytes: number, lengthBytes: number): void {
+    if (this.definition.readahead === false) return;
+    const next = file.readahead.noteRead(Math.floor(offsetBytes / PAGE_SIZE), Math.ceil((offsetBytes + lengthBytes) / PAGE_SIZE));
+    if (next < 0 || file.completed || this.shuttingDown) return;
+    const end = this.planAhead(file, file.readahead, next);
+    if (end > next) this.prefetch(file, next, end);
+  }
+
+  /** Asks the module for pages [start, end) that nobody waits on; errors only logged. */
+  private prefetch(file: DeclaredFile, start: number, end: number): void {
+    const request = this.request(file, start * PAGE_SIZE, (end - start) * PAGE_SIZE, true);
+    this.inFlight(file, start, end, async () => { await this.definition.read(request); }).then(
+      () => { this.metrics.readaheadPages += end - start; },
+      (err: unknown) => this.log.debug({ path: file.relPath, offset: start * PAGE_SIZE, err }, 'readahead request failed in the pager module'),
+    );
+  }
+
+  private request(file: DeclaredFile, offsetBytes: number, lengthBytes: number, prefetch: boolean): ReadRequest {
+    const vmo = file.vmo;
+    return {
       path: file.relPath,
       key: file.key,
-      offsetBytes: job.offset,
-      lengthBytes: length,
+      offsetBytes,
+      lengthBytes,
       sizeBytes: vmo.contentSizeBytes,
+      prefetch,
       vmo,
       pager: this.pager,
-      supply: (offsetBytes, data) => this.supplyBytes(file, offsetBytes, data),
-      supplyWith: (offsetBytes, lengthBytes, fill) => this.supplyFilled(file, offsetBytes, lengthBytes, fill),
-      fail: (status, offsetBytes = job.offset, lengthBytes = length) => this.failRange(file, offsetBytes, lengthBytes, status),
+      supply: (at, data) => this.supplyBytes(file, at, data),
+      supplyWith: (at, length, fill) => this.supplyFilled(file, at, length, fill),
+      fail: (status, at = offsetBytes, length = lengthBytes) => this.failRange(file, at, length, status),
     };
-    await this.definition.read(request);
   }
 
   /** No writes reach module files (open for writing is EROFS); a DIRTY request is refused. */

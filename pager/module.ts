@@ -92,6 +92,12 @@ export interface ReadRequest {
   readonly lengthBytes: number;
   /** The file's content size in bytes (bytes past it in the last page must be zero). */
   readonly sizeBytes: number;
+  /**
+   * True when nobody waits on these pages: the host reads ahead of a sequential reader (see
+   * PagerDefinition.readahead). Supply what you can; a failure here is not reported to anyone, the
+   * pages simply fault later.
+   */
+  readonly prefetch: boolean;
   /** The pager VMO and the kernel pager, for modules that want the raw syscalls. */
   readonly vmo: VmObjectPaged;
   readonly pager: Pager;
@@ -117,6 +123,12 @@ export interface PagerDefinition {
   readonly files: readonly FileDeclaration[] | (() => readonly FileDeclaration[]);
   /** Answers one READ request. A throw fails the request's range with ERR_IO (logged with its stack). */
   read(request: ReadRequest): void | Promise<void>;
+  /**
+   * Let the host read ahead for sequential readers (default true): after a fault it asks `read` for
+   * the window after the request too, and while the reader keeps going, for the next window before
+   * the reader gets there (requests with `prefetch` set), up to --readahead bytes.
+   */
+  readonly readahead?: boolean;
   /** Called once at unmount, after every VMO is detached. */
   close?(): void | Promise<void>;
 }

@@ -27,6 +27,7 @@ import { FaultInjector } from './faults.js';
 import { silentLogger } from './log.js';
 import { PagerMetrics } from './metrics.js';
 import { PortServer, type PageJob, type PageJobHandler } from './port-server.js';
+import type { ReadaheadState } from './readahead.js';
 
 export interface PagerServiceOptions {
   system: VmSystem;
@@ -40,6 +41,8 @@ export interface PagerServiceOptions {
   trace?: boolean;
   /** Most of the budget that ALWAYS_NEED (lock) may hold, as a fraction (default 0.5). */
   maxLockedShare?: number;
+  /** Largest readahead window in bytes (default 2 MiB; 0 turns readahead off). */
+  readaheadMaxBytes?: number;
   /**
    * A job whose answer has not settled after this many ms gives its concurrency slot back (logged
    * and counted as `abandonedJobs`), so a pager that never answers cannot stall other files. The
@@ -107,6 +110,26 @@ export function fsError(code: string, errno: number, message: string): Error {
   return Object.assign(new Error(message), { code, errno: -errno });
 }
 
+/** Pages a fill is reading for a file now; a job needing them waits on `done` instead of reading them again. */
+export interface InFlightRange {
+  readonly start: number;
+  readonly end: number;
+  readonly done: Promise<void>;
+}
+
+/** Page runs of [start, end) that the VMO does not hold now. */
+export function missingRuns(vmo: VmObjectPaged, start: number, end: number): Array<[number, number]> {
+  const runs: Array<[number, number]> = [];
+  let next = start;
+  if (end <= start) return runs;
+  vmo.lookup(start * PAGE_SIZE, (end - start) * PAGE_SIZE, (p) => {
+    if (p > next) runs.push([next, p]);
+    next = p + 1;
+  });
+  if (next < end) runs.push([next, end]);
+  return runs;
+}
+
 /** One served file and its VMO. Subclasses add where its bytes come from. */
 export class ServedFile {
   /** Path relative to the root, '/'-separated, no leading slash; updated on rename. */
@@ -119,6 +142,8 @@ export class ServedFile {
   dirtySince: number | null = null;
   /** Set when the VMO's COMPLETE arrived; the file is gone from the service's tables. */
   completed = false;
+  /** Page ranges being filled now (requests and readahead); registered by PagerService.inFlight. */
+  readonly inFlight: InFlightRange[] = [];
 
   constructor(
     readonly key: number,
@@ -129,6 +154,17 @@ export class ServedFile {
   ) {
     this.relPath = relPath;
   }
+}
+
+/** Readahead may hold at most this share of the budget at once (1/8). */
+const READAHEAD_BUDGET_SHARE = 8;
+
+/** The first page of [start, end) the VMO holds, or `end`. */
+export function firstPresent(vmo: VmObjectPaged, start: number, end: number): number {
+  let first = end;
+  if (end <= start) return first;
+  vmo.lookup(start * PAGE_SIZE, (end - start) * PAGE_SIZE, (p) => { if (p < first) first = p; });
+  return first;
 }
 
 /** A budget shrink blocked only by dirty or in-flight pages is retried this often, 10 ms apart. */
@@ -148,8 +184,8 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   protected nextKey = 1;
   protected shuttingDown = false;
   private readonly server: PortServer;
-  /** Tracing: the last failure status per key while its job runs (for the job's `answer`); else null. */
-  private readonly traceFailures: Map<number, string> | null;
+  /** Tracing: failures per key not yet claimed by the job whose range they fall in (for its `answer`); else null. */
+  private readonly traceFailures: Map<number, Array<{ offset: number; end: number; status: string }>> | null;
   private readonly writebackDelayMs: number;
   private flushTimer: ReturnType<typeof setInterval> | null = null;
   private pressureWriteback: Promise<void> | null = null;
@@ -161,6 +197,7 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   private activeFills = 0;
   private fillsIdle: Array<() => void> = [];
   private readonly maxLockedShare: number;
+  private readonly readaheadMaxPages: number;
   /** Pages of locks being placed now (always_need in progress), counted against the locked share. */
   private lockReserved = 0;
 
@@ -173,6 +210,7 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     this.faults = options.faults ?? new FaultInjector();
     this.writebackDelayMs = options.writebackDelayMs ?? 5000;
     this.maxLockedShare = options.maxLockedShare ?? 0.5;
+    this.readaheadMaxPages = Math.floor((options.readaheadMaxBytes ?? 2 * 1024 * 1024) / PAGE_SIZE);
     this.traceFailures = options.trace === true ? new Map() : null;
     this.pager = this.system.createPager();
     this.port = this.system.createPort();
@@ -330,7 +368,6 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
       this.log.warn({ key: job.key }, 'request for an unknown key; ignored');
       return;
     }
-    this.traceFailures?.delete(job.key);
     for (const part of await this.applyFaults(file, job)) {
       if (job.command === 'READ') await this.answerRead(file, part);
       else await this.answerDirty(file, part);
@@ -344,7 +381,11 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     let held = 0;
     if (end > job.offset) file.vmo.lookup(job.offset, end - job.offset, () => { held++; });
     const total = Math.max(0, end - job.offset) / PAGE_SIZE;
-    const failed = this.traceFailures?.get(job.key);
+    // The failures this job's range met (jobs of one key may overlap in time, not in range).
+    const all = this.traceFailures?.get(job.key) ?? [];
+    const mine = all.filter((f) => f.offset < end && job.offset < f.end);
+    if (mine.length > 0) this.traceFailures!.set(job.key, all.filter((f) => !mine.includes(f)));
+    const failed = mine.length === 0 ? undefined : [...new Set(mine.map((f) => f.status))].join(',');
     const verb = job.command === 'READ' ? 'resident' : 'present (dirty if allowed)';
     return `${held}/${total} pages ${verb}${failed === undefined ? '' : `; failed ${failed}`}`;
   }
@@ -370,7 +411,13 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     try {
       this.pager.opRange(PagerOp.FAIL, file.vmo, offset, end - offset, status);
       this.metrics.countFailure(statusName(status));
-      this.traceFailures?.set(file.key, statusName(status));
+      if (this.traceFailures !== null) {
+        const list = this.traceFailures.get(file.key) ?? [];
+        // Bounded: failures no job claimed (readahead, a detached file) must not pile up.
+        if (list.length >= 64) list.shift();
+        list.push({ offset, end, status: statusName(status) });
+        this.traceFailures.set(file.key, list);
+      }
     } catch (err) {
       if (!isZxError(err, ZxStatus.ERR_BAD_STATE)) throw err;
     }
@@ -412,6 +459,74 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     } finally {
       if (--this.activeFills === 0) for (const w of this.fillsIdle.splice(0)) w();
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Readahead policy (each file keeps its own ReadaheadState; pager/readahead.ts).
+
+  /** Counts readahead hits and waste into the metrics (ReadaheadState's account callback). */
+  protected readonly countReadahead = (hits: number, waste: number): void => {
+    this.metrics.readaheadHitPages += hits;
+    this.metrics.readaheadWastePages += waste;
+  };
+
+  /** Readahead pages a request may add now: the window cap, a share of the budget, and what is free. */
+  protected readaheadPagesAllowed(): number {
+    if (this.readaheadMaxPages === 0) return 0;
+    // Readahead may displace only pages that are reclaimable; never dirty, pinned or locked ones.
+    return Math.max(0, Math.min(this.readaheadMaxPages, Math.floor(this.system.budgetPages / READAHEAD_BUDGET_SHARE),
+      this.system.availableFrames));
+  }
+
+  /**
+   * Where readahead over [from, end) must stop: at the first resident page, the first page a fill
+   * is reading now, and the first page a fault rule would fail (its readers must meet the rule, not
+   * find the page read ahead).
+   */
+  protected trimReadahead(file: F, from: number, end: number): number {
+    let stop = Math.min(end, firstPresent(file.vmo, from, end));
+    for (const r of file.inFlight) if (r.end > from && r.start < stop) stop = Math.max(from, Math.min(stop, r.start));
+    const bad = this.faults.firstFailingByte(file.relPath, from * PAGE_SIZE, (stop - from) * PAGE_SIZE);
+    if (bad !== undefined) stop = Math.max(from, Math.floor(bad / PAGE_SIZE));
+    return stop;
+  }
+
+  /** Runs `fill` with [start, end) registered as in flight for the file, so jobs wait instead of re-reading. */
+  protected async inFlight<T>(file: F, start: number, end: number, fill: () => Promise<T>): Promise<T> {
+    let finish!: () => void;
+    const entry: InFlightRange = { start, end, done: new Promise<void>((r) => { finish = r; }) };
+    file.inFlight.push(entry);
+    try {
+      return await fill();
+    } finally {
+      file.inFlight.splice(file.inFlight.indexOf(entry), 1);
+      finish();
+    }
+  }
+
+  /**
+   * If fills in flight cover any of [start, end): waits for them, then returns the runs still
+   * missing (maybe none). Returns null, at once, when nothing in flight overlaps.
+   */
+  protected async afterInFlight(file: F, start: number, end: number): Promise<Array<[number, number]> | null> {
+    const busy = file.inFlight.filter((r) => r.start < end && start < r.end);
+    if (busy.length === 0) return null;
+    await Promise.allSettled(busy.map((r) => r.done));
+    return missingRuns(file.vmo, start, Math.min(end, file.vmo.sizePages));
+  }
+
+  /**
+   * The end of the window to read ahead from `next` (from ReadaheadState.noteRead), trimmed; counts
+   * it as an asynchronous readahead when there is anything to read.
+   */
+  protected planAhead(file: F, readahead: ReadaheadState, next: number): number {
+    const vmo = file.vmo;
+    const limit = Math.min(Math.ceil(vmo.contentSizeBytes / PAGE_SIZE), vmo.sizePages);
+    const planned = readahead.planAhead(next, this.readaheadPagesAllowed(), limit, this.countReadahead);
+    if (planned <= next) return next;
+    const end = this.trimReadahead(file, next, planned);
+    if (end > next) this.metrics.asyncReadaheads++;
+    return end;
   }
 
   // ---------------------------------------------------------------------------------------------
