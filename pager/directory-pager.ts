@@ -58,6 +58,8 @@ export interface DirectoryPagerOptions extends PagerServiceOptions {
 const FILL_CHUNK_PAGES = 256;
 /** Chunks of one fill under way at once: one being read while the one before is checked and supplied. */
 const FILL_PIPELINE_DEPTH = 2;
+/** Bytes copied out of dirty pages and written per I/O at writeback: bounded memory, few syscalls. */
+const WRITEBACK_PIECE_BYTES = 1024 * 1024;
 /** Zeros written per I/O when writing back a zero run. */
 const ZERO_CHUNK = 128 * 1024;
 
@@ -509,6 +511,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     // Writeback changes what the store has free: the next room check must look again.
     this.spaceCache = null;
     let backingSize = (await file.fh.stat()).size;
+    let buf: Buffer | undefined;
     try {
       for (const r of ranges) {
         if (r.offset >= vmo.sizeBytes) break; // shrank meanwhile
@@ -519,11 +522,17 @@ export class DirectoryPager extends PagerService<PagedFile> {
           if (r.isZero) {
             await this.writeZeros(file, r.offset, end, backingSize);
           } else {
-            // The pages are resident (Dirty/AwaitingClean are never evicted): this copy cannot wait.
-            const buf = Buffer.allocUnsafe(end - r.offset);
-            const n = vmo.readStep(buf, 0, r.offset, end - r.offset);
-            if (n !== buf.length) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'dirty pages were not resident during writeback');
-            await this.writeAll(file.fh, buf, r.offset);
+            // Copied out and written a piece at a time: a run of dirty pages may be as large as the
+            // budget, and one buffer for all of it would double the daemon's memory. The pages are
+            // resident (Dirty/AwaitingClean are never evicted), so each copy is immediate; a write
+            // landing between pieces makes its page Dirty again, to be written next time.
+            buf ??= Buffer.allocUnsafe(WRITEBACK_PIECE_BYTES);
+            for (let at = r.offset; at < end; at += WRITEBACK_PIECE_BYTES) {
+              const piece = Math.min(WRITEBACK_PIECE_BYTES, end - at);
+              const n = vmo.readStep(buf, 0, at, piece);
+              if (n !== piece) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'dirty pages were not resident during writeback');
+              await this.writeAll(file.fh, buf.subarray(0, piece), at);
+            }
             this.forgetKnownZero(file, r.offset / PAGE_SIZE, Math.ceil(end / PAGE_SIZE));
             backingSize = Math.max(backingSize, end);
           }

@@ -264,6 +264,19 @@ describe('writeback', () => {
     return { gate, entered, restore: () => { (fh as { write: unknown }).write = orig; } };
   }
 
+  it('a dirty run of several MiB is written back in 1 MiB pieces, every byte right, the file extended to the exact size', async () => {
+    const env = makeEnv({ budgetPages: 4096 });
+    env.put('big.bin', Buffer.alloc(0));
+    const f = await env.dp.open('big.bin');
+    const data = pattern(5 * 1024 * 1024 + 3, 77);
+    f.vmo.resize(data.length);
+    await f.vmo.write(data, 0);
+    await env.dp.writeback(f, true);
+    expect(env.backing('big.bin').equals(data)).toBe(true);
+    expect(env.dp.metrics.writebackBytes).toBe(data.length);
+    expect(env.dp.pager.queryDirtyRanges(f.vmo, 0, f.vmo.sizeBytes).ranges).toEqual([]);
+  });
+
   it('a write during writeback is not lost: the page stays dirty and the next writeback writes it', async () => {
     const env = makeEnv({ readaheadMaxBytes: 0, writebackDelayMs: 60_000 });
     const data = pattern(4 * PAGE_SIZE, 60);
