@@ -124,10 +124,15 @@ async function randPass(read: (buf: Buffer, pos: number) => Promise<void> | numb
   return { ns: elapsedNs(t0), units: offsets.length * RAND_READ };
 }
 
-/** Reads as fs/filesystem.ts does: readStep, wait for the pager on a miss, and report the read (readahead follows it). */
-function fuseReader(p: Pagered, len: number): (buf: Buffer, pos: number) => number | Promise<number> {
+/**
+ * Reads as fs/filesystem.ts does: readStep, wait for the pager on a miss, and report the read
+ * (readahead follows it). Like FUSE, which delivers each read as its own callback, every read
+ * starts on a new turn of the event loop (setImmediate), so I/O that completed meanwhile (the
+ * pager's background reads) is handled between reads, as it is in the daemon.
+ */
+function fuseReader(p: Pagered, len: number): (buf: Buffer, pos: number) => Promise<number> {
   const note = (pos: number, n: number): void => p.dp.noteRead(p.file, pos, n);
-  return (buf, pos) => fuseRead(p.vmo, buf, pos, len, note);
+  return (buf, pos) => new Promise<void>((r) => setImmediate(r)).then(() => fuseRead(p.vmo, buf, pos, len, note));
 }
 
 function ratioRow(m: Measured, base: Measured, unit: number, goal?: GoalResult): string[] {
