@@ -30,6 +30,8 @@ import {
 
 /** One name of the declared tree. */
 interface TreeEntry {
+  /** Normalised path ('' for the root). */
+  readonly path: string;
   readonly ino: number;
   /** The declaration of a file; undefined for a directory. */
   readonly decl: FileDeclaration | undefined;
@@ -99,7 +101,7 @@ export class ModulePager extends PagerService<DeclaredFile> {
   }
 
   private buildSnapshot(list: readonly FileDeclaration[]): TreeSnapshot {
-    const entries = new Map<string, TreeEntry>([['', { ino: 1, decl: undefined, children: new Set() }]]);
+    const entries = new Map<string, TreeEntry>([['', { path: '', ino: 1, decl: undefined, children: new Set() }]]);
     let totalBytes = 0;
     for (const decl of list) {
       const rel = normalisePath(decl?.path);
@@ -122,9 +124,9 @@ export class ModulePager extends PagerService<DeclaredFile> {
         const parent = entries.get(dir)!;
         if (parent.decl !== undefined) throw new PagerModuleError(`declared path "${rel}" lies under the file "${dir}"`);
         parent.children.add(parts[i - 1]);
-        if (i < parts.length && !entries.has(here)) entries.set(here, { ino: this.inoOf(here), decl: undefined, children: new Set() });
+        if (i < parts.length && !entries.has(here)) entries.set(here, { path: here, ino: this.inoOf(here), decl: undefined, children: new Set() });
       }
-      entries.set(rel, { ino: this.inoOf(rel), decl: { ...decl, path: rel }, children: new Set() });
+      entries.set(rel, { path: rel, ino: this.inoOf(rel), decl: { ...decl, path: rel }, children: new Set() });
       totalBytes += size;
     }
     return { entries, totalBytes };
@@ -174,15 +176,19 @@ export class ModulePager extends PagerService<DeclaredFile> {
     return {
       mode: isFile ? fsc.S_IFREG | (e.decl!.mode ?? 0o444) : fsc.S_IFDIR | 0o555,
       uid: this.uid, gid: this.gid, size: isFile ? e.decl!.sizeBytes : 4096, dev: 0, ino: e.ino,
-      nlink: isFile ? 1 : 2 + [...e.children].filter((n) => this.snapshot.entries.get(this.join(e, n))?.decl === undefined).length,
+      nlink: isFile ? 1 : 2 + this.subdirectories(e),
       rdev: 0, atime: time, mtime: time, ctime: time,
       isFile: () => isFile, isDirectory: () => !isFile,
     } as FileStat;
   }
 
-  private join(dir: TreeEntry, name: string): string {
-    for (const [p, e] of this.snapshot.entries) if (e === dir) return p === '' ? name : `${p}/${name}`;
-    return name;
+  /** Directories directly inside `dir` (a directory's link count is 2 + this). */
+  private subdirectories(dir: TreeEntry): number {
+    let n = 0;
+    for (const name of dir.children) {
+      if (this.snapshot.entries.get(dir.path === '' ? name : `${dir.path}/${name}`)?.decl === undefined) n++;
+    }
+    return n;
   }
 
   totalBytes(): number {
@@ -212,7 +218,7 @@ export class ModulePager extends PagerService<DeclaredFile> {
   }
 
   async statFile(file: DeclaredFile): Promise<FileStat> {
-    return this.statOfEntry({ ino: file.ino, decl: file.decl, children: new Set() });
+    return this.statOfEntry({ path: file.relPath, ino: file.ino, decl: file.decl, children: new Set() });
   }
 
   /** Module files never hold dirty pages (writes are refused): nothing to write. */

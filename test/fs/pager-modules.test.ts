@@ -76,6 +76,10 @@ describe('a pager whose files change (listed.mjs)', () => {
     await fsp.writeFile(list, JSON.stringify([{ path: 'a.bin', sizeBytes: 5000 }, { path: 'deep/b.bin', sizeBytes: 10 }]));
     const m = await startMount({ noBacking: true, args: ['--pager', pagerPath('listed.mjs'), '--pager-option', `list=${list}`] });
     expect((await fsp.readdir(m.p())).sort()).toEqual(['.pagerfs', 'a.bin', 'deep']);
+    expect((await fsp.stat(m.p('deep'))).isDirectory()).toBe(true);
+    expect((await fsp.stat(m.p('deep'))).nlink).toBe(2);
+    expect((await fsp.stat(m.p())).nlink).toBe(3); // . and .., plus deep
+    expect((await fsp.stat(m.p('a.bin'))).mode & 0o777).toBe(0o444);
     expect((await readToEnd(m.p('deep/b.bin'))).equals(expected('deep/b.bin', 10))).toBe(true);
     const old = await fsp.open(m.p('a.bin'), 'r');
     try {
