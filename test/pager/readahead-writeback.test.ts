@@ -103,7 +103,7 @@ describe('asynchronous readahead (the marker)', () => {
     expect(buf.equals(data)).toBe(true);
     const m = env.dp.metrics;
     expect(m.readRequests).toBe(1);
-    expect(m.asyncReadaheads).toBeGreaterThan(15);
+    expect(m.asyncReadaheads).toBeGreaterThanOrEqual(9); // 600 pages in windows that grow to 2 x 32 pages
     expect(m.suppliedPages).toBe(600);
     expect(m.backingReadBytes).toBe(data.length);
   });
