@@ -441,13 +441,12 @@ export class DirectoryPager extends PagerService<PagedFile> {
     }
     for (let attempt = 0; ; attempt++) {
       try {
-        this.pager.opRange(PagerOp.DIRTY, file.vmo, job.offset, Math.min(end, file.vmo.sizeBytes) - job.offset);
+        this.markDirty(file, job.offset, Math.min(end, file.vmo.sizeBytes));
         file.dirtySince ??= performance.now();
         break;
       } catch (err) {
-        // NOT_FOUND: a page was evicted or written back as a gap before we answered; the writer retries
-        // with a READ. BAD_STATE: detached. OUT_OF_RANGE: shrank. None leaves anyone waiting.
-        if (isZxError(err, ZxStatus.ERR_NOT_FOUND) || isZxError(err, ZxStatus.ERR_BAD_STATE) || isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) return;
+        // BAD_STATE: detached. OUT_OF_RANGE: shrank. Neither leaves anyone waiting.
+        if (isZxError(err, ZxStatus.ERR_BAD_STATE) || isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) return;
         if (!isZxError(err, ZxStatus.ERR_NO_MEMORY)) throw err;
         // Dirtying zero pages needs frames and dirty pages fill the budget: write back, then retry once.
         if (attempt === 0) {
@@ -464,7 +463,28 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (this.system.dirtyPages * 2 > this.system.budgetPages) this.startPressureWriteback();
   }
 
-  /** Is there room in the backing filesystem for `bytes` more? statfs at most once a second. */
+  /**
+   * opRange(DIRTY) over [offset, end). NOT_FOUND means some page there is neither present nor a zero
+   * run any more: writeback turned a dirty zero run into a gap before we answered (the kernel already
+   * resolved those pages, their writer retries with a READ). The other pages of the request still
+   * wait for this answer, so they are dirtied one by one, skipping the gaps.
+   */
+  private markDirty(file: PagedFile, offset: number, end: number): void {
+    try {
+      this.pager.opRange(PagerOp.DIRTY, file.vmo, offset, end - offset);
+      return;
+    } catch (err) {
+      if (!isZxError(err, ZxStatus.ERR_NOT_FOUND)) throw err;
+    }
+    for (let at = offset; at < end; at += PAGE_SIZE) {
+      try {
+        this.pager.opRange(PagerOp.DIRTY, file.vmo, at, PAGE_SIZE);
+      } catch (err) {
+        if (!isZxError(err, ZxStatus.ERR_NOT_FOUND)) throw err;
+      }
+    }
+  }
+
   /**
    * Is there room in the backing filesystem for `bytes` more, beyond what files already promised
    * (their content past the backing file's end, not yet written back)? statfs at most once a second.
