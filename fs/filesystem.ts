@@ -4,9 +4,9 @@
  *
  * Names and attributes come from the service's FileTree; changes to names, modes, owners and times
  * act on its backing directory, and are EROFS on a read-only tree (verified, module files). File
- * contents go through one pager VMO per backing inode (hard links and every open handle share it). Handlers are thin and symmetrical:
- * resolve the path or handle, call one method below, map any error through toErrno (fs/errno.ts,
- * the only place errno is produced), and reply once.
+ * contents go through one pager VMO per backing inode (hard links and every open handle share it).
+ * Handlers are thin and symmetrical: resolve the path or handle, call one method below, map any
+ * error through toErrno (fs/errno.ts, the only place errno is produced), and reply once.
  *
  * Read path: a read of resident pages is answered synchronously from the VMO into the kernel's
  * buffer (no promise, no allocation); only a fault goes async. A read or write that fails after
@@ -17,7 +17,6 @@ import type { FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { type VmObjectPaged } from '../src/index.js';
 import { identityOf, type FileStat, type FileTree, type PagerService, type ServedFile } from '../pager/index.js';
 import { caller, type Caller } from './caller.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
@@ -134,7 +133,7 @@ export class PagerFilesystem {
 
   /**
    * The backing path of a name, for operations passed through to the backing directory. Callers
-   * that change anything check writable() first; a tree without a backing directory is read-only.
+   * that change anything check tree.readOnly first; a tree without a backing directory is read-only.
    */
   private backing(p: string): string {
     const full = this.tree.backingPathOf(this.rel(p));
@@ -142,10 +141,6 @@ export class PagerFilesystem {
     return full;
   }
 
-  /** 0 when names, modes and contents may change, else -EROFS (read-only tree). */
-  private writable(): number {
-    return this.tree.readOnly ? -ERRNO.EROFS : 0;
-  }
 
   /** The control file named by path, null for the control dir itself, undefined when not control. */
   private controlAt(p: string): ControlFile | null | undefined {
@@ -337,7 +332,7 @@ export class PagerFilesystem {
   create(p: string, mode: number, cb: Cb<number>): void {
     const who = this.creator();
     if (this.controlAtSafe(p) !== undefined || this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EACCES);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     void (async () => {
       const full = this.backing(p);
       // O_EXCL: owner and mode are set only on a file made here. The kernel asks create for a name
@@ -543,7 +538,7 @@ export class PagerFilesystem {
       if (c === null || !c.writable) return cb(-ERRNO.EACCES);
       return cb(0); // O_TRUNC on a control file: the writer's handle starts empty anyway
     }
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     void (async () => {
       let file: ServedFile | undefined;
       try {
@@ -562,13 +557,13 @@ export class PagerFilesystem {
     const h = this.handles.get(fd);
     if (h === undefined) return cb(-ERRNO.EBADF);
     if (h.control !== null) return cb(0);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     this.dp.truncate(h.file!, size).then(() => cb(0), (err: unknown) => this.fail('ftruncate', p, err, cb));
   }
 
   unlink(p: string, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     const full = this.backing(p);
     void (async () => {
       try {
@@ -584,7 +579,7 @@ export class PagerFilesystem {
 
   rename(src: string, dest: string, cb: Cb): void {
     if (this.controlAtSafe(src) !== undefined || this.controlAtSafe(dest) !== undefined) return cb(-ERRNO.EACCES);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     const from = this.backing(src);
     const to = this.backing(dest);
     void (async () => {
@@ -609,7 +604,7 @@ export class PagerFilesystem {
     const who = this.creator();
     if (this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EEXIST);
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     void (async () => {
       const full = this.backing(p);
       await fsp.mkdir(full, { mode: mode & 0o7777 });
@@ -626,7 +621,7 @@ export class PagerFilesystem {
     const who = this.creator();
     if (this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EEXIST);
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     void (async () => {
       const full = this.backing(p);
       await mknodNative(full, mode, dev);
@@ -636,14 +631,14 @@ export class PagerFilesystem {
 
   rmdir(p: string, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     fsp.rmdir(this.backing(p)).then(() => cb(0), (err: unknown) => this.fail('rmdir', p, err, cb));
   }
 
   symlink(target: string, p: string, cb: Cb): void {
     const who = this.creator();
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EEXIST);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     // The link's text is stored as given; the kernel resolves it, never pagerfs.
     void (async () => {
       const full = this.backing(p);
@@ -658,19 +653,19 @@ export class PagerFilesystem {
 
   link(src: string, dest: string, cb: Cb): void {
     if (this.controlAtSafe(src) !== undefined || this.controlAtSafe(dest) !== undefined) return cb(-ERRNO.EACCES);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     fsp.link(this.backing(src), this.backing(dest)).then(() => cb(0), (err: unknown) => this.fail('link', dest, err, cb));
   }
 
   chmod(p: string, mode: number, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     fsp.chmod(this.backing(p), mode & 0o7777).then(() => cb(0), (err: unknown) => this.fail('chmod', p, err, cb));
   }
 
   chown(p: string, uid: number, gid: number, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     fsp.lchown(this.backing(p), uid, gid).then(() => cb(0), (err: unknown) => this.fail('chown', p, err, cb));
   }
 
@@ -687,7 +682,7 @@ export class PagerFilesystem {
    */
   utimens(p: string, atime: bigint | 'now' | 'omit' | number, mtime: bigint | 'now' | 'omit' | number, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     const target = this.backing(p);
     const done = (): void => cb(0);
     const failed = (err: unknown): void => this.fail('utimens', p, err, cb);
@@ -797,7 +792,7 @@ export class PagerFilesystem {
   removexattr(p: string, name: string, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
     if (name.startsWith(XATTR_PREFIX)) return cb(PAGERFS_XATTRS.includes(name) ? -ERRNO.EINVAL : -ERRNO.ENODATA);
-    if (this.tree.readOnly) return cb(this.writable());
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     backingRemoveXattr(this.backing(p), name).then(() => cb(0), (err: unknown) => this.fail('removexattr', p, err, cb));
   }
 
