@@ -28,7 +28,6 @@ import {
   type VmObjectPaged,
 } from '../src/index.js';
 import type { PageJob } from './port-server.js';
-import { ReadaheadState } from './readahead.js';
 import {
   PagerService, ServedFile, fsError, identityOf,
   type FileStat, type FileTree, type FileTreeSpace, type PagerServiceOptions,
@@ -75,7 +74,6 @@ function zeroFrom(views: Buffer[], from: number): void {
 
 /** One backing file and its VMO. */
 export class PagedFile extends ServedFile {
-  readonly readahead = new ReadaheadState();
   /**
    * The backing file's size as pagerfs last saw or set it. Reads expect bytes up to
    * min(this, VMO content size); the VMO may grow past it before writeback extends the file.
@@ -224,18 +222,10 @@ export class DirectoryPager extends PagerService<PagedFile> {
     return file.fh.stat();
   }
 
-  protected answerRead(file: PagedFile, job: PageJob): Promise<void> {
-    return this.fill(file, job);
-  }
-
-  protected answerDirty(file: PagedFile, job: PageJob): Promise<void> {
-    return this.dirty(file, job);
-  }
-
-  private async fill(file: PagedFile, job: PageJob): Promise<void> {
+  protected async answerRead(file: PagedFile, job: PageJob): Promise<void> {
     const vmo = file.vmo;
     const startPage = job.offset / PAGE_SIZE;
-    let reqEnd = Math.min((job.offset + job.length) / PAGE_SIZE, vmo.sizePages);
+    const reqEnd = Math.min((job.offset + job.length) / PAGE_SIZE, vmo.sizePages);
     if (reqEnd <= startPage) return; // the VMO shrank under the request; the kernel retried its waiters
     // Another job may be reading some of these pages now (typically as readahead): wait for it
     // rather than read them twice, then read only what is still missing.
@@ -244,26 +234,14 @@ export class DirectoryPager extends PagerService<PagedFile> {
       for (const [s0, e0] of missing) await this.fillRange(file, s0, e0, e0);
       return;
     }
-    const contentPages = Math.ceil(vmo.contentSizeBytes / PAGE_SIZE);
-    let endPage = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), Math.min(contentPages, vmo.sizePages), this.countReadahead);
-    if (endPage > reqEnd) endPage = this.trimReadahead(file, reqEnd, endPage);
-    reqEnd = Math.min(reqEnd, endPage);
+    const endPage = this.planReadahead(file, startPage, reqEnd);
     await this.fillRange(file, startPage, reqEnd, endPage);
     if (endPage > reqEnd) this.metrics.readaheadPages += endPage - reqEnd;
   }
 
-  /**
-   * A read found [offset, +length) of the file resident: if it reached the readahead marker, read
-   * the next window in the background (asynchronous readahead; nothing waits on it, and a failure
-   * there only means those pages fault later).
-   */
-  override noteRead(file: PagedFile, offsetBytes: number, lengthBytes: number): void {
-    const next = file.readahead.noteRead(Math.floor(offsetBytes / PAGE_SIZE), Math.ceil((offsetBytes + lengthBytes) / PAGE_SIZE));
-    if (next < 0 || file.completed || this.shuttingDown) return;
-    const end = this.planAhead(file, file.readahead, next);
-    if (end <= next) return;
-    this.fillRange(file, next, next, end).then(
-      () => { this.metrics.readaheadPages += end - next; },
+  protected override readAhead(file: PagedFile, start: number, end: number): void {
+    this.fillRange(file, start, start, end).then(
+      () => { this.metrics.readaheadPages += end - start; },
       (err: unknown) => this.log.debug({ path: file.relPath, err: (err as Error).message }, 'asynchronous readahead failed'),
     );
   }
@@ -341,7 +319,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
       }
       // Pages that fail their check are never supplied: their required part fails with
       // IO_DATA_INTEGRITY, and the good runs between them are supplied.
-      const checked = goodPages > 0 ? this.checkPages(file, pos, goodPages, views, Math.min(got, goodPages * PAGE_SIZE)) : [];
+      const checked = goodPages > 0 ? this.checkPages(file, pos, goodPages, views) : [];
       const bad = Array.isArray(checked) ? checked : await checked;
       let from = 0;
       for (const b of [...bad, goodPages]) {
@@ -400,12 +378,12 @@ export class DirectoryPager extends PagerService<PagedFile> {
   }
 
   /**
-   * Checks pages [pos, pos + count) just read into `views` (`bytes` of them hold the file's bytes,
-   * the rest is zero) before they are supplied; returns the indices (0-based, ascending, below
+   * Checks pages [pos, pos + count) just read into `views` (whole frames; bytes past the end of the
+   * file are zero) before they are supplied; returns the indices (0-based, ascending, below
    * `count`) of pages that must not be supplied. The directory pager trusts its backing files:
    * none. The verified pager checks each page against its hash tree.
    */
-  protected checkPages(_file: PagedFile, _pos: number, _count: number, _views: Buffer[], _bytes: number): Promise<number[]> | number[] {
+  protected checkPages(_file: PagedFile, _pos: number, _count: number, _views: Buffer[]): Promise<number[]> | number[] {
     return [];
   }
 
@@ -425,7 +403,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     }
   }
 
-  private async dirty(file: PagedFile, job: PageJob): Promise<void> {
+  protected async answerDirty(file: PagedFile, job: PageJob): Promise<void> {
     const end = Math.min(job.offset + job.length, file.vmo.sizeBytes);
     if (end <= job.offset) return;
     if (!file.writable) {

@@ -22,7 +22,6 @@ import {
   PagerModuleError, type FileDeclaration, type PagerDefinition, type ReadRequest,
 } from './module.js';
 import type { PageJob } from './port-server.js';
-import { ReadaheadState } from './readahead.js';
 import {
   PagerService, ServedFile, fsError,
   type FileStat, type FileTree, type FileTreeSpace, type PagerServiceOptions,
@@ -47,8 +46,6 @@ interface TreeSnapshot {
 
 /** A declared file with its VMO. */
 export class DeclaredFile extends ServedFile {
-  readonly readahead = new ReadaheadState();
-
   constructor(key: number, relPath: string, identity: string, vmo: VmObjectPaged, readonly decl: FileDeclaration, readonly ino: number) {
     super(key, relPath, identity, vmo, false);
   }
@@ -232,7 +229,6 @@ export class ModulePager extends PagerService<DeclaredFile> {
     const vmo = file.vmo;
     const length = Math.min(job.offset + job.length, vmo.sizeBytes) - job.offset;
     if (length <= 0) return; // shrank under the request: the kernel retried its waiters
-    // Readahead: plan the window after the request now, ask for it once the request is answered.
     const reqEnd = (job.offset + length) / PAGE_SIZE;
     // Pages being read ahead now: wait for them, then ask only for what is still missing.
     const missing = await this.afterInFlight(file, job.offset / PAGE_SIZE, reqEnd);
@@ -240,26 +236,15 @@ export class ModulePager extends PagerService<DeclaredFile> {
       for (const [s0, e0] of missing) await this.definition.read(this.request(file, s0 * PAGE_SIZE, (e0 - s0) * PAGE_SIZE, false));
       return;
     }
-    let aheadEnd = 0;
-    if (this.definition.readahead !== false) {
-      const planned = file.readahead.plan(job.offset / PAGE_SIZE, reqEnd, this.readaheadPagesAllowed(), vmo.sizePages, this.countReadahead);
-      aheadEnd = planned > reqEnd ? this.trimReadahead(file, reqEnd, planned) : 0;
-    }
+    // Readahead: plan the window after the request now, ask for it once the request is answered.
+    // With readahead off no window is ever planned, so no marker is armed and noteRead never fires.
+    const aheadEnd = this.definition.readahead === false ? reqEnd : this.planReadahead(file, job.offset / PAGE_SIZE, reqEnd);
     await this.definition.read(this.request(file, job.offset, length, false));
-    if (aheadEnd > reqEnd) this.prefetch(file, reqEnd, aheadEnd);
+    if (aheadEnd > reqEnd) this.readAhead(file, reqEnd, aheadEnd);
   }
 
-  /** A sequential reader reached the marker of the last window: ask for the next one now. */
-  override noteRead(file: DeclaredFile, offsetBytes: number, lengthBytes: number): void {
-    if (this.definition.readahead === false) return;
-    const next = file.readahead.noteRead(Math.floor(offsetBytes / PAGE_SIZE), Math.ceil((offsetBytes + lengthBytes) / PAGE_SIZE));
-    if (next < 0 || file.completed || this.shuttingDown) return;
-    const end = this.planAhead(file, file.readahead, next);
-    if (end > next) this.prefetch(file, next, end);
-  }
-
-  /** Asks the module for pages [start, end) that nobody waits on; errors only logged. */
-  private prefetch(file: DeclaredFile, start: number, end: number): void {
+  /** Asks the module for pages [start, end) that nobody waits on (prefetch); errors only logged. */
+  protected override readAhead(file: DeclaredFile, start: number, end: number): void {
     const request = this.request(file, start * PAGE_SIZE, (end - start) * PAGE_SIZE, true);
     this.inFlight(file, start, end, async () => { await this.definition.read(request); }).then(
       () => { this.metrics.readaheadPages += end - start; },

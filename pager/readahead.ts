@@ -3,10 +3,10 @@
  * the maximum); a random access shrinks it to nothing. The pager reads [request, request + window)
  * and supplies the extra pages unasked (supplying unrequested pages is allowed prefetch).
  *
- * Asynchronous readahead (as Linux's PG_readahead): each window carries a marker, its middle page.
- * The filesystem reports every read (noteRead); a read that reaches the marker of the last window
- * starts the next window in the background, so a steady sequential reader finds its pages resident
- * instead of faulting at the end of every window. A fault or a read elsewhere disarms the marker.
+ * Asynchronous readahead (as Linux's PG_readahead): each window carries a marker, its first page.
+ * The filesystem reports every read (noteRead); a read that enters the last window starts the next
+ * one in the background, so a steady sequential reader finds its pages resident instead of faulting
+ * at the end of every window. A marker fires once; a fault plans (and arms) a window anew.
  *
  * Hit / waste accounting: when the next request starts past the previous readahead range, that
  * whole range was consumed without a fault (hits); when it starts inside it, the pages from there
@@ -58,7 +58,7 @@ export class ReadaheadState {
    */
   planAhead(start: number, maxPages: number, limitPage: number, account: (hits: number, waste: number) => void): number {
     if (start !== this.nextExpected || this.windowPages === 0) return start;
-    // The reader got past the middle of the last window without a fault: count it as hit.
+    // The reader entered the last window without a fault: count it as hit.
     const ra = this.lastReadahead;
     if (ra !== null) account(ra.end - ra.start, 0);
     this.lastReadahead = null;

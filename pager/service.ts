@@ -27,7 +27,7 @@ import { FaultInjector } from './faults.js';
 import { silentLogger } from './log.js';
 import { PagerMetrics } from './metrics.js';
 import { PortServer, type PageJob, type PageJobHandler } from './port-server.js';
-import type { ReadaheadState } from './readahead.js';
+import { ReadaheadState } from './readahead.js';
 
 export interface PagerServiceOptions {
   system: VmSystem;
@@ -144,6 +144,8 @@ export class ServedFile {
   completed = false;
   /** Page ranges being filled now (requests and readahead); registered by PagerService.inFlight. */
   readonly inFlight: InFlightRange[] = [];
+  /** This file's readahead window and marker; planned by PagerService (planReadahead, noteRead). */
+  readonly readahead = new ReadaheadState();
 
   constructor(
     readonly key: number,
@@ -242,10 +244,10 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   /** The file left the table (its COMPLETE arrived): release what it holds. */
   protected onComplete(_file: F): void {}
   /**
-   * The filesystem read [offsetBytes, +lengthBytes) of the file (after any fault was answered): the
-   * access stream readahead follows. Called on the resident read path: must not allocate or wait.
+   * Reads pages [start, end) of the file in the background (asynchronous readahead, from noteRead):
+   * nobody waits on them, and a failure only means they fault later. Default: nothing.
    */
-  noteRead(_file: F, _offsetBytes: number, _lengthBytes: number): void {}
+  protected readAhead(_file: F, _start: number, _end: number): void {}
 
   // ---------------------------------------------------------------------------------------------
   // Lifecycle.
@@ -468,7 +470,7 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Readahead policy (each file keeps its own ReadaheadState; pager/readahead.ts).
+  // Readahead policy (each file keeps its own ReadaheadState, pager/readahead.ts; this decides how far).
 
   /** Counts readahead hits and waste into the metrics (ReadaheadState's account callback). */
   protected readonly countReadahead = (hits: number, waste: number): void => {
@@ -528,17 +530,32 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   }
 
   /**
-   * The end of the window to read ahead from `next` (from ReadaheadState.noteRead), trimmed; counts
-   * it as an asynchronous readahead when there is anything to read.
+   * Where a fill for a request of pages [startPage, reqEnd) should end: the request plus the
+   * readahead window the file's ReadaheadState plans for it, trimmed (>= reqEnd).
    */
-  protected planAhead(file: F, readahead: ReadaheadState, next: number): number {
-    const vmo = file.vmo;
-    const limit = Math.min(Math.ceil(vmo.contentSizeBytes / PAGE_SIZE), vmo.sizePages);
-    const planned = readahead.planAhead(next, this.readaheadPagesAllowed(ASYNC_WINDOW_FACTOR), limit, this.countReadahead);
-    if (planned <= next) return next;
-    const end = this.trimReadahead(file, next, planned);
-    if (end > next) this.metrics.asyncReadaheads++;
-    return end;
+  protected planReadahead(file: F, startPage: number, reqEnd: number): number {
+    const planned = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), this.readaheadLimit(file), this.countReadahead);
+    return planned > reqEnd ? this.trimReadahead(file, reqEnd, planned) : reqEnd;
+  }
+
+  /**
+   * The filesystem read [offsetBytes, +lengthBytes) of the file (after any fault was answered): the
+   * access stream readahead follows. A read that enters the last window starts the next one
+   * (readAhead). Called on the resident read path: two comparisons unless the marker fires.
+   */
+  noteRead(file: F, offsetBytes: number, lengthBytes: number): void {
+    const next = file.readahead.noteRead(Math.floor(offsetBytes / PAGE_SIZE), Math.ceil((offsetBytes + lengthBytes) / PAGE_SIZE));
+    if (next < 0 || file.completed || this.shuttingDown) return;
+    const planned = file.readahead.planAhead(next, this.readaheadPagesAllowed(ASYNC_WINDOW_FACTOR), this.readaheadLimit(file), this.countReadahead);
+    const end = planned > next ? this.trimReadahead(file, next, planned) : next;
+    if (end <= next) return;
+    this.metrics.asyncReadaheads++;
+    this.readAhead(file, next, end);
+  }
+
+  /** The page readahead stops at: the end of the file's content. */
+  private readaheadLimit(file: F): number {
+    return Math.min(Math.ceil(file.vmo.contentSizeBytes / PAGE_SIZE), file.vmo.sizePages);
   }
 
   // ---------------------------------------------------------------------------------------------
