@@ -75,6 +75,13 @@ export interface MountHooks {
   onUnmountRequest?: () => void;
 }
 
+/** A pager module's error as the CLI reports it (one line, the exit code its kind calls for); others as they are. */
+function mountError(err: unknown): unknown {
+  if (!(err instanceof PagerModuleError)) return err;
+  const exit = { usage: EXIT.USAGE, missing: EXIT.BAD_PATH, failed: EXIT.MOUNT_FAILED }[err.kind];
+  return new ConfigError(`Cannot mount: ${err.message}`, exit);
+}
+
 /**
  * Loads the mount's pager module and checks that the source argument fits it: a module that serves
  * a directory needs one, any other takes none. Throws ConfigError (one line) and mounts nothing.
@@ -84,8 +91,7 @@ export async function loadMountPager(spec: string, hasSource: boolean): Promise<
   try {
     loaded = await loadPagerModule(spec);
   } catch (err) {
-    if (err instanceof PagerModuleError) throw new ConfigError(`Cannot mount: ${err.message}`, /not found/.test(err.message) ? EXIT.BAD_PATH : EXIT.USAGE);
-    throw err;
+    throw mountError(err);
   }
   const wantsSource = loaded.module.source === 'directory';
   if (wantsSource && !hasSource) {
@@ -134,10 +140,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
       },
     });
   } catch (err) {
-    if (err instanceof PagerModuleError) {
-      throw new ConfigError(`Cannot mount: ${err.message}`, /^Invalid --pager-option/.test(err.message) ? EXIT.USAGE : EXIT.MOUNT_FAILED);
-    }
-    throw err;
+    throw mountError(err);
   }
   pager.start();
   const root = (process.geteuid?.() ?? 0) === 0;

@@ -6,7 +6,7 @@
 export * from '../src/index.js';
 export * from './index.js';
 export {
-  PagerModuleError, BUILTIN_PAGERS, loadPagerModule, checkModuleShape, parsePagerOptions, isPagerDefinition,
+  PagerModuleError, BUILTIN_PAGERS, loadPagerModule, checkModuleShape, parsePagerOptions, isPagerDefinition, serviceOptions,
   type PagerModule, type PagerModuleContext, type PagerDefinition, type FileDeclaration, type ReadRequest,
   type ServiceSettings, type LoadedPagerModule,
 } from './module.js';

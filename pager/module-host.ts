@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { VmSystem } from '../src/index.js';
 import {
-  PagerModuleError, isPagerDefinition, parsePagerOptions,
+  PagerModuleError, isPagerDefinition, parsePagerOptions, serviceOptions,
   type LoadedPagerModule, type PagerModuleContext, type ServiceSettings,
 } from './module.js';
 import { ModulePager } from './module-pager.js';
@@ -46,16 +46,5 @@ export async function createPagerService(loaded: LoadedPagerModule, o: StartPage
   if (!isPagerDefinition(made)) {
     throw new PagerModuleError(`the ${name} pager's create() returned neither a files declaration ({ files, read }) nor a PagerService`);
   }
-  return new ModulePager({
-    system: o.system,
-    logger: context.log,
-    definition: made,
-    name,
-    faults: o.service.faults,
-    trace: o.service.trace,
-    writebackDelayMs: o.service.writebackDelayMs,
-    maxLockedShare: o.service.maxLockedShare,
-    answerTimeoutMs: o.service.answerTimeoutMs,
-    readaheadMaxBytes: o.service.readaheadMaxBytes,
-  });
+  return new ModulePager({ ...serviceOptions(context), definition: made, name });
 }

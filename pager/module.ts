@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import type * as Library from './api.js';
 import type { Pager, VmObjectPaged, VmSystem, ZxStatus } from '../src/index.js';
 import type { FaultInjector } from './faults.js';
-import type { PagerService } from './service.js';
+import type { PagerService, PagerServiceOptions } from './service.js';
 
 /** What a module's default export must be. */
 export interface PagerModule {
@@ -63,6 +63,21 @@ export interface ServiceSettings {
   readonly answerTimeoutMs: number | undefined;
   /** The mount daemon works from the source directory (long paths); false in tests and libraries. */
   readonly chdirToRoot: boolean;
+}
+
+/** The PagerService options the mount's settings give (what a module passes on to a service it builds). */
+export function serviceOptions(ctx: PagerModuleContext): PagerServiceOptions {
+  const s = ctx.service;
+  return {
+    system: ctx.system,
+    logger: ctx.log,
+    faults: s.faults,
+    trace: s.trace,
+    writebackDelayMs: s.writebackDelayMs,
+    maxLockedShare: s.maxLockedShare,
+    answerTimeoutMs: s.answerTimeoutMs,
+    readaheadMaxBytes: s.readaheadMaxBytes,
+  };
 }
 
 /** One file a module serves. */
@@ -133,9 +148,17 @@ export interface PagerDefinition {
   close?(): void | Promise<void>;
 }
 
-/** A module that cannot be loaded or used: the message is one line, for the CLI to print. */
+/**
+ * A module that cannot be loaded or used: the message is one line, for the CLI to print. `kind`
+ * says whose mistake it is: 'usage' (a bad --pager or --pager-option, a module of the wrong shape),
+ * 'missing' (no module file at that path), 'failed' (the pager could not start).
+ */
 export class PagerModuleError extends Error {
   override readonly name = 'PagerModuleError';
+
+  constructor(message: string, readonly kind: 'usage' | 'missing' | 'failed' = 'failed') {
+    super(message);
+  }
 }
 
 /** The modules pagerfs ships, by name. */
@@ -153,7 +176,7 @@ export interface LoadedPagerModule {
  * does not have the PagerModule shape.
  */
 export async function loadPagerModule(spec: string): Promise<LoadedPagerModule> {
-  if (spec.trim() === '') throw new PagerModuleError('--pager needs a name (directory, synthetic, verified) or a module path');
+  if (spec.trim() === '') throw new PagerModuleError('--pager needs a name (directory, synthetic, verified) or a module path', 'usage');
   const builtin = (BUILTIN_PAGERS as readonly string[]).includes(spec);
   let url: string;
   if (builtin) {
@@ -161,13 +184,13 @@ export async function loadPagerModule(spec: string): Promise<LoadedPagerModule> 
   } else {
     const looksLikePath = spec.includes('/') || spec.includes('\\') || /\.[cm]?js$/.test(spec);
     if (!looksLikePath) {
-      throw new PagerModuleError(`unknown pager "${spec}": built-in pagers are ${BUILTIN_PAGERS.join(', ')}; a module of your own is given by its path (./my-pager.mjs)`);
+      throw new PagerModuleError(`unknown pager "${spec}": built-in pagers are ${BUILTIN_PAGERS.join(', ')}; a module of your own is given by its path (./my-pager.mjs)`, 'usage');
     }
     const full = path.resolve(spec);
     try {
       await access(full);
     } catch {
-      throw new PagerModuleError(`pager module "${spec}" not found (looked for ${full})`);
+      throw new PagerModuleError(`pager module "${spec}" not found (looked for ${full})`, 'missing');
     }
     url = pathToFileURL(full).href;
   }
@@ -176,7 +199,7 @@ export async function loadPagerModule(spec: string): Promise<LoadedPagerModule> 
     ns = (await import(url)) as Record<string, unknown>;
   } catch (err) {
     const first = String((err as Error)?.message ?? err).split('\n')[0];
-    throw new PagerModuleError(`pager module "${spec}" failed to load: ${first}`);
+    throw new PagerModuleError(`pager module "${spec}" failed to load: ${first}`, 'usage');
   }
   const candidate = ns.default ?? ns.pager;
   return { name: builtin ? spec : path.basename(spec), module: checkModuleShape(spec, candidate) };
@@ -185,17 +208,17 @@ export async function loadPagerModule(spec: string): Promise<LoadedPagerModule> 
 /** The value as a PagerModule, or PagerModuleError naming what is wrong. */
 export function checkModuleShape(spec: string, value: unknown): PagerModule {
   const where = `pager module "${spec}"`;
-  if (value === undefined) throw new PagerModuleError(`${where} has no default export (nor an export named "pager")`);
-  if (typeof value !== 'object' || value === null) throw new PagerModuleError(`${where}: its export is a ${typeof value}, not a pager module object`);
+  if (value === undefined) throw new PagerModuleError(`${where} has no default export (nor an export named "pager")`, 'usage');
+  if (typeof value !== 'object' || value === null) throw new PagerModuleError(`${where}: its export is a ${typeof value}, not a pager module object`, 'usage');
   const m = value as Record<string, unknown>;
-  if (typeof m.create !== 'function') throw new PagerModuleError(`${where}: create(context) is missing or not a function`);
-  if (typeof m.description !== 'string') throw new PagerModuleError(`${where}: description must be a string`);
+  if (typeof m.create !== 'function') throw new PagerModuleError(`${where}: create(context) is missing or not a function`, 'usage');
+  if (typeof m.description !== 'string') throw new PagerModuleError(`${where}: description must be a string`, 'usage');
   if (m.source !== undefined && m.source !== 'directory' && m.source !== 'none') {
-    throw new PagerModuleError(`${where}: source must be "directory" or "none"`);
+    throw new PagerModuleError(`${where}: source must be "directory" or "none"`, 'usage');
   }
   if (m.options !== undefined) {
     if (typeof m.options !== 'object' || m.options === null || Object.values(m.options).some((v) => typeof v !== 'string')) {
-      throw new PagerModuleError(`${where}: options must map each option name to its description (a string)`);
+      throw new PagerModuleError(`${where}: options must map each option name to its description (a string)`, 'usage');
     }
   }
   return value as PagerModule;
@@ -211,15 +234,15 @@ export function parsePagerOptions(name: string, module: PagerModule, items: read
   const out: Record<string, string> = {};
   for (const item of items) {
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new PagerModuleError(`Invalid --pager-option "${item}": expected key=value`);
+    if (eq <= 0) throw new PagerModuleError(`Invalid --pager-option "${item}": expected key=value`, 'usage');
     const key = item.slice(0, eq).trim();
     const value = item.slice(eq + 1);
     if (!Object.hasOwn(accepted, key)) {
       throw new PagerModuleError(known.length === 0
         ? `Invalid --pager-option "${item}": the ${name} pager takes no options`
-        : `Invalid --pager-option "${item}": the ${name} pager takes ${known.join(', ')}`);
+        : `Invalid --pager-option "${item}": the ${name} pager takes ${known.join(', ')}`, 'usage');
     }
-    if (Object.hasOwn(out, key)) throw new PagerModuleError(`Invalid --pager-option "${item}": ${key} given twice`);
+    if (Object.hasOwn(out, key)) throw new PagerModuleError(`Invalid --pager-option "${item}": ${key} given twice`, 'usage');
     out[key] = value;
   }
   return out;

@@ -3,24 +3,12 @@
  * `pagerfs mount --pager directory <backing> <mnt>`. It serves the regular files of the backing
  * directory read-write, with their metadata, through a DirectoryPager (pager/directory-pager.ts).
  */
-import { DirectoryPager } from '../directory-pager.js';
-import type { PagerModule, PagerModuleContext } from '../module.js';
+import { DirectoryPager, type DirectoryPagerOptions } from '../directory-pager.js';
+import { serviceOptions, type PagerModule, type PagerModuleContext } from '../module.js';
 
 /** The DirectoryPager options a directory-serving module builds from the mount's context. */
-export function directoryServiceOptions(ctx: PagerModuleContext): ConstructorParameters<typeof DirectoryPager>[0] {
-  const s = ctx.service;
-  return {
-    system: ctx.system,
-    backingDir: ctx.source!,
-    logger: ctx.log,
-    readaheadMaxBytes: s.readaheadMaxBytes,
-    writebackDelayMs: s.writebackDelayMs,
-    faults: s.faults,
-    trace: s.trace,
-    maxLockedShare: s.maxLockedShare,
-    answerTimeoutMs: s.answerTimeoutMs,
-    chdirToRoot: s.chdirToRoot,
-  };
+export function directoryServiceOptions(ctx: PagerModuleContext): DirectoryPagerOptions {
+  return { ...serviceOptions(ctx), backingDir: ctx.source!, chdirToRoot: ctx.service.chdirToRoot };
 }
 
 const directory: PagerModule = {

@@ -20,7 +20,7 @@ function intOption(name: string, text: string | undefined, fallback: number, max
   if (text === undefined) return fallback;
   const n = Number(text);
   if (text.trim() === '' || !Number.isInteger(n) || n < 0 || n > max) {
-    throw new PagerModuleError(`Invalid --pager-option ${name}=${text}: expected a whole number from 0 to ${max}`);
+    throw new PagerModuleError(`Invalid --pager-option ${name}=${text}: expected a whole number from 0 to ${max}`, 'usage');
   }
   return n;
 }
@@ -45,11 +45,11 @@ const synthetic: PagerModule = {
       try {
         sizeBytes = parseSize(ctx.options.size);
       } catch (err) {
-        throw new PagerModuleError(`Invalid --pager-option size=${ctx.options.size}: ${(err as Error).message}`);
+        throw new PagerModuleError(`Invalid --pager-option size=${ctx.options.size}: ${(err as Error).message}`, 'usage');
       }
     }
     if (sizeBytes > ctx.api.MAX_VMO_SIZE_BYTES) {
-      throw new PagerModuleError(`Invalid --pager-option size=${ctx.options.size}: above the largest VMO (${ctx.api.MAX_VMO_SIZE_BYTES} bytes)`);
+      throw new PagerModuleError(`Invalid --pager-option size=${ctx.options.size}: above the largest VMO (${ctx.api.MAX_VMO_SIZE_BYTES} bytes)`, 'usage');
     }
     const files: FileDeclaration[] = [];
     for (let i = 0; i < count; i++) files.push({ path: syntheticFileName(i), sizeBytes, mode: 0o444, mtime: new Date(0) });
