@@ -26,7 +26,6 @@ const MAX_STAGING = 8;
 const WORKERS = 2;
 
 interface Pending {
-  worker: Worker;
   resolve: (bad: number[]) => void;
   staging: Buffer;
   leaves: Buffer;
@@ -84,7 +83,7 @@ export class PageHasher {
    * not change until the promise settles.
    */
   badPages(views: Buffer[], leaves: Buffer, pages: number): Promise<number[]> {
-    const worker = pages * PAGE_BYTES <= STAGING_BYTES ? this.ensureWorker() : null;
+    const worker = pages * PAGE_BYTES <= STAGING_BYTES ? this.pickWorker() : null;
     const staging = worker === null ? undefined : this.takeStaging();
     if (worker === null || staging === undefined) return Promise.resolve(badPagesHere(views, leaves, pages, sha256));
     let at = 0;
@@ -96,7 +95,7 @@ export class PageHasher {
     // leaves is a view of the tree's own buffer: copy the slice, so no large buffer is cloned.
     const ownLeaves = Buffer.from(leaves);
     return new Promise<number[]>((resolve) => {
-      this.pending.set(id, { worker: worker.worker, resolve, staging, leaves: ownLeaves, pages });
+      this.pending.set(id, { resolve, staging, leaves: ownLeaves, pages });
       if (worker.busy++ === 0) worker.worker.ref();
       worker.worker.postMessage({ id, views: [staging.subarray(0, pages * PAGE_BYTES)], leaves: ownLeaves, pages });
     });
@@ -118,7 +117,7 @@ export class PageHasher {
   }
 
   /** The least busy worker, starting one while fewer than WORKERS run; null when hashing here. */
-  private ensureWorker(): { worker: Worker; busy: number } | null {
+  private pickWorker(): { worker: Worker; busy: number } | null {
     if (this.broken) return null;
     let best = this.workers[0];
     for (const w of this.workers) if (w.busy < best.busy) best = w;

@@ -106,6 +106,7 @@ export class PortServer {
     } catch (err) {
       this.log.error({ err, key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset, length: job.length },
         'pager handler threw; failing the request with ERR_IO');
+      job.answer = 'threw: failed ERR_IO';
       try {
         this.handler.failJob(job, err);
       } catch (failErr) {
@@ -116,7 +117,7 @@ export class PortServer {
     this.metrics.latency.record(ms);
     if (this.trace) {
       this.log.debug({ key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset,
-        length: job.length, packets: job.packets, answer: job.answer ?? 'threw: failed ERR_IO', latencyMs: Number(ms.toFixed(3)) },
+        length: job.length, packets: job.packets, answer: job.answer, latencyMs: Number(ms.toFixed(3)) },
       'page request answered');
     }
   }
@@ -134,6 +135,7 @@ export class PortServer {
     const gaveUp = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
         this.metrics.abandonedJobs++;
+        job.answer = `no answer within ${limit} ms: slot given back`;
         this.log.warn({ key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset, length: job.length, waitedMs: limit },
           'the pager has not answered a page request; giving its slot back (readers time out)');
         answer.catch((err: unknown) => this.log.warn({ err, key: job.key }, 'a page request answered after its timeout failed'));
