@@ -25,17 +25,15 @@
 import { hash } from 'node:crypto';
 import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { StatsDocument } from '../../fs/control.js';
 import { syntheticFill, syntheticMismatch } from '../../pager/synthetic-content.js';
 import { seqRead, type Timed } from './fs-drivers.js';
-import { Reaper, procCounters } from './fs-procs.js';
+import { cannotMount, openSandbox, procCounters, type Reaper } from './fs-procs.js';
 import { pagerfsDaemon, readStats, type DaemonEnv } from './fs.js';
 import {
-  goalAtLeast, medianExtra, rateRatio, rounds, type GoalResult, type Measured, type Sample, type Suite, type SuiteContext, type Variant,
+  goalAtLeast, medianExtra, rateRatio, repoRoot, rounds, type GoalResult, type Measured, type Sample, type Suite, type SuiteContext, type Variant,
 } from './harness.js';
 import { summarizeProfiles, type Window } from './profile.js';
 import { elapsedNs, fmtBytes, fmtNum, fmtRate, fmtRatio, fmtSpread, median, nowNs, type Table } from './stats.js';
@@ -261,16 +259,13 @@ export const pagersSuite: Suite = {
     const tables: Table[] = [];
     const goals: GoalResult[] = [];
     const raw: Record<string, unknown> = {};
-    if (process.getuid?.() !== 0 || !fs.existsSync('/dev/fuse')) return { about: ['skipped: mounting pagerfs needs root and /dev/fuse'], tables, goals, raw };
+    const skip = cannotMount();
+    if (skip !== null) return { about: [skip], tables, goals, raw };
     const scale = ctx.flags?.has('--quick') === true ? QUICK : FULL;
-    // dist/scripts/bench/pagers.js -> the repository root
-    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const root = repoRoot();
     const cli = path.join(root, 'dist', 'fs', 'cli.js');
     if (!fs.existsSync(cli)) throw new Error('dist/fs/cli.js missing: build first (bash scripts/setup.sh)');
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pagerfs-bench-pagers-'));
-    const reaper = new Reaper((msg) => ctx.progress(msg));
-    reaper.addTempDir(tmp);
-    reaper.install();
+    const { tmp, reaper, close } = openSandbox('pagerfs-bench-pagers-', (msg) => ctx.progress(msg));
     reaper.driverTimeoutMs = 300_000;
     const started = new Date().toISOString().replace(/[:.]/g, '-');
     const env: Env = {
@@ -293,9 +288,7 @@ export const pagersSuite: Suite = {
       const variants: Variant[] = defs.map((p) => ({ name: p.id, sample: (round) => sample(env, p, round) }));
       measured = await rounds(ctx, variants, { warmup: scale.warmup, runs: scale.runs, label: 'cold sequential reads' });
     } finally {
-      ctx.progress('stopping the daemons, removing the data set');
-      await reaper.reapAll(30_000);
-      reaper.uninstall();
+      await close();
     }
     ctx.progress('SHA-256 of 4 KiB pages on one thread (reference)');
     const hashBytesPerSec = hashRate();
