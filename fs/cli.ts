@@ -118,7 +118,7 @@ export function buildProgram(): Command {
     .argument('[mountpoint]', 'an empty directory to mount on')
     .option('--pager <name|path>', 'the pager that answers page requests: directory (backing files, read-write), synthetic (pseudo-random ' +
       'files, no disk), verified (a directory sealed with `pagerfs seal`, read-only, every page checked), or the path of your own pager module (.mjs)', 'directory')
-    .option('--pager-option <key=value>', 'an option for the pager (repeatable): synthetic takes files=N, size=SIZE, seed=N; see README "Your own pager"', collect)
+    .option('--pager-option <key=value>', 'an option for the pager (repeatable): synthetic takes files=N, size=SIZE, seed=N; see README "Other pagers"', collect)
     .option('--memory-budget <size>', 'most bytes of file pages resident at once (e.g. 64MiB, 1G, 512k; minimum 16 pages)', DEFAULTS.budget)
     .option('--readahead <size>', 'largest readahead window for sequential readers (windows read in the background, ahead of a steady reader, may reach twice this); 0 turns readahead off', DEFAULTS.readahead)
     .option('--writeback-delay <duration>', 'write back dirty data once it is this old (e.g. 500ms, 5s)', DEFAULTS.writebackDelay)
