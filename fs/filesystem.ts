@@ -22,7 +22,7 @@ import { caller, type Caller } from './caller.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
 import { ERRNO, isExpectedError, toErrno } from './errno.js';
 import {
-  PAGERFS_XATTRS, XATTR_HINT, XATTR_MAP, XATTR_PREFIX, XATTR_RESIDENCY, backingGetXattr, backingListXattr,
+  PAGERFS_XATTRS, XATTR_HINT, XATTR_MAP, XATTR_PREFIX, XATTR_RESIDENCY, backingGetXattrCb, backingListXattr,
   backingRemoveXattr, backingSetXattr, encodeMap, errnoError, parseHint, residencyJson,
 } from './xattr.js';
 
@@ -747,15 +747,22 @@ export class PagerFilesystem {
 
   getxattr(p: string, name: string, _position: number, cb: (err: number, value?: Buffer) => void): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.ENODATA);
+    if (!name.startsWith(XATTR_PREFIX)) {
+      // The backing file's own attribute, straight through (the common case, and hot under `ls -l`).
+      const full = this.tree.backingPathOf(this.rel(p));
+      if (full === null) return cb(-ERRNO.ENODATA);
+      return backingGetXattrCb(full, name, (errno, value) => {
+        if (errno === 0) return cb(0, value);
+        if (errno !== -ERRNO.ENODATA) this.log.debug({ op: 'getxattr', path: p, name, errno }, 'operation failed');
+        cb(errno);
+      });
+    }
     const work = async (): Promise<Buffer> => {
       if (name === XATTR_RESIDENCY) return this.withFile(p, async (f) => Buffer.from(residencyJson(this.dp.residency(f))));
       if (name === XATTR_MAP) {
         return this.withFile(p, async (f) => { const r = this.dp.residency(f); return Buffer.from(encodeMap(r.runs, r.pages)); });
       }
-      if (name.startsWith(XATTR_PREFIX)) throw errnoError('ENODATA', `no pagerfs attribute "${name}"`);
-      const full = this.tree.backingPathOf(this.rel(p));
-      if (full === null) throw errnoError('ENODATA', `no attribute "${name}"`);
-      return backingGetXattr(full, name);
+      throw errnoError('ENODATA', `no pagerfs attribute "${name}"`);
     };
     work().then((v) => cb(0, v), (err: unknown) => this.fail('getxattr', p, err, cb));
   }

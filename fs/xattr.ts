@@ -19,7 +19,7 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { PageResidency, type ResidencyRun } from '../src/index.js';
 import { FILE_HINTS, type FileHint, type FileResidency } from '../pager/index.js';
-import { ERRNO } from './errno.js';
+import { ERRNO, toErrno } from './errno.js';
 
 const exec = promisify(execFile);
 
@@ -119,10 +119,17 @@ function call<T>(fn: (cb: NodeCb<T>) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, value) => (err === null ? resolve(value as T) : reject(err))));
 }
 
-export async function backingGetXattr(file: string, name: string): Promise<Buffer> {
+/**
+ * The backing file's attribute `name`: cb(0, value) or cb(-errno). A callback, not a promise: this is
+ * the getxattr hot path (`ls -l` asks two missing attributes of every file).
+ */
+export function backingGetXattrCb(file: string, name: string, cb: (errno: number, value?: Buffer) => void): void {
   const n = native();
-  if (n !== null) return call<Buffer>((cb) => n.lgetxattr(file, name, cb));
-  return execGetXattr(file, name);
+  if (n === null) {
+    execGetXattr(file, name).then((v) => cb(0, v), (err: unknown) => cb(toErrno(err)));
+    return;
+  }
+  n.lgetxattr(file, name, (err, value) => (err === null ? cb(0, value) : cb(toErrno(err))));
 }
 
 export async function backingSetXattr(file: string, name: string, value: Buffer): Promise<void> {
