@@ -123,6 +123,9 @@ export function buildProgram(): Command {
     .option('--readahead <size>', 'largest readahead window for sequential readers (windows read in the background, ahead of a steady reader, may reach twice this); 0 turns readahead off', DEFAULTS.readahead)
     .option('--writeback-delay <duration>', 'write back dirty data once it is this old (e.g. 500ms, 5s)', DEFAULTS.writebackDelay)
     .option('--request-timeout <duration>', 'a read waiting longer than this for the pager fails with ETIMEDOUT', DEFAULTS.requestTimeout)
+    .option('--attr-timeout <duration>', 'how long the kernel trusts file attributes before asking again (FUSE attr_timeout; 0 asks every time). ' +
+      'Other names of a hard-linked file may show an old link count and ctime for this long after link/unlink/rename; 0 makes them exact ' +
+      'at the cost of a getattr per directory on every path the kernel checks', DEFAULTS.attrTimeout)
     .option('--inject-fault <rule>', 'fail or delay page requests: GLOB[:START-END]=STATUS|delay:D[,STATUS][;count=N][;p=P] (repeatable; same syntax as .pagerfs/faults)', collect)
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', DEFAULTS.logLevel)
     .option('--log-file <path>', 'write the log (JSON lines) to this file instead of stderr')

@@ -19,6 +19,11 @@ export interface MountConfig {
   readaheadBytes: number;
   writebackDelayMs: number;
   requestTimeoutMs: number;
+  /**
+   * How long the kernel may trust file attributes it got (FUSE attr_timeout), ms. Other names of a
+   * hard-linked file may show an old link count and ctime for this long after link/unlink/rename.
+   */
+  attrTimeoutMs: number;
   faults: FaultRule[];
   logLevel: string;
   logFile?: string;
@@ -49,6 +54,7 @@ export const DEFAULTS = {
   readahead: '2MiB',
   writebackDelay: '5s',
   requestTimeout: '300s',
+  attrTimeout: '1s',
   logLevel: 'info',
   maxLocked: '0.5',
   pressureThresholds: '25%,10%,2%',
@@ -59,6 +65,7 @@ export interface RawMountOptions {
   readahead?: string;
   writebackDelay?: string;
   requestTimeout?: string;
+  attrTimeout?: string;
   injectFault?: string[];
   logLevel?: string;
   logFile?: string;
@@ -103,6 +110,8 @@ export function parseMountOptions(backing: string | undefined, mountpoint: strin
   const writebackDelayMs = parseOr('--writeback-delay', raw.writebackDelay ?? DEFAULTS.writebackDelay, parseDuration);
   const requestTimeoutMs = parseOr('--request-timeout', raw.requestTimeout ?? DEFAULTS.requestTimeout, parseDuration);
   if (requestTimeoutMs <= 0) throw new ConfigError(`Invalid --request-timeout "${raw.requestTimeout}": must be above zero`);
+  const attrTimeoutMs = parseOr('--attr-timeout', raw.attrTimeout ?? DEFAULTS.attrTimeout, parseDuration);
+  if (attrTimeoutMs > 3_600_000) throw new ConfigError(`Invalid --attr-timeout "${raw.attrTimeout}": at most 1h`);
   const faults = (raw.injectFault ?? []).map((r) => parseOr('--inject-fault', r, parseFaultRule));
   const maxLockedShare = parseOr('--max-locked', raw.maxLocked ?? DEFAULTS.maxLocked, parseShare);
   const pressureThresholds = parseOr('--pressure-thresholds', raw.pressureThresholds ?? DEFAULTS.pressureThresholds, parseThresholds);
@@ -126,6 +135,7 @@ export function parseMountOptions(backing: string | undefined, mountpoint: strin
     readaheadBytes,
     writebackDelayMs,
     requestTimeoutMs,
+    attrTimeoutMs,
     faults,
     logLevel,
     logFile: raw.logFile,

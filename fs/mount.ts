@@ -8,15 +8,17 @@
  *  - --kernel-cache: no direct_io, `big_writes`. The kernel's page cache sits in front of the VMO
  *    (MAP_SHARED works), so repeated reads within an open never reach pagerfs.
  * Always: `use_ino` (st_ino is the backing file's), `default_permissions` (the kernel checks modes),
- * `attr_timeout=0` (see below), fsname/subtype for `mount` listings. fuse-native knows none of
- * direct_io / big_writes / use_ino and drops a zero attr_timeout, so a subclass appends them to its
- * option string.
+ * `attr_timeout` (--attr-timeout, see below), fsname/subtype for `mount` listings. fuse-native knows
+ * none of direct_io / big_writes / use_ino and drops a zero attr_timeout, so a subclass appends them
+ * to its option string.
  *
- * attr_timeout=0: libfuse2's high-level API gives every name of a hard-linked file its own kernel
- * inode, and cannot invalidate the others' cached attributes; with the default 1 s cache, after
- * link / unlink / rename the other names showed the old link count and ctime for up to a second.
- * With 0 the kernel asks getattr whenever it needs attributes (README "POSIX" has the measured
- * cost). Lookups (entry_timeout) stay cached for 1 s.
+ * attr_timeout: with default_permissions the kernel checks every directory on a path, and asks
+ * getattr for each one whose cached attributes expired; with 0 that is every component of every
+ * path (an `ls -l` entry took 4 round trips). The default, libfuse's 1 s, costs this: libfuse2's
+ * high-level API gives every name of a hard-linked file its own kernel inode and cannot invalidate
+ * the others, so after link / unlink / rename another name may show the old link count and ctime
+ * for up to that long. `--attr-timeout 0` makes them exact (README "POSIX" has both costs).
+ * Lookups (entry_timeout) stay cached for 1 s.
  *
  * The daemon chdir()s into the backing directory (DirectoryPager chdirToRoot) and works with paths
  * relative to it, so paths up to PATH_MAX - 1 bytes below the mount root work. Under --allow-other
@@ -153,7 +155,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
   const extra = [
     'use_ino',
     'default_permissions',
-    'attr_timeout=0',
+    `attr_timeout=${config.attrTimeoutMs / 1000}`,
     `fsname=pagerfs`,
     'subtype=pagerfs',
     ...(config.kernelCache ? ['big_writes'] : ['direct_io']),

@@ -123,7 +123,7 @@ describe('mount refuses bad input with one line on stderr, a non-zero exit and n
 
   it.each([
     ['--readahead', 'big'], ['--writeback-delay', 'soon'], ['--request-timeout', '0'], ['--request-timeout', 'never'],
-    ['--metrics-listen', 'localhost:99999'], ['--metrics-listen', 'nowhere'],
+    ['--attr-timeout', 'soon'], ['--attr-timeout', '2h'], ['--metrics-listen', 'localhost:99999'], ['--metrics-listen', 'nowhere'],
   ])('a bad %s %j', async (flag, value) => {
     const { backing, mnt } = await fixture();
     await refuses([backing, mnt, flag, value], mnt, { exit: 2, mention: new RegExp(flag) });
@@ -147,7 +147,7 @@ describe('--help', () => {
     const declared = await declaredFlags();
     // The source scan must find at least what the issue names.
     expect(declared.mount).toEqual(expect.arrayContaining(['--memory-budget', '--readahead', '--writeback-delay', '--request-timeout',
-      '--inject-fault', '--log-level', '--log-file', '--trace', '--metrics-listen', '--force', '--allow-other', '--kernel-cache']));
+      '--attr-timeout', '--inject-fault', '--log-level', '--log-file', '--trace', '--metrics-listen', '--force', '--allow-other', '--kernel-cache']));
     expect(declared.unmount).toEqual(expect.arrayContaining(['--timeout']));
     expect(declared.stats).toEqual(expect.arrayContaining(['--json', '--watch']));
     for (const [command, flags] of Object.entries(declared)) {
