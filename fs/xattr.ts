@@ -91,6 +91,8 @@ export function decodeMap(value: string): Array<{ state: string; pages: number }
 type NodeCb<T = void> = (err: Error | null, value?: T) => void;
 interface NativeXattr {
   lgetxattr(path: string, name: string, cb: NodeCb<Buffer>): void;
+  /** cb(res, value): res 0 or -errno, no Error object (absent from older builds of the patch). */
+  lgetxattrRaw?: (path: string, name: string, cb: (res: number, value?: Buffer) => void) => void;
   lsetxattr(path: string, name: string, value: Buffer, flags: number, cb: NodeCb): void;
   llistxattr(path: string, cb: NodeCb<string[]>): void;
   lremovexattr(path: string, name: string, cb: NodeCb): void;
@@ -129,6 +131,7 @@ export function backingGetXattrCb(file: string, name: string, cb: (errno: number
     execGetXattr(file, name).then((v) => cb(0, v), (err: unknown) => cb(toErrno(err)));
     return;
   }
+  if (n.lgetxattrRaw !== undefined) return n.lgetxattrRaw(file, name, cb);
   n.lgetxattr(file, name, (err, value) => (err === null ? cb(0, value) : cb(toErrno(err))));
 }
 
