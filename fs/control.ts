@@ -63,6 +63,8 @@ export interface StatsDocument {
   /** Windows read ahead in the background because a reader reached the last one (no fault). */
   asyncReadaheads: number;
   backingReadBytes: number;
+  /** Backing reads served from the OS page cache without the thread pool (small reads). */
+  cachedBackingReads: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
   files: Array<{ path: string; size: number; residentBytes: number; dirtyBytes: number; faults: number; evictedPages: number; opens: number }>;
@@ -117,6 +119,7 @@ export function statsDocument(dp: PagerService): StatsDocument {
     readaheadWastePages: m.readaheadWastePages,
     asyncReadaheads: m.asyncReadaheads,
     backingReadBytes: m.backingReadBytes,
+    cachedBackingReads: m.cachedBackingReads,
     latencyP50Ms: m.latency.quantile(0.5),
     latencyP99Ms: m.latency.quantile(0.99),
     files,

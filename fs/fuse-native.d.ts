@@ -15,6 +15,8 @@ declare module 'fuse-native' {
     unmount(cb: (err: Error | null) => void): void;
     _fuseOptions(): string;
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
+    /** The patched binding's (level 4) preadv2(RWF_NOWAIT): bytes read, or -errno (-EAGAIN: not cached). */
+    static preadCached?: (fd: number, buffers: Buffer[], position: number) => number;
   }
   export = Fuse;
 }

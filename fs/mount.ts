@@ -139,6 +139,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
         readaheadMaxBytes: config.readaheadBytes,
         answerTimeoutMs: config.requestTimeoutMs,
         chdirToRoot: true,
+        readCached: Fuse.preadCached,
       },
     });
   } catch (err) {

@@ -28,6 +28,8 @@ export class PagerMetrics {
   suppliedPages = 0;
   backingReadBytes = 0;
   backingReads = 0;
+  /** Backing reads served from the OS page cache on the pager's thread (DirectoryPagerOptions.readCached). */
+  cachedBackingReads = 0;
   failedRequests = 0;
   /** Failures by ZxStatus name. */
   readonly failuresByStatus: Record<string, number> = {};
@@ -60,6 +62,7 @@ export class PagerMetrics {
       suppliedPages: this.suppliedPages,
       backingReadBytes: this.backingReadBytes,
       backingReads: this.backingReads,
+      cachedBackingReads: this.cachedBackingReads,
       failedRequests: this.failedRequests,
       failuresByStatus: { ...this.failuresByStatus },
       injectedFaults: this.injectedFaults,

@@ -20,6 +20,7 @@ import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type * as Library from './api.js';
 import type { Pager, VmObjectPaged, VmSystem, ZxStatus } from '../src/index.js';
+import type { CachedRead } from './directory-pager.js';
 import type { FaultInjector } from './faults.js';
 import type { PagerService, PagerServiceOptions } from './service.js';
 
@@ -63,6 +64,8 @@ export interface ServiceSettings {
   readonly answerTimeoutMs: number | undefined;
   /** The mount daemon works from the source directory (long paths); false in tests and libraries. */
   readonly chdirToRoot: boolean;
+  /** Small backing reads from the page cache without the thread pool (the mount: the patched binding's). */
+  readonly readCached?: CachedRead;
 }
 
 /** The PagerService options the mount's settings give (what a module passes on to a service it builds). */

@@ -1,0 +1,103 @@
+/**
+ * Small backing reads from the OS page cache without the thread pool: the patched binding's
+ * Fuse.preadCached (preadv2 with RWF_NOWAIT) on its own, and the DirectoryPager that uses it for
+ * reads of up to 64 KiB (DirectoryPagerOptions.readCached), with the thread pool as the fallback.
+ * The backing directory is on the machine's disk file system (os.tmpdir()), which supports it.
+ */
+import { execFileSync } from 'node:child_process';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PAGE_SIZE, cleanupEnvs, makeEnv, pattern, readVmo } from './helpers.js';
+
+afterEach(cleanupEnvs);
+
+type PreadCached = (fd: number, buffers: Buffer[], position: number) => number;
+const Fuse = createRequire(import.meta.url)('fuse-native') as { preadCached?: PreadCached; PAGERFS_PATCH_LEVEL?: number };
+
+function preadCached(): PreadCached {
+  if (typeof Fuse.preadCached !== 'function') {
+    throw new Error(`fuse-native has no preadCached (patch level ${Fuse.PAGERFS_PATCH_LEVEL}): run scripts/setup.sh`);
+  }
+  return Fuse.preadCached;
+}
+
+/** Drops the file's clean pages from the OS page cache (POSIX_FADV_DONTNEED; Node has no fadvise). */
+function dropFromPageCache(file: string): void {
+  execFileSync('python3', ['-c', 'import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nos.fsync(fd)\nos.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)', file]);
+}
+
+const EAGAIN = 11;
+const EBADF = 9;
+const EINVAL = 22;
+
+describe('Fuse.preadCached (preadv2 with RWF_NOWAIT)', () => {
+  it('reads cached bytes into several buffers, 0 at the end, -errno for a bad fd or buffer list', () => {
+    const env = makeEnv();
+    const data = pattern(5 * PAGE_SIZE, 3);
+    env.put('c.bin', data);
+    const fd = openSync(path.join(env.dir, 'c.bin'), 'r');
+    try {
+      readSync(fd, Buffer.alloc(data.length), 0, data.length, 0); // in the page cache now
+      const a = Buffer.alloc(PAGE_SIZE);
+      const b = Buffer.alloc(2 * PAGE_SIZE);
+      expect(preadCached()(fd, [a, b], PAGE_SIZE + 10)).toBe(3 * PAGE_SIZE);
+      expect(Buffer.concat([a, b]).equals(data.subarray(PAGE_SIZE + 10, 4 * PAGE_SIZE + 10))).toBe(true);
+      expect(preadCached()(fd, [a], data.length - 100)).toBe(100);
+      expect(preadCached()(fd, [a], data.length)).toBe(0);
+      expect(preadCached()(9999, [a], 0)).toBe(-EBADF);
+      expect(preadCached()(fd, [], 0)).toBe(-EINVAL);
+      expect(preadCached()(fd, Array.from({ length: 65 }, () => a), 0)).toBe(-EINVAL);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('answers -EAGAIN instead of waiting for the disk when the range is not cached', () => {
+    const env = makeEnv();
+    env.put('cold.bin', pattern(64 * PAGE_SIZE, 4));
+    const file = path.join(env.dir, 'cold.bin');
+    dropFromPageCache(file);
+    const fd = openSync(file, 'r');
+    try {
+      expect(preadCached()(fd, [Buffer.alloc(PAGE_SIZE)], 40 * PAGE_SIZE)).toBe(-EAGAIN);
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
+
+describe('DirectoryPager with readCached', () => {
+  it('serves single-page faults of a cached file without the thread pool, every byte right', async () => {
+    const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes: 0, readCached: preadCached() });
+    const data = pattern(256 * PAGE_SIZE, 5);
+    env.put('r.bin', data);
+    env.backing('r.bin'); // read once: in the page cache
+    const f = await env.dp.open('r.bin');
+    const pages = [7, 200, 3, 255, 128, 64, 1, 0];
+    for (const p of pages) {
+      expect((await readVmo(f.vmo, p * PAGE_SIZE, PAGE_SIZE)).equals(data.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE))).toBe(true);
+    }
+    const m = env.dp.metrics;
+    expect(m.backingReads).toBe(pages.length);
+    expect(m.cachedBackingReads).toBe(pages.length);
+    expect(m.backingReadBytes).toBe(pages.length * PAGE_SIZE);
+  });
+
+  it('reads pages dropped from the page cache through the thread pool instead, and large reads always', async () => {
+    const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes: 0, readCached: preadCached() });
+    const data = pattern(300 * PAGE_SIZE, 6);
+    env.put('d.bin', data);
+    dropFromPageCache(path.join(env.dir, 'd.bin'));
+    const f = await env.dp.open('d.bin');
+    expect((await readVmo(f.vmo, 50 * PAGE_SIZE, PAGE_SIZE)).equals(data.subarray(50 * PAGE_SIZE, 51 * PAGE_SIZE))).toBe(true);
+    const m = env.dp.metrics;
+    expect(m.backingReads).toBe(1);
+    expect(m.cachedBackingReads).toBe(0);
+    // 64 pages (256 KiB) in one request: above the 64 KiB limit, read on the pool.
+    expect((await readVmo(f.vmo, 100 * PAGE_SIZE, 64 * PAGE_SIZE)).equals(data.subarray(100 * PAGE_SIZE, 164 * PAGE_SIZE))).toBe(true);
+    expect(m.cachedBackingReads).toBe(0);
+    expect((await readVmo(f.vmo, 0, data.length)).equals(data)).toBe(true);
+  });
+});
