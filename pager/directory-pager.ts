@@ -103,6 +103,8 @@ export class PagedFile extends ServedFile {
   backingSize = 0;
   /** Page runs known to be zero in the backing file (we extended it with ftruncate). */
   knownZero: Array<{ start: number; end: number }> = [];
+  /** Bytes reached the backing file (written or truncated) since its last fdatasync. */
+  unsynced = false;
   private lock: Promise<void> = Promise.resolve();
 
   constructor(key: number, relPath: string, identity: string, vmo: VmObjectPaged, readonly fh: FileHandle, writable: boolean) {
@@ -547,6 +549,10 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (ranges.length > 0 && !file.writable) {
       throw Object.assign(new Error(`"${file.relPath}" is read-only in the backing directory`), { code: 'EROFS', errno: -30 });
     }
+    // Nothing to write, the size already right, nothing unsynced: leave the backing file alone
+    // (unmount asks this of every file it ever opened; a stat and an fdatasync each added up).
+    if (ranges.length === 0 && file.backingSize === vmo.contentSizeBytes && !(sync && file.unsynced)) return;
+    if (ranges.length > 0) file.unsynced = true;
     file.dirtySince = null;
     // Writeback changes what the store has free: the next room check must look again.
     this.spaceCache = null;
@@ -582,9 +588,15 @@ export class DirectoryPager extends PagerService<PagedFile> {
         if (now > 0) this.pager.opRange(PagerOp.WRITEBACK_END, vmo, r.offset, now);
         this.metrics.writebackPages += length / PAGE_SIZE;
       }
-      if (backingSize !== vmo.contentSizeBytes) await file.fh.truncate(vmo.contentSizeBytes);
+      if (backingSize !== vmo.contentSizeBytes) {
+        file.unsynced = true;
+        await file.fh.truncate(vmo.contentSizeBytes);
+      }
       file.backingSize = vmo.contentSizeBytes;
-      if (sync) await file.fh.datasync();
+      if (sync) {
+        await file.fh.datasync();
+        file.unsynced = false;
+      }
     } catch (err) {
       this.metrics.writebackErrors++;
       file.dirtySince ??= performance.now();
@@ -636,6 +648,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
       const oldSize = file.vmo.contentSizeBytes;
       file.vmo.resize(sizeBytes);
       if (!file.writable) throw Object.assign(new Error('read-only backing file'), { code: 'EROFS', errno: -30 });
+      file.unsynced = true;
       await file.fh.truncate(sizeBytes);
       file.backingSize = sizeBytes;
       if (sizeBytes > oldSize) {
