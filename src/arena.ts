@@ -250,7 +250,7 @@ export class PhysicalPageArena {
     this.chunks[frame >>> CHUNK_SHIFT].copy(dst, dstOffset, start, start + length);
   }
 
-  /** Copies `length` bytes of `src[srcOffset...]` into `frame` at `inPage`. No allocation. */
+  /** Copies `length` bytes of `src[srcOffset...]` into `frame` at `inPage` (and the frames after it in its chunk). One view of src. */
   copyIn(frame: number, inPage: number, src: Uint8Array, srcOffset: number, length: number): void {
     const start = ((frame & CHUNK_MASK) << PAGE_SHIFT) + inPage;
     this.chunks[frame >>> CHUNK_SHIFT].set(src.subarray(srcOffset, srcOffset + length), start);

@@ -529,18 +529,38 @@ export class VmObjectPaged extends VmObject {
     const arena = this.system.arena;
     const endByte = offsetBytes + lengthBytes;
     const endPage = pagesCeil(endByte);
+    // As in readStep, pages whose frames are consecutive in one chunk are copied with one copy.
+    let runFrame = NO_FRAME;
+    let runNextFrame = NO_FRAME;
+    let runInPage = 0;
+    let runSrc = 0;
+    let runBytes = 0;
     let pos = offsetBytes;
     while (pos < endByte) {
       const page = Math.floor(pos / PAGE_SIZE);
       const inPage = pos - page * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, endByte - pos);
       const frame = this.writablePage(page, endPage);
-      if (frame === NO_FRAME) return pos - offsetBytes;
-      arena.copyIn(frame, inPage, src, srcOffset + (pos - offsetBytes), n);
+      if (frame === NO_FRAME) {
+        if (runBytes > 0) arena.copyIn(runFrame, runInPage, src, runSrc, runBytes);
+        return pos - offsetBytes;
+      }
       if ((arena.frames.flags[frame] & FrameFlag.Accessed) === 0) this.system.markAccessed(frame);
       this.modified = true;
+      if (frame === runNextFrame && inPage === 0 && arena.sameChunk(runFrame, frame)) {
+        runBytes += n;
+        runNextFrame = frame + 1;
+      } else {
+        if (runBytes > 0) arena.copyIn(runFrame, runInPage, src, runSrc, runBytes);
+        runFrame = frame;
+        runNextFrame = frame + 1;
+        runInPage = inPage;
+        runSrc = srcOffset + (pos - offsetBytes);
+        runBytes = n;
+      }
       pos += n;
     }
+    if (runBytes > 0) arena.copyIn(runFrame, runInPage, src, runSrc, runBytes);
     return lengthBytes;
   }
 
