@@ -131,6 +131,8 @@ export interface ArenaCounters {
 
 export class PhysicalPageArena {
   readonly frames = new FrameTable();
+  /** The copy coalescer of readStep / writeStep (see FrameCopyRun). */
+  readonly copyRun: FrameCopyRun = new FrameCopyRun(this);
   /** Chunk c holds frames [c * CHUNK_FRAMES, (c + 1) * CHUNK_FRAMES). Never reallocated. */
   private readonly chunks: Buffer[] = [];
   /** The region chunks are being cut from, and the bytes of it already cut (see the header). */
@@ -307,5 +309,57 @@ export class PhysicalPageArena {
     assert(n === this.freeCount, `free list length ${n} != ${this.freeCount}`);
     assert(this.freeCount + this.used === this.capacityFrames,
       `free ${this.freeCount} + used ${this.used} != capacity ${this.capacityFrames}`);
+  }
+}
+
+/**
+ * Coalesces the page-sized copies of one read or write between frames and a buffer: pages whose
+ * frames are consecutive in one chunk become one copy (frames of one supply usually are, so a
+ * resident 128 KiB read is typically a single copy). One per arena, reused: a step starts it, adds
+ * each page, and flushes before returning; steps are synchronous and never nested.
+ */
+export class FrameCopyRun {
+  private buf: Uint8Array = new Uint8Array(0);
+  private intoFrames = false;
+  private frame = NO_FRAME;
+  private nextFrame = NO_FRAME;
+  private inPage = 0;
+  private bufOffset = 0;
+  private bytes = 0;
+
+  constructor(private readonly arena: PhysicalPageArena) {}
+
+  /** Starts a step: copies go from the frames into `buf` (reads), or from `buf` into them (writes). */
+  start(buf: Uint8Array, intoFrames: boolean): void {
+    assert(this.bytes === 0, 'FrameCopyRun: a step started inside another');
+    this.buf = buf;
+    this.intoFrames = intoFrames;
+    this.bytes = 0;
+    this.nextFrame = NO_FRAME;
+  }
+
+  /** `length` bytes at `inPage` of `frame` go to or come from `buf[bufOffset...]`. */
+  add(frame: number, inPage: number, bufOffset: number, length: number): void {
+    if (frame === this.nextFrame && inPage === 0 && this.arena.sameChunk(this.frame, frame)) {
+      this.bytes += length;
+      this.nextFrame = frame + 1;
+      return;
+    }
+    this.flush();
+    this.frame = frame;
+    this.nextFrame = frame + 1;
+    this.inPage = inPage;
+    this.bufOffset = bufOffset;
+    this.bytes = length;
+  }
+
+  /** Copies what was added so far; the next add starts a new run. */
+  flush(): void {
+    if (this.bytes > 0) {
+      if (this.intoFrames) this.arena.copyIn(this.frame, this.inPage, this.buf, this.bufOffset, this.bytes);
+      else this.arena.copyOut(this.frame, this.inPage, this.buf, this.bufOffset, this.bytes);
+    }
+    this.bytes = 0;
+    this.nextFrame = NO_FRAME;
   }
 }

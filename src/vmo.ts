@@ -474,13 +474,8 @@ export class VmObjectPaged extends VmObject {
     const arena = this.system.arena;
     const flags = arena.frames.flags;
     const endByte = offsetBytes + lengthBytes;
-    // Pages whose frames are consecutive in one chunk are copied with one copy (a "run"): frames
-    // of one supply usually are, so a resident 128 KiB read is typically a single copy.
-    let runFrame = NO_FRAME;
-    let runNextFrame = NO_FRAME;
-    let runInPage = 0;
-    let runDst = 0;
-    let runBytes = 0;
+    const run = arena.copyRun;
+    run.start(dst, false);
     let pos = offsetBytes;
     while (pos < endByte) {
       const page = Math.floor(pos / PAGE_SIZE);
@@ -491,23 +486,11 @@ export class VmObjectPaged extends VmObject {
       const r = own !== NO_FRAME ? own : this.resolve(page, false);
       if (r >= 0) {
         if ((flags[r] & FrameFlag.Accessed) === 0) this.system.markAccessed(r);
-        if (r === runNextFrame && inPage === 0 && arena.sameChunk(runFrame, r)) {
-          runBytes += n;
-          runNextFrame = r + 1;
-        } else {
-          if (runBytes > 0) arena.copyOut(runFrame, runInPage, dst, runDst, runBytes);
-          runFrame = r;
-          runNextFrame = r + 1;
-          runInPage = inPage;
-          runDst = dstOffset + (pos - offsetBytes);
-          runBytes = n;
-        }
+        run.add(r, inPage, dstOffset + (pos - offsetBytes), n);
         pos += n;
         continue;
       }
-      if (runBytes > 0) arena.copyOut(runFrame, runInPage, dst, runDst, runBytes);
-      runBytes = 0;
-      runNextFrame = NO_FRAME;
+      run.flush();
       if (r === RESOLVE_ZERO) {
         dst.fill(0, dstOffset + (pos - offsetBytes), dstOffset + (pos - offsetBytes) + n);
       } else if (r === RESOLVE_MISSING) {
@@ -518,7 +501,7 @@ export class VmObjectPaged extends VmObject {
       }
       pos += n;
     }
-    if (runBytes > 0) arena.copyOut(runFrame, runInPage, dst, runDst, runBytes);
+    run.flush();
     return lengthBytes;
   }
 
@@ -529,38 +512,26 @@ export class VmObjectPaged extends VmObject {
     const arena = this.system.arena;
     const endByte = offsetBytes + lengthBytes;
     const endPage = pagesCeil(endByte);
-    // As in readStep, pages whose frames are consecutive in one chunk are copied with one copy.
-    let runFrame = NO_FRAME;
-    let runNextFrame = NO_FRAME;
-    let runInPage = 0;
-    let runSrc = 0;
-    let runBytes = 0;
+    const run = arena.copyRun;
+    run.start(src, true);
     let pos = offsetBytes;
-    while (pos < endByte) {
-      const page = Math.floor(pos / PAGE_SIZE);
-      const inPage = pos - page * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - inPage, endByte - pos);
-      const frame = this.writablePage(page, endPage);
-      if (frame === NO_FRAME) {
-        if (runBytes > 0) arena.copyIn(runFrame, runInPage, src, runSrc, runBytes);
-        return pos - offsetBytes;
+    try {
+      while (pos < endByte) {
+        const page = Math.floor(pos / PAGE_SIZE);
+        const inPage = pos - page * PAGE_SIZE;
+        const n = Math.min(PAGE_SIZE - inPage, endByte - pos);
+        // Pages made writable but not yet copied stay put meanwhile: they are Dirty (or anonymous),
+        // and neither is ever evicted by the allocations a later page may make.
+        const frame = this.writablePage(page, endPage);
+        if (frame === NO_FRAME) return pos - offsetBytes;
+        if ((arena.frames.flags[frame] & FrameFlag.Accessed) === 0) this.system.markAccessed(frame);
+        this.modified = true;
+        run.add(frame, inPage, srcOffset + (pos - offsetBytes), n);
+        pos += n;
       }
-      if ((arena.frames.flags[frame] & FrameFlag.Accessed) === 0) this.system.markAccessed(frame);
-      this.modified = true;
-      if (frame === runNextFrame && inPage === 0 && arena.sameChunk(runFrame, frame)) {
-        runBytes += n;
-        runNextFrame = frame + 1;
-      } else {
-        if (runBytes > 0) arena.copyIn(runFrame, runInPage, src, runSrc, runBytes);
-        runFrame = frame;
-        runNextFrame = frame + 1;
-        runInPage = inPage;
-        runSrc = srcOffset + (pos - offsetBytes);
-        runBytes = n;
-      }
-      pos += n;
+    } finally {
+      run.flush();
     }
-    if (runBytes > 0) arena.copyIn(runFrame, runInPage, src, runSrc, runBytes);
     return lengthBytes;
   }
 
