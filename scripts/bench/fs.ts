@@ -9,9 +9,11 @@
  *    (direct_io by default; `--peers-kernel-cache` mounts them as `pagerfs --kernel-cache` would be);
  *  - bindfs (C passthrough, Debian's, default options) and rclone mount (`--vfs-cache-mode full`,
  *    cache size = the budget, Debian's): installed with apt-get when missing;
- *  - pagerfs cold (a fresh mount for every sample: every page comes through the pager) and pagerfs
- *    warm (one mount, everything read once in the warm-up round and resident since: the budget
- *    holds the data set and the written file).
+ *  - pagerfs cold (a fresh mount for every sample: every page comes through the pager, into arena
+ *    memory touched for the first time), pagerfs cold in one daemon (emptied before every sample,
+ *    so the pages come through the pager into memory it touched before: the cost a long-running
+ *    daemon pays), and pagerfs warm (one mount, everything read once in the warm-up round and
+ *    resident since: the budget holds the data set and the written file).
  * Every daemon is its own process; every measured operation is a child process (dd, fio, xargs cat,
  * ls), timed from spawn to exit (fio: its own runtime). Rounds: one warm-up round (the rows that
  * read every file, on the systems with a cache to fill: rclone and pagerfs warm; then every system's
@@ -33,6 +35,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { StatsDocument } from '../../fs/control.js';
+import { MIN_BUDGET_PAGES, PAGE_SIZE } from '../../src/index.js';
 import { buildDataSet, type DataSet, type DataSetShape } from './fs-data.js';
 import { compareFiles, haveCommand, listTree, randRead, readFiles, seqRead, writeFsync, type Timed } from './fs-drivers.js';
 import { DriverTimeout, cannotMount, openSandbox, pagerfsSpec, procCounters, type Daemon, type DaemonSpec, type Reaper } from './fs-procs.js';
@@ -87,7 +90,7 @@ const QUICK: Scale = {
   sampleTimeoutS: 10,
 };
 
-type SystemId = 'direct' | 'passthrough' | 'memory' | 'bindfs' | 'rclone' | 'pagerfs-cold' | 'pagerfs-warm';
+type SystemId = 'direct' | 'passthrough' | 'memory' | 'bindfs' | 'rclone' | 'pagerfs-cold' | 'pagerfs-evicted' | 'pagerfs-warm';
 
 interface Env {
   ctx: SuiteContext;
@@ -122,6 +125,12 @@ class System {
     private readonly spec: (() => DaemonSpec) | null,
     /** A fresh daemon for every sample. */
     readonly cold = false,
+    /**
+     * One daemon, emptied before every sample: the budget drops to its minimum and back through
+     * .pagerfs/budget, which evicts every clean page but keeps the arena's memory (cold reads into
+     * memory the daemon already touched, as in a daemon that has run a while).
+     */
+    readonly evictFirst = false,
   ) {
     this.root = spec === null ? env.data.dir : path.join(env.tmp, 'mnt', id);
     if (spec !== null) fs.mkdirSync(this.root, { recursive: true });
@@ -139,6 +148,11 @@ class System {
   async acquire(): Promise<string> {
     if (this.cold) this.daemon = await this.env.reaper.startDaemon(this.spec!());
     if (this.spec !== null && this.daemon?.hasExited !== false) throw new Error(`${this.label}: the daemon is not running`);
+    if (this.evictFirst) {
+      const budget = path.join(this.root, '.pagerfs', 'budget');
+      fs.writeFileSync(budget, `${MIN_BUDGET_PAGES * PAGE_SIZE}`);
+      fs.writeFileSync(budget, `${this.env.scale.budgetBytes}`);
+    }
     return this.root;
   }
 
@@ -207,10 +221,13 @@ function makeSystems(env: Env, have: { bindfs: boolean; rclone: boolean }): Syst
       logFile: log('rclone'),
     })),
     new System('pagerfs-cold', 'pagerfs cold', env, () => pagerfsDaemon(env, 'pagerfs-cold', mnt('pagerfs-cold'), env.scale.budgetBytes), true),
+    new System('pagerfs-evicted', 'pagerfs cold, one daemon', env,
+      () => pagerfsDaemon(env, 'pagerfs-evicted', mnt('pagerfs-evicted'), env.scale.budgetBytes), false, true),
     new System('pagerfs-warm', 'pagerfs warm', env, () => pagerfsDaemon(env, 'pagerfs-warm', mnt('pagerfs-warm'), env.scale.budgetBytes)),
   ];
   systems[4].needsWarmup = true;
-  systems[6].needsWarmup = true;
+  systems[6].needsWarmup = true; // one daemon's arena memory touched once before its cold samples
+  systems[7].needsWarmup = true;
   if (!have.bindfs) systems[3].unavailable = 'bindfs is not installed and apt-get could not install it';
   if (!have.rclone) systems[4].unavailable = 'rclone is not installed and apt-get could not install it';
   return systems;
@@ -532,7 +549,8 @@ async function sweep(env: Env, useFio: boolean, notes: string[]): Promise<SweepP
 
 function profileTables(env: Env, rowDefs: Row[], tables: Table[], raw: Record<string, unknown>): void {
   if (env.profileDir === null || !fs.existsSync(env.profileDir)) return;
-  const groups: Array<[SystemId, string]> = [['pagerfs-warm', 'pagerfs warm'], ['pagerfs-cold', 'pagerfs cold'], ['passthrough', 'Node passthrough'],
+  const groups: Array<[SystemId, string]> = [['pagerfs-warm', 'pagerfs warm'], ['pagerfs-cold', 'pagerfs cold'], ['pagerfs-evicted', 'pagerfs cold, one daemon'],
+    ['passthrough', 'Node passthrough'],
     ['memory', 'Node memory server']];
   const summaries: Record<string, unknown> = {};
   const busyRows: string[][] = rowDefs.map((r) => [r.label]);
@@ -551,7 +569,7 @@ function profileTables(env: Env, rowDefs: Row[], tables: Table[], raw: Record<st
       (summaries[id] as Record<string, unknown>)[r.id] = sum;
       const wallMs = windows.reduce((acc, [a, b]) => acc + (b - a) / 1000, 0);
       busyRows[i].push(`${((100 * sum.busyMs) / wallMs).toFixed(0)}%`);
-      if (id === 'pagerfs-warm' || id === 'pagerfs-cold') {
+      if (id === 'pagerfs-warm' || id === 'pagerfs-cold' || id === 'pagerfs-evicted') {
         topRows.push([`${label}: ${r.short}`, sum.top.slice(0, 4).map((e) => `${e.name} ${(e.share * 100).toFixed(0)}%`).join('; ')]);
       }
     });
@@ -716,7 +734,9 @@ export const fsSuite: Suite = {
         `Rounds: ${scale.warmupRounds} warm-up (the rows that read every file — ${rowDefs.filter((r) => r.warmup).map((r) => r.short).join(', ')} — on the systems with a cache to fill: ` +
           `${systems.filter((s) => s.needsWarmup).map((s) => s.label).join(', ')}; then every system's bytes are checked with cmp) + ${scale.runs} measured, ` +
           'system order rotated per round. Every operation is a child process (dd, fio, xargs cat, ls -lR), timed spawn to exit (fio: its runtime).',
-        'pagerfs cold: a fresh mount for every sample (mounting untimed); pagerfs warm: one mount whose budget holds the data set, read in the warm-up.',
+        'pagerfs cold: a fresh mount for every sample (mounting untimed; the goals use this column); pagerfs cold, one daemon: one mount read in the warm-up, ' +
+          'emptied before every sample (budget to its minimum and back: every page comes through the pager again, into memory the daemon has touched before); ' +
+          'pagerfs warm: one mount whose budget holds the data set, read in the warm-up.',
         ...notes,
       ],
       tables, goals, raw,
