@@ -141,6 +141,11 @@ export class DirectoryPager extends PagerService<PagedFile> {
   private readonly readOnly: boolean;
   /** The small-read fast path, or null; set to null for good when the file system cannot do it. */
   private readCached: CachedRead | null;
+  /**
+   * The file last opened at each path: a hint only, checked against the path's identity before use
+   * (a rename or a replacement behind pagerfs's back makes it miss, never wrong).
+   */
+  private readonly openedAt = new Map<string, PagedFile>();
   private spaceCache: { at: number; freeBytes: number } | null = null;
   /**
    * Files whose content may run past their backing file's end (grown by writes, not yet written
@@ -189,6 +194,25 @@ export class DirectoryPager extends PagerService<PagedFile> {
   async open(relPath: string): Promise<PagedFile> {
     if (this.shuttingDown) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'the pager is shutting down');
     const full = this.backingPath(relPath);
+    const rel = relPath.replace(/^\/+/, '');
+    // A file opened here before and still served: one lstat shows the path still names it, where
+    // opening the path again only to find the same inode took three trips to the thread pool.
+    const known = this.openedAt.get(rel);
+    if (known !== undefined) {
+      const st = await fsp.lstat(full).catch(() => null);
+      if (st !== null && st.isFile() && identityOf(st) === known.identity && this.fileByIdentity(known.identity) === known) {
+        known.opens++;
+        return known;
+      }
+      this.openedAt.delete(rel);
+    }
+    const file = await this.openPath(relPath, full);
+    if (this.openedAt.size > 2 * this.byKey.size + 1024) this.openedAt.clear(); // stale aliases: start over
+    this.openedAt.set(rel, file);
+    return file;
+  }
+
+  private async openPath(relPath: string, full: string): Promise<PagedFile> {
     let fh: FileHandle;
     let writable = !this.readOnly;
     try {
@@ -242,6 +266,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
   protected async opened(_file: PagedFile): Promise<void> {}
 
   protected override onComplete(file: PagedFile): void {
+    if (this.openedAt.get(file.relPath) === file) this.openedAt.delete(file.relPath);
     void file.fh.close().catch(() => undefined);
   }
 

@@ -235,6 +235,26 @@ describe('opening files', () => {
     expect(env.dp.fileByKey(a.key)).toBe(a);
   });
 
+  it('a path reopened after its file was replaced behind pagerfs opens the new file, not the served VMO', async () => {
+    const env = makeEnv();
+    env.put('r.bin', pattern(3 * PAGE_SIZE, 1));
+    const old = await env.dp.open('r.bin');
+    expect((await readVmo(old.vmo, 0, PAGE_SIZE)).equals(pattern(3 * PAGE_SIZE, 1).subarray(0, PAGE_SIZE))).toBe(true);
+    await env.dp.release(old);
+    // Another file renamed over the name: same path, another inode.
+    env.put('other.bin', pattern(2 * PAGE_SIZE, 2));
+    renameSync(path.join(env.dir, 'other.bin'), path.join(env.dir, 'r.bin'));
+    const fresh = await env.dp.open('r.bin');
+    expect(fresh).not.toBe(old);
+    expect(fresh.vmo.contentSizeBytes).toBe(2 * PAGE_SIZE);
+    expect((await readVmo(fresh.vmo, 0, 2 * PAGE_SIZE)).equals(pattern(2 * PAGE_SIZE, 2))).toBe(true);
+    // And a name that is now a directory fails as before.
+    await env.dp.release(fresh);
+    unlinkSync(path.join(env.dir, 'r.bin'));
+    mkdirSync(path.join(env.dir, 'r.bin'));
+    await expect(env.dp.open('r.bin')).rejects.toMatchObject({ code: 'EISDIR' });
+  });
+
   it('renamed() updates relPath of a renamed file and of files under a renamed directory', async () => {
     const env = makeEnv();
     env.put('dir/a.bin', pattern(10, 1));
