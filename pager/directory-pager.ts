@@ -576,7 +576,10 @@ export class DirectoryPager extends PagerService<PagedFile> {
     }
     // Nothing to write, the size already right, nothing unsynced: leave the backing file alone
     // (unmount asks this of every file it ever opened; a stat and an fdatasync each added up).
-    if (ranges.length === 0 && file.backingSize === vmo.contentSizeBytes && !(sync && file.unsynced)) return;
+    if (ranges.length === 0 && file.backingSize === vmo.contentSizeBytes && !(sync && file.unsynced)) {
+      file.dirtySince = null; // its dirty pages went (truncated away): nothing ages any more
+      return;
+    }
     if (ranges.length > 0) file.unsynced = true;
     file.dirtySince = null;
     // Writeback changes what the store has free: the next room check must look again.
