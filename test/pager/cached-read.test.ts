@@ -5,7 +5,7 @@
  * The backing directory is on the machine's disk file system (os.tmpdir()), which supports it.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -23,6 +23,23 @@ function preadCached(): PreadCached {
   return Fuse.preadCached;
 }
 
+/** These tests need a backing file system with non-blocking buffered reads (ext4, xfs, btrfs; not tmpfs). */
+function requireNoWaitReads(dir: string): void {
+  const probe = path.join(dir, '.probe');
+  writeFileSync(probe, 'x');
+  const fd = openSync(probe, 'r');
+  try {
+    const n = preadCached()(fd, [Buffer.alloc(1)], 0);
+    if (n === -EOPNOTSUPP) {
+      throw new Error(`cannot run here: ${dir} is on a file system without RWF_NOWAIT reads (statfs type 0x${statfsSync(dir).type.toString(16)}); ` +
+        'point TMPDIR at a disk file system');
+    }
+  } finally {
+    closeSync(fd);
+    unlinkSync(probe);
+  }
+}
+
 /** Drops the file's clean pages from the OS page cache (POSIX_FADV_DONTNEED; Node has no fadvise). */
 function dropFromPageCache(file: string): void {
   execFileSync('python3', ['-c', 'import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nos.fsync(fd)\nos.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)', file]);
@@ -31,10 +48,12 @@ function dropFromPageCache(file: string): void {
 const EAGAIN = 11;
 const EBADF = 9;
 const EINVAL = 22;
+const EOPNOTSUPP = 95;
 
 describe('Fuse.preadCached (preadv2 with RWF_NOWAIT)', () => {
   it('reads cached bytes into several buffers, 0 at the end, -errno for a bad fd or buffer list', () => {
     const env = makeEnv();
+    requireNoWaitReads(env.dir);
     const data = pattern(5 * PAGE_SIZE, 3);
     env.put('c.bin', data);
     const fd = openSync(path.join(env.dir, 'c.bin'), 'r');
@@ -56,6 +75,7 @@ describe('Fuse.preadCached (preadv2 with RWF_NOWAIT)', () => {
 
   it('answers -EAGAIN instead of waiting for the disk when the range is not cached', () => {
     const env = makeEnv();
+    requireNoWaitReads(env.dir);
     env.put('cold.bin', pattern(64 * PAGE_SIZE, 4));
     const file = path.join(env.dir, 'cold.bin');
     dropFromPageCache(file);
@@ -71,6 +91,7 @@ describe('Fuse.preadCached (preadv2 with RWF_NOWAIT)', () => {
 describe('DirectoryPager with readCached', () => {
   it('serves single-page faults of a cached file without the thread pool, every byte right', async () => {
     const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes: 0, readCached: preadCached() });
+    requireNoWaitReads(env.dir);
     const data = pattern(256 * PAGE_SIZE, 5);
     env.put('r.bin', data);
     env.backing('r.bin'); // read once: in the page cache
@@ -87,6 +108,7 @@ describe('DirectoryPager with readCached', () => {
 
   it('reads pages dropped from the page cache through the thread pool instead, and large reads always', async () => {
     const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes: 0, readCached: preadCached() });
+    requireNoWaitReads(env.dir);
     const data = pattern(300 * PAGE_SIZE, 6);
     env.put('d.bin', data);
     dropFromPageCache(path.join(env.dir, 'd.bin'));
