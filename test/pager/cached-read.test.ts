@@ -5,10 +5,12 @@
  * The backing directory is on the machine's disk file system (os.tmpdir()), which supports it.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { VmSystem } from '../../src/index.js';
+import { DirectoryPager } from '../../pager/index.js';
 import { PAGE_SIZE, cleanupEnvs, makeEnv, pattern, readVmo } from './helpers.js';
 
 afterEach(cleanupEnvs);
@@ -121,5 +123,38 @@ describe('DirectoryPager with readCached', () => {
     expect((await readVmo(f.vmo, 100 * PAGE_SIZE, 64 * PAGE_SIZE)).equals(data.subarray(100 * PAGE_SIZE, 164 * PAGE_SIZE))).toBe(true);
     expect(m.cachedBackingReads).toBe(0);
     expect((await readVmo(f.vmo, 0, data.length)).equals(data)).toBe(true);
+  });
+});
+
+describe('DirectoryPager with readCached on a file system without non-blocking reads', () => {
+  it('reads tmpfs files right: on EOPNOTSUPP it stops trying and reads on the thread pool', async () => {
+    const dir = mkdtempSync('/dev/shm/pagerfs-cached-');
+    const system = new VmSystem({ budgetBytes: 1024 * PAGE_SIZE });
+    let calls = 0;
+    const counted: PreadCached = (fd, buffers, position) => { calls++; return preadCached()(fd, buffers, position); };
+    const dp = new DirectoryPager({ system, backingDir: dir, readaheadMaxBytes: 0, readCached: counted });
+    dp.start();
+    try {
+      const data = pattern(64 * PAGE_SIZE, 7);
+      writeFileSync(path.join(dir, 't.bin'), data);
+      const probeFd = openSync(path.join(dir, 't.bin'), 'r');
+      const probe = preadCached()(probeFd, [Buffer.alloc(PAGE_SIZE)], 0);
+      closeSync(probeFd);
+      const f = await dp.open('t.bin');
+      for (const p of [5, 0, 63, 31]) {
+        expect((await readVmo(f.vmo, p * PAGE_SIZE, PAGE_SIZE)).equals(data.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE))).toBe(true);
+      }
+      expect(dp.metrics.backingReads).toBe(4);
+      // What this kernel's tmpfs answers decides which path ran; both must read right.
+      if (probe === -EOPNOTSUPP) {
+        expect(dp.metrics.cachedBackingReads).toBe(0);
+        expect(calls).toBe(1); // asked once, then never again
+      } else {
+        expect(dp.metrics.cachedBackingReads).toBe(4);
+      }
+    } finally {
+      await dp.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
