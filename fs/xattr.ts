@@ -9,8 +9,9 @@
  *   user.pagerfs.hint       (set) dont_need | always_need | normal | commit | evict
  * An unknown user.pagerfs.* name is ENODATA (get) or EINVAL (set); an unknown hint is EINVAL; both
  * change nothing. Node has no xattr calls, so pass-through uses the patched fuse-native's
- * Fuse.lgetxattr / lsetxattr / llistxattr / lremovexattr (native/README.md, patch level 3: the
- * system calls on libuv's thread pool, Node-style errors). Without them (an unpatched binding) it
+ * Fuse.lgetxattrRaw / lsetxattr / llistxattr / lremovexattr (native/README.md: the system calls on
+ * libuv's thread pool; errors as -errno for get, Node-style for the others). Without them (an
+ * unpatched binding) it
  * falls back to spawning Debian's getfattr/setfattr (attr, which scripts/setup.sh installs): correct,
  * but a process per call. Either way a final symlink is not followed (the link's own attributes).
  */
@@ -90,9 +91,8 @@ export function decodeMap(value: string): Array<{ state: string; pages: number }
 
 type NodeCb<T = void> = (err: Error | null, value?: T) => void;
 interface NativeXattr {
-  lgetxattr(path: string, name: string, cb: NodeCb<Buffer>): void;
-  /** cb(res, value): res 0 or -errno, no Error object (absent from older builds of the patch). */
-  lgetxattrRaw?: (path: string, name: string, cb: (res: number, value?: Buffer) => void) => void;
+  /** lgetxattr with cb(res, value): res 0 or -errno, no Error object (a missing attribute is the usual answer). */
+  lgetxattrRaw(path: string, name: string, cb: (res: number, value?: Buffer) => void): void;
   lsetxattr(path: string, name: string, value: Buffer, flags: number, cb: NodeCb): void;
   llistxattr(path: string, cb: NodeCb<string[]>): void;
   lremovexattr(path: string, name: string, cb: NodeCb): void;
@@ -111,7 +111,7 @@ function native(): NativeXattr | null {
     } catch {
       Fuse = null;
     }
-    nativeXattr = Fuse !== null && typeof Fuse.lgetxattr === 'function' && typeof Fuse.lsetxattr === 'function' &&
+    nativeXattr = Fuse !== null && typeof Fuse.lgetxattrRaw === 'function' && typeof Fuse.lsetxattr === 'function' &&
       typeof Fuse.llistxattr === 'function' && typeof Fuse.lremovexattr === 'function' ? Fuse as NativeXattr : null;
   }
   return nativeXattr;
@@ -131,8 +131,7 @@ export function backingGetXattrCb(file: string, name: string, cb: (errno: number
     execGetXattr(file, name).then((v) => cb(0, v), (err: unknown) => cb(toErrno(err)));
     return;
   }
-  if (n.lgetxattrRaw !== undefined) return n.lgetxattrRaw(file, name, cb);
-  n.lgetxattr(file, name, (err, value) => (err === null ? cb(0, value) : cb(toErrno(err))));
+  n.lgetxattrRaw(file, name, cb);
 }
 
 export async function backingSetXattr(file: string, name: string, value: Buffer): Promise<void> {

@@ -206,13 +206,14 @@ export class DirectoryPager extends PagerService<PagedFile> {
       }
       this.openedAt.delete(rel);
     }
-    const file = await this.openPath(relPath, full);
+    const file = await this.openPath(rel, full);
     if (this.openedAt.size > 2 * this.byKey.size + 1024) this.openedAt.clear(); // stale aliases: start over
     this.openedAt.set(rel, file);
     return file;
   }
 
-  private async openPath(relPath: string, full: string): Promise<PagedFile> {
+  /** Opens the file at `rel` (no leading slash; `full` is its backing path) and finds or makes its VMO. */
+  private async openPath(rel: string, full: string): Promise<PagedFile> {
     let fh: FileHandle;
     let writable = !this.readOnly;
     try {
@@ -232,7 +233,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     }
     if (!st.isFile()) {
       await fh.close();
-      throw Object.assign(new Error(`"${relPath}" is not a regular file`), { code: 'EINVAL', errno: -22 });
+      throw Object.assign(new Error(`"${rel}" is not a regular file`), { code: 'EINVAL', errno: -22 });
     }
     const identity = identityOf(st);
     const existing = this.fileByIdentity(identity);
@@ -243,8 +244,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
     }
     const key = this.nextKey++;
     const vmo = this.pager.createVmo(VmoOptions.RESIZABLE | VmoOptions.TRAP_DIRTY, this.port, key, st.size);
-    vmo.name = path.posix.basename(relPath);
-    const file = new PagedFile(key, relPath.replace(/^\/+/, ''), identity, vmo, fh, writable);
+    vmo.name = path.posix.basename(rel);
+    const file = new PagedFile(key, rel, identity, vmo, fh, writable);
     file.backingSize = st.size;
     try {
       await this.opened(file);

@@ -400,7 +400,6 @@ export class VmObjectPaged extends VmObject {
     this.requeue(frame);
   }
 
-  /** Allocates a zeroed frame (evicting if needed) or throws NO_MEMORY. */
   /**
    * `count` frames, not zeroed, in ascending order, so that consecutive pages get consecutive
    * frames where the free list allows: eviction frees oldest first, so the list hands frames out in
@@ -420,6 +419,7 @@ export class VmObjectPaged extends VmObject {
     return frames.sort((a, b) => a - b);
   }
 
+  /** Allocates a zeroed frame (evicting if needed) or throws NO_MEMORY. */
   private allocZeroFrame(): number {
     const frame = this.system.allocFrame();
     if (frame === NO_FRAME) throw new ZxError(ZxStatus.ERR_NO_MEMORY, 'no free frame within the memory budget');
