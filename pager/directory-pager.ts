@@ -457,22 +457,6 @@ export class DirectoryPager extends PagerService<PagedFile> {
     return [];
   }
 
-  private supply(file: PagedFile, startPage: number, count: number, aux: VmObjectPaged, auxPage = 0): void {
-    try {
-      const added = this.pager.supplyPages(file.vmo, startPage * PAGE_SIZE, count * PAGE_SIZE, aux, auxPage * PAGE_SIZE);
-      this.metrics.suppliedPages += added;
-    } catch (err) {
-      if (isZxError(err, ZxStatus.ERR_BAD_STATE)) return; // detached meanwhile: nobody is waiting
-      if (isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) {
-        // The VMO shrank while we read: supply what still fits.
-        const fits = Math.max(0, file.vmo.sizePages - startPage);
-        if (fits > 0 && fits < count) this.supply(file, startPage, fits, aux, auxPage);
-        return;
-      }
-      throw err;
-    }
-  }
-
   protected async answerDirty(file: PagedFile, job: PageJob): Promise<void> {
     const end = Math.min(job.offset + job.length, file.vmo.sizeBytes);
     if (end <= job.offset) return;

@@ -15,7 +15,7 @@
  */
 import { constants as fsc } from 'node:fs';
 import {
-  MAX_VMO_SIZE_BYTES, PAGE_SIZE, ZxError, ZxStatus, isZxError,
+  MAX_VMO_SIZE_BYTES, PAGE_SIZE, ZxError, ZxStatus,
   type VmObjectPaged,
 } from '../src/index.js';
 import {
@@ -305,7 +305,7 @@ export class ModulePager extends PagerService<DeclaredFile> {
         if (n < view.length) view.fill(0, n);
         pos += view.length;
       }
-      this.supplyFromAux(file, offsetBytes, length, aux);
+      this.supply(file, offsetBytes / PAGE_SIZE, length / PAGE_SIZE, aux);
     } finally {
       aux.close();
     }
@@ -322,20 +322,11 @@ export class ModulePager extends PagerService<DeclaredFile> {
       const aux = this.system.createVmo(lengthBytes);
       try {
         await fill(aux.mapPages(0, lengthBytes, { zeroFill: true }));
-        this.supplyFromAux(file, offsetBytes, lengthBytes, aux);
+        this.supply(file, offsetBytes / PAGE_SIZE, lengthBytes / PAGE_SIZE, aux);
       } finally {
         aux.close();
       }
     });
-  }
-
-  private supplyFromAux(file: DeclaredFile, offsetBytes: number, lengthBytes: number, aux: VmObjectPaged): void {
-    try {
-      this.metrics.suppliedPages += this.pager.supplyPages(file.vmo, offsetBytes, lengthBytes, aux, 0);
-    } catch (err) {
-      if (isZxError(err, ZxStatus.ERR_BAD_STATE)) return; // detached meanwhile: nobody is waiting
-      throw err;
-    }
   }
 }
 

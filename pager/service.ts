@@ -412,6 +412,24 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     this.onComplete(file);
   }
 
+  /**
+   * Supplies pages [startPage, +count) of the file from `aux` (from its page `auxPage`), counted,
+   * tolerating a VMO that was detached (nobody waits) or shrank (what still fits) meanwhile.
+   */
+  protected supply(file: F, startPage: number, count: number, aux: VmObjectPaged, auxPage = 0): void {
+    try {
+      this.metrics.suppliedPages += this.pager.supplyPages(file.vmo, startPage * PAGE_SIZE, count * PAGE_SIZE, aux, auxPage * PAGE_SIZE);
+    } catch (err) {
+      if (isZxError(err, ZxStatus.ERR_BAD_STATE)) return; // detached meanwhile: nobody is waiting
+      if (isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) {
+        const fits = Math.max(0, file.vmo.sizePages - startPage);
+        if (fits > 0 && fits < count) this.supply(file, startPage, fits, aux, auxPage);
+        return;
+      }
+      throw err;
+    }
+  }
+
   /** Fails [offset, +length) of the file, tolerating a VMO that was detached or shrank meanwhile. */
   protected failRange(file: F, offset: number, length: number, status: ZxStatus): void {
     const end = Math.min(offset + length, file.vmo.sizeBytes);
