@@ -176,34 +176,43 @@ function hashBlockInto(block: Uint8Array, padded: Buffer, out: Buffer, outOffset
   sha256Hash('sha256', input, 'buffer').copy(out, outOffset);
 }
 
-/** Fills levels 1.. of `tree` (laid out as in a tree file) from its level 0, in place. */
-function hashUpperLevels(tree: Buffer, counts: readonly number[], padded: Buffer): void {
+/**
+ * Walks the blocks of `tree` (laid out as in a tree file) that hash into levels 1..: for level k+1,
+ * each PAGE_SIZE block of level k with the offset of the hash it makes. Level by level, so a hash
+ * written for level k+1 is there before level k+1's blocks are visited. Stops when `visit` says so.
+ */
+function eachUpperHash(tree: Buffer, counts: readonly number[], visit: (level: number, block: Buffer, hashOffset: number) => boolean): void {
   let levelStart = 0;
   for (let k = 0; k + 1 < counts.length; k++) {
     const nextStart = levelStart + counts[k] * HASH_BYTES;
     for (let j = 0; j < counts[k + 1]; j++) {
       const from = levelStart + j * PAGE_SIZE;
-      hashBlockInto(tree.subarray(from, Math.min(from + PAGE_SIZE, nextStart)), padded, tree, nextStart + j * HASH_BYTES);
+      if (!visit(k + 1, tree.subarray(from, Math.min(from + PAGE_SIZE, nextStart)), nextStart + j * HASH_BYTES)) return;
     }
     levelStart = nextStart;
   }
+}
+
+/** Fills levels 1.. of `tree` from its level 0, in place. */
+function hashUpperLevels(tree: Buffer, counts: readonly number[], padded: Buffer): void {
+  eachUpperHash(tree, counts, (_level, block, at) => {
+    hashBlockInto(block, padded, tree, at);
+    return true;
+  });
 }
 
 /** The first level (1..) whose stored hashes differ from the hashes of the level below, or -1. */
 function firstBadUpperLevel(tree: Buffer, counts: readonly number[]): number {
   const padded = Buffer.alloc(PAGE_SIZE);
   const digest = Buffer.alloc(HASH_BYTES);
-  let levelStart = 0;
-  for (let k = 0; k + 1 < counts.length; k++) {
-    const nextStart = levelStart + counts[k] * HASH_BYTES;
-    for (let j = 0; j < counts[k + 1]; j++) {
-      const from = levelStart + j * PAGE_SIZE;
-      hashBlockInto(tree.subarray(from, Math.min(from + PAGE_SIZE, nextStart)), padded, digest, 0);
-      if (!sameHash(digest, 0, tree, nextStart + j * HASH_BYTES)) return k + 1;
-    }
-    levelStart = nextStart;
-  }
-  return -1;
+  let bad = -1;
+  eachUpperHash(tree, counts, (level, block, at) => {
+    hashBlockInto(block, padded, digest, 0);
+    if (sameHash(digest, 0, tree, at)) return true;
+    bad = level;
+    return false;
+  });
+  return bad;
 }
 
 function sameHash(a: Uint8Array, aOffset: number, b: Uint8Array, bOffset: number): boolean {
