@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { VmSystem } from '../src/index.js';
 import {
-  PagerModuleError, isPagerDefinition, parsePagerOptions, serviceOptions,
+  PagerModuleError, firstLine, isPagerDefinition, parsePagerOptions, serviceOptions,
   type LoadedPagerModule, type PagerModuleContext, type ServiceSettings,
 } from './module.js';
 import { ModulePager } from './module-pager.js';
@@ -40,7 +40,7 @@ export async function createPagerService(loaded: LoadedPagerModule, o: StartPage
   } catch (err) {
     if (err instanceof PagerModuleError) throw err;
     o.log.debug({ err, pager: name }, 'the pager module threw while starting');
-    throw new PagerModuleError(`the ${name} pager failed to start: ${String((err as Error)?.message ?? err).split('\n')[0]}`);
+    throw new PagerModuleError(`the ${name} pager failed to start: ${firstLine(err)}`);
   }
   if (made instanceof PagerService) return made;
   if (!isPagerDefinition(made)) {

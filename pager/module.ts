@@ -165,6 +165,11 @@ export class PagerModuleError extends Error {
 }
 
 /** The modules pagerfs ships, by name. */
+/** The first line of an error's message (a module's stack and details go to the log, not the one-line error). */
+export function firstLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
+}
+
 export const BUILTIN_PAGERS = ['directory', 'synthetic', 'verified'] as const;
 
 /** A loaded module and where it came from. */
@@ -201,8 +206,7 @@ export async function loadPagerModule(spec: string): Promise<LoadedPagerModule> 
   try {
     ns = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    const first = String((err as Error)?.message ?? err).split('\n')[0];
-    throw new PagerModuleError(`pager module "${spec}" failed to load: ${first}`, 'usage');
+    throw new PagerModuleError(`pager module "${spec}" failed to load: ${firstLine(err)}`, 'usage');
   }
   const candidate = ns.default ?? ns.pager;
   return { name: builtin ? spec : path.basename(spec), module: checkModuleShape(spec, candidate) };
