@@ -40,7 +40,7 @@ import { buildDataSet, type DataSet, type DataSetShape } from './fs-data.js';
 import { compareFiles, haveCommand, listTree, randRead, readFiles, seqRead, writeFsync, type Timed } from './fs-drivers.js';
 import { DriverTimeout, cannotMount, openSandbox, pagerfsSpec, procCounters, type Daemon, type DaemonSpec, type Reaper } from './fs-procs.js';
 import { repoRoot, type GoalResult, type Suite, type SuiteContext } from './harness.js';
-import { summarizeProfiles, type Window } from './profile.js';
+import { profilesOf, summarizeProfiles, type Window } from './profile.js';
 import { fmtBytes, fmtOps, fmtRate, fmtRatio, median, type Table } from './stats.js';
 
 const KiB = 1024;
@@ -557,7 +557,7 @@ function profileTables(env: Env, rowDefs: Row[], tables: Table[], raw: Record<st
   const topRows: string[][] = [];
   for (const [id, label] of groups) {
     const dir = path.join(env.profileDir, id);
-    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f)) : [];
+    const files = profilesOf(dir);
     summaries[id] = {};
     rowDefs.forEach((r, i) => {
       const windows = env.windows.get(`${id}/${r.id}`) ?? [];

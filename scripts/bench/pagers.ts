@@ -35,7 +35,7 @@ import { pagerfsDaemon, readStats, type DaemonEnv } from './fs.js';
 import {
   goalAtLeast, medianExtra, rateRatio, repoRoot, rounds, type GoalResult, type Measured, type Sample, type Suite, type SuiteContext, type Variant,
 } from './harness.js';
-import { summarizeProfiles, type Window } from './profile.js';
+import { profilesOf, summarizeProfiles, type Window } from './profile.js';
 import { elapsedNs, fmtBytes, fmtNum, fmtRate, fmtRatio, fmtSpread, median, nowNs, type Table } from './stats.js';
 
 const KiB = 1024;
@@ -215,15 +215,6 @@ function hashRate(): number {
     rates.push((buf.length * 1e9) / elapsedNs(t0));
   }
   return median(rates);
-}
-
-/** The .cpuprofile files a daemon wrote into `dir` (none when it did not exist). */
-function profilesOf(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
-  } catch {
-    return [];
-  }
 }
 
 function profileTable(env: Env, defs: PagerDef[], tables: Table[], raw: Record<string, unknown>): void {

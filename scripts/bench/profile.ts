@@ -60,6 +60,15 @@ function area(f: ProfileNode['callFrame'], root: string): string {
   return `pagerfs ${top}/`;
 }
 
+/** The .cpuprofile files a daemon wrote into `dir` (none when it did not exist). */
+export function profilesOf(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Sums the self time of every function over the given .cpuprofile files; with `windows`, only the
  * samples taken inside one of them count.
