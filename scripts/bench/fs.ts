@@ -34,7 +34,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { StatsDocument } from '../../fs/control.js';
+import { readStats } from '../../fs/client.js';
 import { MIN_BUDGET_PAGES, PAGE_SIZE } from '../../src/index.js';
 import { buildDataSet, type DataSet, type DataSetShape } from './fs-data.js';
 import { compareFiles, haveCommand, listTree, randRead, readFiles, seqRead, writeFsync, type Timed } from './fs-drivers.js';
@@ -356,9 +356,6 @@ function rotate<T>(xs: T[], k: number): T[] {
   return xs.map((_x, i) => xs[(i + k) % n]);
 }
 
-export function readStats(mountpoint: string): StatsDocument {
-  return JSON.parse(fs.readFileSync(path.join(mountpoint, '.pagerfs', 'stats'), 'utf8')) as StatsDocument;
-}
 
 function goal(name: string, measured: number, goalText: string, met: boolean, display?: string): GoalResult {
   return { name, goal: goalText, measured, display: display ?? fmtRatio(measured), met: Number.isFinite(measured) && met, source: 'fs issue' };
@@ -462,7 +459,7 @@ async function mainTable(env: Env, systems: System[], rowDefs: Row[], tables: Ta
   const warm = systems.find((s) => s.id === 'pagerfs-warm')!;
   if (warm.pid !== null) {
     try {
-      const st = readStats(warm.root);
+      const st = await readStats(warm.root);
       raw.pagerfsWarmStats = { ...st, files: st.files.length };
       notes.push(`pagerfs warm at the end: ${fmtBytes(st.residentBytes)} resident of a ${fmtBytes(st.budgetBytes)} budget, ${st.evictedPages} pages evicted, ` +
         `${st.pageRequests} page requests, read latency p50 ${st.latencyP50Ms.toFixed(2)} ms / p99 ${st.latencyP99Ms.toFixed(2)} ms`);
@@ -523,19 +520,19 @@ async function sweep(env: Env, useFio: boolean, notes: string[]): Promise<SweepP
       d = await reaper.startDaemon(pagerfsDaemon(env, `pagerfs-sweep-${budget / MiB}MiB`, mnt, budget));
       for (let pass = 0; pass <= scale.sweepPasses; pass++) {
         ctx.progress(`budget sweep ${fmtBytes(budget)}: ${pass === 0 ? 'first pass (not measured)' : `pass ${pass}/${scale.sweepPasses}`} over ${fmtBytes(wsBytes)}`);
-        const s0 = readStats(mnt);
+        const s0 = await readStats(mnt);
         const a = await seqRead(reaper, path.join(mnt, data.bigName), MiB, data.shape.bigBytes);
         const b = await readFiles(reaper, mnt, data.mediumList, data.shape.mediumCount);
-        const s1 = readStats(mnt);
+        const s1 = await readStats(mnt);
         if (pass === 0) continue;
         p.seqRates.push((wsBytes * 1e9) / (a.ns + b.ns));
         p.seqEvictions.push(s1.evictedPages - s0.evictedPages);
         p.seqRequests.push(s1.readRequests - s0.readRequests);
       }
       ctx.progress(`budget sweep ${fmtBytes(budget)}: random 4 KiB reads of ${data.bigName}`);
-      const s0 = readStats(mnt);
+      const s0 = await readStats(mnt);
       const r = await randRead(reaper, path.join(mnt, data.bigName), 1, scale.randRuntimeS, useFio);
-      const s1 = readStats(mnt);
+      const s1 = await readStats(mnt);
       p.randIops = (r.units * 1e9) / r.ns;
       p.randEvictions = s1.evictedPages - s0.evictedPages;
     } catch (err) {

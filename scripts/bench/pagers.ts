@@ -27,11 +27,12 @@ import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { readStats } from '../../fs/client.js';
 import type { StatsDocument } from '../../fs/control.js';
 import { syntheticFill, syntheticMismatch } from '../../pager/synthetic-content.js';
 import { seqRead, type Timed } from './fs-drivers.js';
 import { cannotMount, openSandbox, procCounters, type Reaper } from './fs-procs.js';
-import { pagerfsDaemon, readStats, type DaemonEnv } from './fs.js';
+import { pagerfsDaemon, type DaemonEnv } from './fs.js';
 import {
   goalAtLeast, medianExtra, rateRatio, repoRoot, rounds, type GoalResult, type Measured, type Sample, type Suite, type SuiteContext, type Variant,
 } from './harness.js';
@@ -190,11 +191,11 @@ async function sample(env: Env, p: PagerDef, round: number): Promise<Sample> {
   let extra: Record<string, number> = {};
   let t: Timed;
   try {
-    const s0 = readStats(mnt);
+    const s0 = await readStats(mnt);
     const cpu0 = procCounters(d.pid);
     t = await timedRead(mnt);
     const cpu1 = procCounters(d.pid);
-    const s1 = readStats(mnt);
+    const s1 = await readStats(mnt);
     const cpuMs = cpu1.user + cpu1.sys - cpu0.user - cpu0.sys;
     extra = { ...statDeltas(s0, s1), cpuMsPerMiB: (cpuMs * MiB) / t.units, sysShare: (cpu1.sys - cpu0.sys) / cpuMs };
     if (round === 0) await checkBytes(env, p, mnt);
