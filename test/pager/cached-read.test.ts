@@ -25,20 +25,25 @@ function preadCached(): PreadCached {
   return Fuse.preadCached;
 }
 
+/** What preadCached answers for the first byte of `file` (its first page is cached: just written). */
+function noWaitAnswer(file: string): number {
+  const fd = openSync(file, 'r');
+  try {
+    return preadCached()(fd, [Buffer.alloc(1)], 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** These tests need a backing file system with non-blocking buffered reads (ext4, xfs, btrfs; not tmpfs). */
 function requireNoWaitReads(dir: string): void {
   const probe = path.join(dir, '.probe');
   writeFileSync(probe, 'x');
-  const fd = openSync(probe, 'r');
-  try {
-    const n = preadCached()(fd, [Buffer.alloc(1)], 0);
-    if (n === -EOPNOTSUPP) {
-      throw new Error(`cannot run here: ${dir} is on a file system without RWF_NOWAIT reads (statfs type 0x${statfsSync(dir).type.toString(16)}); ` +
-        'point TMPDIR at a disk file system');
-    }
-  } finally {
-    closeSync(fd);
-    unlinkSync(probe);
+  const n = noWaitAnswer(probe);
+  unlinkSync(probe);
+  if (n === -EOPNOTSUPP) {
+    throw new Error(`cannot run here: ${dir} is on a file system without RWF_NOWAIT reads (statfs type 0x${statfsSync(dir).type.toString(16)}); ` +
+      'point TMPDIR at a disk file system');
   }
 }
 
@@ -137,9 +142,7 @@ describe('DirectoryPager with readCached on a file system without non-blocking r
     try {
       const data = pattern(64 * PAGE_SIZE, 7);
       writeFileSync(path.join(dir, 't.bin'), data);
-      const probeFd = openSync(path.join(dir, 't.bin'), 'r');
-      const probe = preadCached()(probeFd, [Buffer.alloc(PAGE_SIZE)], 0);
-      closeSync(probeFd);
+      const probe = noWaitAnswer(path.join(dir, 't.bin'));
       const f = await dp.open('t.bin');
       for (const p of [5, 0, 63, 31]) {
         expect((await readVmo(f.vmo, p * PAGE_SIZE, PAGE_SIZE)).equals(data.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE))).toBe(true);
