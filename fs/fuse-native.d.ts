@@ -7,6 +7,11 @@ declare module 'fuse-native' {
     allowOther?: boolean;
     debug?: boolean;
     displayFolder?: boolean;
+    /**
+     * Patched binding (level 5): getxattr answered on the FUSE thread by lgetxattr(root + path),
+     * except names starting with skipNamePrefix and paths under /skipTopName (those reach the op).
+     */
+    xattrPassthrough?: { root: string; skipNamePrefix: string; skipTopName: string };
   }
   class Fuse {
     constructor(mnt: string, ops: Record<string, unknown>, opts?: FuseOptions);

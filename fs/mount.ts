@@ -33,8 +33,10 @@ import { FaultInjector, formatSize, type PagerService } from '../pager/index.js'
 import { PagerModuleError, loadPagerModule, type LoadedPagerModule } from '../pager/module.js';
 import { createPagerService } from '../pager/module-host.js';
 import { ConfigError, EXIT, checkPaths, type MountConfig } from './config.js';
+import { CONTROL_DIR } from './control.js';
 import { PagerFilesystem } from './filesystem.js';
 import type { MetricsServer } from './metrics-server.js';
+import { XATTR_PREFIX } from './xattr.js';
 
 const exec = promisify(execFile);
 
@@ -105,6 +107,16 @@ export async function loadMountPager(spec: string, hasSource: boolean): Promise<
   return loaded;
 }
 
+/**
+ * The binding answers getxattr of backing attributes on its own FUSE threads (`ls -l` asks two
+ * missing attributes per file; each trip to the JS thread cost ~60 µs). pagerfs's own names and the
+ * control directory still reach fs/filesystem.ts. A root too long for the binding's buffer: off.
+ */
+function xattrPassthrough(root: string | null): NonNullable<ConstructorParameters<FuseClass>[2]>['xattrPassthrough'] {
+  if (root === null || Buffer.byteLength(root) >= 4000) return undefined;
+  return { root: root === '/' ? '' : root, skipNamePrefix: XATTR_PREFIX, skipTopName: CONTROL_DIR };
+}
+
 export async function mountPagerfs(config: MountConfig, log: Logger, hooks: MountHooks = {}, module?: LoadedPagerModule): Promise<MountedPagerfs> {
   const loaded = module ?? await loadMountPager(config.pager, config.backing !== undefined);
   const state = await checkPaths(config);
@@ -171,6 +183,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
   // request timeout (--request-timeout) decides instead, and answers ETIMEDOUT.
   const fuse = new PagerFuse(config.mountpoint, filesystem.operations(), {
     force: false, mkdir: false, timeout: false, allowOther: config.allowOther,
+    xattrPassthrough: xattrPassthrough(pager.tree.backingRoot?.() ?? null),
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
   let metrics: MetricsServer | null = null;

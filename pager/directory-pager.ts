@@ -692,6 +692,11 @@ class BackingTree implements FileTree {
     return this.dp.backingPath(rel);
   }
 
+  /** Hidden names never reach a lookup (ENOENT), so every name the mount shows maps 1:1. */
+  backingRoot(): string {
+    return this.dp.root;
+  }
+
   // async: a hidden name's ENOENT (thrown by backingPathOf) must reach the caller as a rejection.
   async lstat(relPath: string): Promise<FileStat> {
     return fsp.lstat(this.backingPathOf(relPath));

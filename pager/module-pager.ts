@@ -367,4 +367,8 @@ class DeclaredTree implements FileTree {
   backingPathOf(): null {
     return null;
   }
+
+  backingRoot(): null {
+    return null;
+  }
 }

@@ -98,6 +98,13 @@ export interface FileTree {
    * changes, other extended attributes); null when there is no backing directory.
    */
   backingPathOf(relPath: string): string | null;
+  /**
+   * The absolute backing directory when every name the tree shows is that directory's own name at
+   * the same relative path (backingPathOf is then root + '/' + name), else null. Lets the FUSE edge
+   * read the backing files' extended attributes where they are asked, without a trip to the pager.
+   * Optional: a tree without it is asked for every attribute.
+   */
+  backingRoot?(): string | null;
 }
 
 /** "dev:ino": one key per backing inode, so that every name and handle of it share one VMO. */
