@@ -19,7 +19,7 @@
  *    backing file.
  * One mutex per file orders writeback and truncate; reads never take it.
  */
-import { constants as fsc, promises as fsp } from 'node:fs';
+import fs, { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -697,9 +697,22 @@ class BackingTree implements FileTree {
     return this.dp.root;
   }
 
-  // async: a hidden name's ENOENT (thrown by backingPathOf) must reach the caller as a rejection.
-  async lstat(relPath: string): Promise<FileStat> {
-    return fsp.lstat(this.backingPathOf(relPath));
+  /**
+   * Node's callback lstat, not fs.promises': every lookup and every readdir entry comes here, and
+   * the promise API costs ~3× the JS time per call (measured: 8.5-10 µs against 2.4-3.6 µs each).
+   */
+  lstat(relPath: string): Promise<FileStat> {
+    return new Promise((resolve, reject) => {
+      let full: string;
+      try {
+        full = this.backingPathOf(relPath);
+      } catch (err) {
+        // A hidden name's ENOENT reaches the caller as a rejection, as any lstat error does.
+        reject(err);
+        return;
+      }
+      fs.lstat(full, (err, st) => (err === null ? resolve(st) : reject(err)));
+    });
   }
 
   async readdir(relPath: string): Promise<string[]> {
