@@ -18,6 +18,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { identityOf, type FileStat, type FileTree, type PagerService, type ServedFile } from '../pager/index.js';
+import { fileStatOf, type BindingLstat } from './backing-stat.js';
 import { caller, type Caller } from './caller.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
 import { ERRNO, isExpectedError, toErrno } from './errno.js';
@@ -183,10 +184,21 @@ export class PagerFilesystem {
     cb(0);
   }
 
-  getattr(p: string, cb: Cb<unknown>): void {
+  /**
+   * `backing`: the lstat of the backing path the binding already made on its FUSE thread (mounts
+   * with backingPassthrough), else undefined and the tree lstats on the pool. Names the tree hides
+   * are ENOENT either way.
+   */
+  getattr(p: string, cb: Cb<unknown>, backing?: BindingLstat): void {
     try {
       const c = this.controlAt(p);
       if (c !== undefined) return cb(0, this.controlStat(c));
+      if (backing !== undefined) {
+        if (this.tree.isHidden?.(p) === true) return cb(-ERRNO.ENOENT);
+        if (!('dev' in backing)) return cb(backing.errno);
+        const st = fileStatOf(backing);
+        return cb(0, this.statOf(st, st.isFile() ? this.dp.fileByIdentity(identityOf(st)) : undefined));
+      }
     } catch (err) {
       return this.fail('getattr', p, err, cb);
     }

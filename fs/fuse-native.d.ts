@@ -8,10 +8,11 @@ declare module 'fuse-native' {
     debug?: boolean;
     displayFolder?: boolean;
     /**
-     * Patched binding (level 5): getxattr answered on the FUSE thread by lgetxattr(root + path),
-     * except names starting with skipNamePrefix and paths under /skipTopName (those reach the op).
+     * Patched binding (level 5): the backing directory. getxattr is answered on the FUSE thread by
+     * lgetxattr(root + path), except names starting with skipXattrPrefix and paths under
+     * /skipTopName (those reach the op); getattr ops get the lstat of root + path as a third argument.
      */
-    xattrPassthrough?: { root: string; skipNamePrefix: string; skipTopName: string };
+backingPassthrough?: { root: string; skipTopName: string; skipXattrPrefix: string };
   }
   class Fuse {
     constructor(mnt: string, ops: Record<string, unknown>, opts?: FuseOptions);

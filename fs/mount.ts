@@ -108,13 +108,15 @@ export async function loadMountPager(spec: string, hasSource: boolean): Promise<
 }
 
 /**
- * The binding answers getxattr of backing attributes on its own FUSE threads (`ls -l` asks two
- * missing attributes per file; each trip to the JS thread cost ~60 µs). pagerfs's own names and the
- * control directory still reach fs/filesystem.ts. A root too long for the binding's buffer: off.
+ * The backing directory as the binding sees it (native/README.md, level 5): it answers getxattr of
+ * backing attributes on its own FUSE threads (`ls -l` asks two missing attributes per file, ~60 µs
+ * each through the JS thread) and lstats the backing path of a getattr before waking the JS thread
+ * (saving each lookup a trip to libuv's pool). pagerfs's own attribute names and the control
+ * directory still reach fs/filesystem.ts. A root too long for the binding's buffer: off.
  */
-function xattrPassthrough(root: string | null): NonNullable<ConstructorParameters<FuseClass>[2]>['xattrPassthrough'] {
+function backingPassthrough(root: string | null): NonNullable<ConstructorParameters<FuseClass>[2]>['backingPassthrough'] {
   if (root === null || Buffer.byteLength(root) >= 4000) return undefined;
-  return { root: root === '/' ? '' : root, skipNamePrefix: XATTR_PREFIX, skipTopName: CONTROL_DIR };
+  return { root: root === '/' ? '' : root, skipTopName: CONTROL_DIR, skipXattrPrefix: XATTR_PREFIX };
 }
 
 export async function mountPagerfs(config: MountConfig, log: Logger, hooks: MountHooks = {}, module?: LoadedPagerModule): Promise<MountedPagerfs> {
@@ -183,7 +185,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
   // request timeout (--request-timeout) decides instead, and answers ETIMEDOUT.
   const fuse = new PagerFuse(config.mountpoint, filesystem.operations(), {
     force: false, mkdir: false, timeout: false, allowOther: config.allowOther,
-    xattrPassthrough: xattrPassthrough(pager.tree.backingRoot?.() ?? null),
+    backingPassthrough: backingPassthrough(pager.tree.backingRoot?.() ?? null),
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
   let metrics: MetricsServer | null = null;

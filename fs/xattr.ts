@@ -9,7 +9,7 @@
  *   user.pagerfs.hint       (set) dont_need | always_need | normal | commit | evict
  * An unknown user.pagerfs.* name is ENODATA (get) or EINVAL (set); an unknown hint is EINVAL; both
  * change nothing. A mount over a backing directory rarely sees a pass-through get here: the
- * binding answers those on its FUSE threads (fs/mount.ts xattrPassthrough, native/README.md level 5);
+ * binding answers those on its FUSE threads (fs/mount.ts backingPassthrough, native/README.md level 5);
  * this path serves trees without backingRoot() and paths too long for the binding. Node has no xattr calls, so pass-through uses the patched fuse-native's
  * Fuse.lgetxattrRaw / lsetxattr / llistxattr / lremovexattr (native/README.md: the system calls on
  * libuv's thread pool; errors as -errno for get, Node-style for the others). Without them (an

@@ -687,9 +687,17 @@ class BackingTree implements FileTree {
   /** The backing path, or ENOENT for a hidden name (and anything below it). */
   backingPathOf(relPath: string): string {
     const rel = relPath.replace(/^\/+/, '');
-    const top = rel.split('/', 1)[0];
-    if (this.hidden.has(top) && top !== '.pagerfs') throw fsError('ENOENT', 2, `"${rel}" is hidden`);
+    if (this.isHidden(rel)) throw fsError('ENOENT', 2, `"${rel}" is hidden`);
     return this.dp.backingPath(rel);
+  }
+
+  /** A name below a hidden top-level name (`.pagerfs` itself is the mount's, so not hidden here). */
+  isHidden(relPath: string): boolean {
+    const start = relPath.charCodeAt(0) === 0x2f ? relPath.search(/[^/]/) : 0;
+    if (start < 0) return false;
+    const slash = relPath.indexOf('/', start);
+    const top = slash < 0 ? (start === 0 ? relPath : relPath.slice(start)) : relPath.slice(start, slash);
+    return top !== '.pagerfs' && this.hidden.has(top);
   }
 
   /** Hidden names never reach a lookup (ENOENT), so every name the mount shows maps 1:1. */

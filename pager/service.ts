@@ -102,9 +102,12 @@ export interface FileTree {
    * The absolute backing directory when every name the tree shows is that directory's own name at
    * the same relative path (backingPathOf is then root + '/' + name), else null. Lets the FUSE edge
    * read the backing files' extended attributes where they are asked, without a trip to the pager.
-   * Optional: a tree without it is asked for every attribute.
+   * Optional: a tree without it is asked for every attribute. A tree that has it also says which
+   * names it hides (isHidden), since the backing directory has them.
    */
   backingRoot?(): string | null;
+  /** Whether a name (relative, or with leading '/') is one the tree does not show. */
+  isHidden?(relPath: string): boolean;
 }
 
 /** "dev:ino": one key per backing inode, so that every name and handle of it share one VMO. */

@@ -1,0 +1,30 @@
+/**
+ * The backing lstat the patched binding makes for a getattr on its own FUSE thread (native/README.md,
+ * level 5), as the FileStat the filesystem shows. It saves the lookup a trip to libuv's pool: the
+ * same lstat, done before the JS thread is woken instead of after.
+ */
+import { constants as fsc } from 'node:fs';
+import type { FileStat } from '../pager/index.js';
+
+/** What fuse-native hands a getattr op as its third argument (undefined: no lstat was done). */
+export type BindingLstat =
+  | { errno: 0; dev: number; ino: number; mode: number; nlink: number; uid: number; gid: number; rdev: number;
+      size: number; blksize: number; blocks: number; atimeSec: number; atimeNsec: number; mtimeSec: number;
+      mtimeNsec: number; ctimeSec: number; ctimeNsec: number }
+  | { errno: number };
+
+/** Dates as Node's Stats makes them (milliseconds, rounded), so both paths show the same times. */
+function dateOf(sec: number, nsec: number): Date {
+  return new Date(Math.round(sec * 1e3 + nsec / 1e6));
+}
+
+/** A FileStat over the binding's numbers. */
+export function fileStatOf(b: Extract<BindingLstat, { errno: 0 }>): FileStat {
+  const mode = b.mode;
+  return {
+    mode, uid: b.uid, gid: b.gid, size: b.size, dev: b.dev, ino: b.ino, nlink: b.nlink, rdev: b.rdev,
+    atime: dateOf(b.atimeSec, b.atimeNsec), mtime: dateOf(b.mtimeSec, b.mtimeNsec), ctime: dateOf(b.ctimeSec, b.ctimeNsec),
+    isFile: () => (mode & fsc.S_IFMT) === fsc.S_IFREG,
+    isDirectory: () => (mode & fsc.S_IFMT) === fsc.S_IFDIR,
+  };
+}
