@@ -1,7 +1,7 @@
 /**
- * The backing lstat the patched binding makes for a getattr on its own FUSE thread (native/README.md,
- * level 5), as the FileStat the filesystem shows. It saves the lookup a trip to libuv's pool: the
- * same lstat, done before the JS thread is woken instead of after.
+ * What the patched binding reads of the backing directory on its own FUSE thread before it wakes
+ * the JS thread (native/README.md, level 5): the lstat of a getattr, the entries of a readdir. It
+ * saves each lookup a trip to libuv's pool, and each readdir an lstat per entry.
  */
 import { constants as fsc } from 'node:fs';
 import type { FileStat } from '../pager/index.js';
@@ -27,4 +27,14 @@ export function fileStatOf(b: Extract<BindingLstat, { errno: 0 }>): FileStat {
     isFile: () => (mode & fsc.S_IFMT) === fsc.S_IFREG,
     isDirectory: () => (mode & fsc.S_IFMT) === fsc.S_IFDIR,
   };
+}
+
+/** What fuse-native hands a readdir op as its third argument (undefined: the directory was not read). */
+export type BindingDir =
+  | { errno: 0; names: string[]; inos: Float64Array; types: Uint8Array }
+  | { errno: number };
+
+/** d_type → the S_IFMT bits of a mode (DTTOIF); DT_UNKNOWN (0) gives 0. */
+export function modeOfDirentType(type: number): number {
+  return type << 12;
 }

@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { identityOf, type FileStat, type FileTree, type PagerService, type ServedFile } from '../pager/index.js';
-import { fileStatOf, type BindingLstat } from './backing-stat.js';
+import { fileStatOf, modeOfDirentType, type BindingDir, type BindingLstat } from './backing-stat.js';
 import { caller, type Caller } from './caller.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
 import { ERRNO, isExpectedError, toErrno } from './errno.js';
@@ -224,13 +224,18 @@ export class PagerFilesystem {
    * DT_UNKNOWN, and tools stat every entry through the mount instead). One lstat per entry here.
    * An entry gone meanwhile is left out; any other lstat failure gives the names alone.
    */
-  readdir(p: string, cb: (err: number, names?: string[], stats?: unknown[]) => void): void {
+  readdir(p: string, cb: (err: number, names?: string[], stats?: unknown[]) => void, backing?: BindingDir): void {
     if (this.rel(p) === CONTROL_DIR) {
       const files = [...this.control.values()];
       return cb(0, files.map((f) => f.name), files.map((f) => this.controlStat(f)));
     }
     const dir = this.rel(p);
     const atRoot = dir === '';
+    if (backing !== undefined) {
+      if (this.tree.isHidden?.(dir) === true) return cb(-ERRNO.ENOENT);
+      if (!('names' in backing)) return cb(backing.errno);
+      return this.readdirFromBinding(dir, backing, cb);
+    }
     void (async () => {
       const names = await this.tree.readdir(dir);
       const stats = await Promise.all(names.map((n) => this.tree.lstat(atRoot ? n : `${dir}/${n}`).catch((err: unknown) => err as Error)));
@@ -303,6 +308,34 @@ export class PagerFilesystem {
       }
       cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing, dirtyControl: false, refused: false, written: false }));
     }, (err: unknown) => this.fail('open', p, err, cb));
+  }
+
+  /**
+   * readdir from the entries the binding read on its FUSE thread: d_ino and d_type are all that
+   * libfuse2 takes from the attributes, so no lstat is needed, except for an entry whose type the
+   * backing filesystem leaves unknown (DT_UNKNOWN).
+   */
+  private readdirFromBinding(dir: string, entries: Extract<BindingDir, { errno: 0 }>, cb: (err: number, names?: string[], stats?: unknown[]) => void): void {
+    const atRoot = dir === '';
+    const names: string[] = [];
+    const stats: Array<Record<string, unknown>> = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < entries.names.length; i++) {
+      const name = entries.names[i]!;
+      if (atRoot && (name === CONTROL_DIR || this.tree.isHidden?.(name) === true)) continue;
+      if (entries.types[i] === 0) unknown.push(names.length);
+      names.push(name);
+      stats.push({ ino: entries.inos[i]!, mode: modeOfDirentType(entries.types[i]!), atime: 0, mtime: 0, ctime: 0 });
+    }
+    if (atRoot) {
+      names.push(CONTROL_DIR);
+      stats.push(this.controlStat(null));
+    }
+    if (unknown.length === 0) return cb(0, names, stats);
+    Promise.all(unknown.map(async (k) => {
+      const st = await this.tree.lstat(atRoot ? names[k]! : `${dir}/${names[k]!}`).catch(() => null);
+      if (st !== null) stats[k]!.mode = st.mode;
+    })).then(() => cb(0, names, stats), (err: unknown) => this.fail('readdir', dir, err, cb));
   }
 
   /** The caller to create files as (captured first thing in a handler), or null: as the daemon. */
