@@ -41,6 +41,13 @@ export interface PageJobHandler {
   complete(key: number): void;
 }
 
+/** A job answerWithin waits on: given up (its slot freed) once older than answerTimeoutMs. */
+interface WatchedJob {
+  readonly job: PageJob;
+  readonly startedAt: number;
+  readonly giveUp: () => void;
+}
+
 /** Most packets drained from the port into one coalescing batch. */
 const MAX_BATCH = 256;
 
@@ -49,6 +56,10 @@ export class PortServer {
   private slotWaiters: Array<() => void> = [];
   private loopDone: Promise<void> | null = null;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Jobs whose answer is awaited with a give-up time (answerTimeoutMs); owned by answerWithin/sweep. */
+  private readonly watched = new Set<WatchedJob>();
+  /** Runs while `watched` is not empty. */
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     private readonly port: Port,
@@ -125,24 +136,53 @@ export class PortServer {
   /**
    * The handler's answer, or a give-up after answerTimeoutMs: the slot is freed so one pager that
    * never answers cannot stall every other file. A late answer is still applied; a late throw is
-   * logged only (its readers already gave up with TIMED_OUT).
+   * logged only (its readers already gave up with TIMED_OUT). One sweep timer watches every job in
+   * flight (a timer per job cost ~5% of a cold random read's CPU: make, enroll, clear).
    */
   private answerWithin(job: PageJob): Promise<void> {
     const answer = this.handler.handle(job);
-    const limit = this.answerTimeoutMs;
-    if (limit === undefined) return answer;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const gaveUp = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.metrics.abandonedJobs++;
-        job.answer = `no answer within ${limit} ms: slot given back`;
-        this.log.warn({ key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset, length: job.length, waitedMs: limit },
-          'the pager has not answered a page request; giving its slot back (readers time out)');
-        answer.catch((err: unknown) => this.log.warn({ err, key: job.key }, 'a page request answered after its timeout failed'));
+    if (this.answerTimeoutMs === undefined) return answer;
+    return new Promise<void>((resolve, reject) => {
+      const watch: WatchedJob = { job, startedAt: performance.now(), giveUp: () => resolve() };
+      this.watched.add(watch);
+      this.ensureSweep();
+      answer.then(() => {
+        this.watched.delete(watch);
         resolve();
-      }, limit);
+      }, (err: unknown) => {
+        if (this.watched.delete(watch)) reject(err);
+        else this.log.warn({ err, key: job.key }, 'a page request answered after its timeout failed');
+      });
     });
-    return Promise.race([answer, gaveUp]).finally(() => clearTimeout(timer));
+  }
+
+  private ensureSweep(): void {
+    if (this.sweepTimer !== null) return;
+    const limit = this.answerTimeoutMs!;
+    // A give-up comes at most a quarter of the limit late (and at least every 5 ms, at most 1 s).
+    const period = Math.max(5, Math.min(1000, limit / 4));
+    this.sweepTimer = setInterval(() => this.sweep(limit), period);
+    this.sweepTimer.unref();
+  }
+
+  /** Gives up the jobs older than `limit`; stops the timer when nothing is in flight. */
+  private sweep(limit: number): void {
+    if (this.watched.size === 0) {
+      clearInterval(this.sweepTimer!);
+      this.sweepTimer = null;
+      return;
+    }
+    const now = performance.now();
+    for (const w of this.watched) {
+      if (now - w.startedAt < limit) continue;
+      this.watched.delete(w);
+      const job = w.job;
+      this.metrics.abandonedJobs++;
+      job.answer = `no answer within ${limit} ms: slot given back`;
+      this.log.warn({ key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset, length: job.length, waitedMs: limit },
+        'the pager has not answered a page request; giving its slot back (readers time out)');
+      w.giveUp();
+    }
   }
 
   private acquire(): Promise<void> {
