@@ -282,7 +282,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (reqEnd <= startPage) return; // the VMO shrank under the request; the kernel retried its waiters
     // Another job may be reading some of these pages now (typically as readahead): wait for it
     // rather than read them twice, then read only what is still missing.
-    const missing = await this.afterInFlight(file, startPage, reqEnd);
+    const waiting = this.afterInFlight(file, startPage, reqEnd);
+    const missing = waiting === null ? null : await waiting;
     if (missing !== null) {
       for (const [s0, e0] of missing) await this.fillRange(file, s0, e0, e0);
       return;

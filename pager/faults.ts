@@ -134,6 +134,11 @@ export class FaultInjector {
     return this.rules;
   }
 
+  /** No rules: nothing can fire (lets the pager skip matching on its hot path). */
+  get empty(): boolean {
+    return this.rules.length === 0;
+  }
+
   /** The rules as text, one a line (what `.pagerfs/faults` reads back). */
   toText(): string {
     return this.rules.map((r) => `${r.text}\n`).join('');

@@ -231,7 +231,8 @@ export class ModulePager extends PagerService<DeclaredFile> {
     if (length <= 0) return; // shrank under the request: the kernel retried its waiters
     const reqEnd = (job.offset + length) / PAGE_SIZE;
     // Pages being read ahead now: wait for them, then ask only for what is still missing.
-    const missing = await this.afterInFlight(file, job.offset / PAGE_SIZE, reqEnd);
+    const waiting = this.afterInFlight(file, job.offset / PAGE_SIZE, reqEnd);
+    const missing = waiting === null ? null : await waiting;
     if (missing !== null) {
       for (const [s0, e0] of missing) await this.definition.read(this.request(file, s0 * PAGE_SIZE, (e0 - s0) * PAGE_SIZE, false));
       return;

@@ -101,7 +101,8 @@ export class PortServer {
       }
       const now = performance.now();
       for (const job of coalesce(batch, now, (key) => this.handler.complete(key), this.metrics)) {
-        await this.acquire();
+        if (this.running < this.concurrency) this.running++; // a free slot: no await
+        else await this.acquire();
         const run = this.run(job).finally(() => {
           this.release();
           this.inFlight.delete(run);
