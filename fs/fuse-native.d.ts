@@ -23,6 +23,8 @@ backingPassthrough?: { root: string; skipTopName: string; skipXattrPrefix: strin
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     /** The patched binding's (level 4) preadv2(RWF_NOWAIT): bytes read, or -errno (-EAGAIN: not cached). */
     static preadCached?: (fd: number, buffers: Buffer[], position: number) => number;
+    /** The patched binding's (level 6) SHA-256 page check on libuv's pool: cb(0, bad page indices) or cb(-errno). */
+    static sha256BadPages?: (views: Buffer[], leaves: Buffer, pages: number, cb: (res: number, bad?: number[]) => void) => void;
   }
   export = Fuse;
 }

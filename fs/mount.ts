@@ -154,6 +154,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
         answerTimeoutMs: config.requestTimeoutMs,
         chdirToRoot: true,
         readCached: Fuse.preadCached,
+        pageCheck: Fuse.sha256BadPages,
       },
     });
   } catch (err) {

@@ -13,7 +13,8 @@ export {
 export { ModulePager, DeclaredFile, type ModulePagerOptions } from './module-pager.js';
 export { createPagerService, type StartPagerOptions } from './module-host.js';
 export { syntheticFill, syntheticMismatch } from './synthetic-content.js';
-export { VerifiedPager } from './verified-pager.js';
+export { VerifiedPager, type VerifiedPagerOptions } from './verified-pager.js';
+export type { NativePageCheck } from './page-hasher.js';
 export {
   VERITY_DIR, VerityError, VerityTree, SealedDirectory, isVerityError, sealDirectory, loadSeal, checkDirectory,
   type SealSummary, type CheckReport, type FileCheck,

@@ -22,6 +22,7 @@ import type * as Library from './api.js';
 import type { Pager, VmObjectPaged, VmSystem, ZxStatus } from '../src/index.js';
 import type { CachedRead } from './directory-pager.js';
 import type { FaultInjector } from './faults.js';
+import type { NativePageCheck } from './page-hasher.js';
 import type { PagerService, PagerServiceOptions } from './service.js';
 
 /** What a module's default export must be. */
@@ -66,6 +67,8 @@ export interface ServiceSettings {
   readonly chdirToRoot: boolean;
   /** Small backing reads from the page cache without the thread pool (the mount: the patched binding's). */
   readonly readCached?: CachedRead;
+  /** SHA-256 checks of pages on the thread pool, without a copy (the mount: the patched binding's). */
+  readonly pageCheck?: NativePageCheck;
 }
 
 /** The PagerService options the mount's settings give (what a module passes on to a service it builds). */

@@ -16,19 +16,27 @@
  */
 import { PAGE_SIZE } from '../src/index.js';
 import { DirectoryPager, type DirectoryPagerOptions, type PagedFile } from './directory-pager.js';
-import { PageHasher } from './page-hasher.js';
+import { PageHasher, type NativePageCheck } from './page-hasher.js';
 import { fsError } from './service.js';
 import { VERITY_DIR, isVerityError, type SealedDirectory, type VerityTree } from './verity.js';
+
+export interface VerifiedPagerOptions extends Omit<DirectoryPagerOptions, 'readOnly' | 'hiddenNames' | 'backingDir'> {
+  /**
+   * Hashes pages without copying them or a worker thread (the mount passes the patched binding's
+   * SHA-256 on libuv's pool). Default: PageHasher's worker threads.
+   */
+  pageCheck?: NativePageCheck;
+}
 
 export class VerifiedPager extends DirectoryPager {
   /** Hash trees of the files with a VMO, by port key; dropped at COMPLETE. */
   private readonly trees = new Map<number, VerityTree>();
-  /** Hashes filled pages on a worker thread (the second core), from a shared copy of the frames. */
+  /** Hashes filled pages off the dispatch thread (PageHasher: the binding's pool, else a worker). */
   private readonly hasher: PageHasher;
 
-  constructor(options: Omit<DirectoryPagerOptions, 'readOnly' | 'hiddenNames' | 'backingDir'>, readonly seal: SealedDirectory) {
+  constructor(options: VerifiedPagerOptions, readonly seal: SealedDirectory) {
     super({ ...options, backingDir: seal.dir, readOnly: true, hiddenNames: [VERITY_DIR] });
-    this.hasher = new PageHasher(this.log);
+    this.hasher = new PageHasher(this.log, options.pageCheck ?? null);
   }
 
   override async shutdown(): Promise<void> {

@@ -22,7 +22,7 @@ const verified: PagerModule = {
       throw err;
     }
     ctx.log.info({ dir: seal.dir, files: seal.files.size, sealedAt: seal.sealedAt }, 'verified pager: seal loaded');
-    return new VerifiedPager(directoryServiceOptions(ctx), seal);
+    return new VerifiedPager({ ...directoryServiceOptions(ctx), pageCheck: ctx.service.pageCheck }, seal);
   },
 };
 
