@@ -285,7 +285,8 @@ export class PagerFilesystem {
     return fd;
   }
 
-  open(p: string, flags: number, cb: Cb<number>): void {
+  /** `backing`: as for getattr, the backing lstat the binding made (undefined: none). */
+  open(p: string, flags: number, cb: Cb<number>, backing?: BindingLstat): void {
     const writing = (flags & O_ACCMODE) !== fsc.O_RDONLY;
     let c: ControlFile | null | undefined;
     try {
@@ -301,7 +302,8 @@ export class PagerFilesystem {
       return cb(0, this.addHandle({ file: null, control: c, buffer, writing, dirtyControl: writing, refused: false, written: false }));
     }
     if (writing && this.tree.readOnly) return cb(-ERRNO.EROFS);
-    this.dp.open(this.rel(p)).then((file) => {
+    const backingStat = backing === undefined ? undefined : 'dev' in backing ? fileStatOf(backing) : null;
+    this.dp.open(this.rel(p), backingStat).then((file) => {
       if (writing && !file.writable) {
         void this.dp.release(file);
         return cb(-ERRNO.EACCES);

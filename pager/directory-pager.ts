@@ -191,15 +191,16 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * Opens (or finds) the VMO of the regular file at `relPath`. Hard links share one VMO. Node fs
    * errors (ENOENT, EACCES, …) are thrown as they are, for the caller to hand on as errno.
    */
-  async open(relPath: string): Promise<PagedFile> {
+  async open(relPath: string, backingStat?: FileStat | null): Promise<PagedFile> {
     if (this.shuttingDown) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'the pager is shutting down');
     const full = this.backingPath(relPath);
     const rel = relPath.replace(/^\/+/, '');
     // A file opened here before and still served: one lstat shows the path still names it, where
-    // opening the path again only to find the same inode took three trips to the thread pool.
+    // opening the path again only to find the same inode took three trips to the thread pool. The
+    // caller's lstat, made just now, serves as well (a mount's: no trip to the pool at all).
     const known = this.openedAt.get(rel);
     if (known !== undefined) {
-      const st = await fsp.lstat(full).catch(() => null);
+      const st = backingStat !== undefined ? backingStat : await lstatOrNull(full);
       if (st !== null && st.isFile() && identityOf(st) === known.identity && this.fileByIdentity(known.identity) === known) {
         known.opens++;
         return known;
@@ -678,6 +679,11 @@ export class DirectoryPager extends PagerService<PagedFile> {
  * The backing directory as the mount shows it: its names and attributes, less the hidden names at
  * the root (`.pagerfs`, pagerfs's control directory, and any the pager adds).
  */
+/** The lstat of `p`, or null when it fails (Node's callback lstat: cheaper than fs.promises'). */
+function lstatOrNull(p: string): Promise<FileStat | null> {
+  return new Promise((resolve) => fs.lstat(p, (err, st) => resolve(err === null ? st : null)));
+}
+
 class BackingTree implements FileTree {
   private readonly hidden: Set<string>;
 

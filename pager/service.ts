@@ -239,8 +239,12 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   // ---------------------------------------------------------------------------------------------
   // What a subclass provides.
 
-  /** Opens (or finds) the VMO of the regular file at `relPath`; Node-style errors for the FUSE edge. */
-  abstract open(relPath: string): Promise<F>;
+  /**
+   * Opens (or finds) the VMO of the regular file at `relPath`; Node-style errors for the FUSE edge.
+   * `backingStat`: the backing path's lstat made just now by the caller (the FUSE edge gets it from
+   * the binding), or null when that lstat failed; a service may use it instead of its own.
+   */
+  abstract open(relPath: string, backingStat?: FileStat | null): Promise<F>;
   /** Attributes of an open file (fstat). */
   abstract statFile(file: F): Promise<FileStat>;
   /** Writes back every dirty page of the file (fdatasync with `sync`); throws the backing error. */

@@ -118,6 +118,18 @@ describe('open, read, create, write', () => {
     expect((await fsp.readFile(m.p(`${d}/f`))).equals(data)).toBe(true);
   });
 
+  it('a name replaced behind pagerfs\'s back opens the new file, not the one served before', async () => {
+    // A reopen trusts the file it served under a name only while the name's lstat (made by the
+    // binding on its FUSE thread) shows the same inode.
+    const d = await scratch({ 'f': 'old contents\n', 'other': 'new contents, longer\n' });
+    expect(await fsp.readFile(m.p(`${d}/f`), 'utf8')).toBe('old contents\n');
+    await fsp.rename(m.b(`${d}/other`), m.b(`${d}/f`));
+    // Past the attribute timeout (1 s), so the kernel looks the name up again.
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(await fsp.readFile(m.p(`${d}/f`), 'utf8')).toBe('new contents, longer\n');
+    expect((await fsp.stat(m.p(`${d}/f`))).ino).toBe((await fsp.stat(m.b(`${d}/f`))).ino);
+  });
+
   it('open fails like the backing directory: ENOENT, EISDIR for writing a directory, EEXIST with O_EXCL', async () => {
     const d = await scratch({ f: 'x', 'sub/x': 'y' });
     expect(await codeOf(fsp.open(m.p(`${d}/nope`), 'r'))).toBe('ENOENT');
