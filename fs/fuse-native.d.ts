@@ -8,11 +8,13 @@ declare module 'fuse-native' {
     debug?: boolean;
     displayFolder?: boolean;
     /**
-     * Patched binding (level 5): the backing directory. getxattr is answered on the FUSE thread by
-     * lgetxattr(root + path), except names starting with skipXattrPrefix and paths under
-     * /skipTopName (those reach the op); getattr ops get the lstat of root + path as a third argument.
+     * Patched binding (levels 5 and 7): the backing directory. getxattr is answered on the FUSE
+     * thread by lgetxattr(root + path), except names starting with skipXattrPrefix and paths under
+     * /skipTopName (those reach the op). getattr of a name whose inode is not served (servedInode)
+     * and is not under a hidden top-level name is answered there too; other getattr, open and
+     * readdir ops get the backing lstat or entries as an extra argument.
      */
-backingPassthrough?: { root: string; skipTopName: string; skipXattrPrefix: string };
+    backingPassthrough?: { root: string; skipTopName: string; skipXattrPrefix: string; hiddenNames?: readonly string[] };
   }
   class Fuse {
     constructor(mnt: string, ops: Record<string, unknown>, opts?: FuseOptions);
@@ -24,6 +26,8 @@ backingPassthrough?: { root: string; skipTopName: string; skipXattrPrefix: strin
     /** The patched binding's (level 4) preadv2(RWF_NOWAIT): bytes read, or -errno (-EAGAIN: not cached). */
     static preadCached?: (fd: number, buffers: Buffer[], position: number) => number;
     /** The patched binding's (level 6) SHA-256 page check on libuv's pool: cb(0, bad page indices) or cb(-errno). */
+    /** Patched binding (level 7): the filesystem serves inode (dev, ino) itself (delta 1) or no longer (-1). */
+    static servedInode?: (dev: number, ino: number, delta: 1 | -1) => void;
     static sha256BadPages?: (views: Buffer[], leaves: Buffer, pages: number, cb: (res: number, bad?: number[]) => void) => void;
   }
   export = Fuse;

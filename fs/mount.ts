@@ -29,7 +29,7 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { PAGE_SIZE, VmSystem } from '../src/index.js';
-import { FaultInjector, formatSize, type PagerService } from '../pager/index.js';
+import { FaultInjector, formatSize, type BackingRoot, type PagerService } from '../pager/index.js';
 import { PagerModuleError, loadPagerModule, type LoadedPagerModule } from '../pager/module.js';
 import { createPagerService } from '../pager/module-host.js';
 import { ConfigError, EXIT, checkPaths, type MountConfig } from './config.js';
@@ -108,15 +108,19 @@ export async function loadMountPager(spec: string, hasSource: boolean): Promise<
 }
 
 /**
- * The backing directory as the binding sees it (native/README.md, level 5): it answers getxattr of
- * backing attributes on its own FUSE threads (`ls -l` asks two missing attributes per file, ~60 µs
- * each through the JS thread) and lstats the backing path of a getattr before waking the JS thread
- * (saving each lookup a trip to libuv's pool). pagerfs's own attribute names and the control
+ * The backing directory as the binding sees it (native/README.md, levels 5 and 7): it answers
+ * getxattr of backing attributes on its own FUSE threads (`ls -l` asks two missing attributes per
+ * file, ~60 µs each through the JS thread), and getattr of names whose inode pagerfs does not serve
+ * (the pager tells it which it serves: servedInodes); other getattr, open and readdir arrive with the
+ * backing lstat or entries read. pagerfs's own attribute names, hidden names and the control
  * directory still reach fs/filesystem.ts. A root too long for the binding's buffer: off.
  */
-function backingPassthrough(root: string | null): NonNullable<ConstructorParameters<FuseClass>[2]>['backingPassthrough'] {
-  if (root === null || Buffer.byteLength(root) >= 4000) return undefined;
-  return { root: root === '/' ? '' : root, skipTopName: CONTROL_DIR, skipXattrPrefix: XATTR_PREFIX };
+function backingPassthrough(root: BackingRoot | null): NonNullable<ConstructorParameters<FuseClass>[2]>['backingPassthrough'] {
+  if (root === null || Buffer.byteLength(root.dir) >= 4000) return undefined;
+  const hiddenNames = root.hiddenNames.filter((n) => n !== CONTROL_DIR);
+  // The binding keeps them in 1 KiB; a tree hiding more names is not passed through at all.
+  if (hiddenNames.reduce((n, name) => n + Buffer.byteLength(name) + 1, 1) > 1000) return undefined;
+  return { root: root.dir === '/' ? '' : root.dir, skipTopName: CONTROL_DIR, skipXattrPrefix: XATTR_PREFIX, hiddenNames };
 }
 
 export async function mountPagerfs(config: MountConfig, log: Logger, hooks: MountHooks = {}, module?: LoadedPagerModule): Promise<MountedPagerfs> {
@@ -155,6 +159,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
         chdirToRoot: true,
         readCached: Fuse.preadCached,
         pageCheck: Fuse.sha256BadPages,
+        servedInodes: Fuse.servedInode,
       },
     });
   } catch (err) {

@@ -30,7 +30,7 @@ import {
 import type { PageJob } from './port-server.js';
 import {
   PagerService, ServedFile, fsError, identityOf,
-  type FileStat, type FileTree, type FileTreeSpace, type PagerServiceOptions,
+  type BackingRoot, type FileStat, type FileTree, type FileTreeSpace, type PagerServiceOptions,
 } from './service.js';
 
 export interface DirectoryPagerOptions extends PagerServiceOptions {
@@ -57,6 +57,8 @@ export interface DirectoryPagerOptions extends PagerServiceOptions {
    * every backing read goes through the thread pool.
    */
   readCached?: CachedRead;
+  /** See ServedInodeNotice. Default: none. */
+  servedInodes?: ServedInodeNotice;
 }
 
 /**
@@ -66,6 +68,13 @@ export interface DirectoryPagerOptions extends PagerServiceOptions {
  * system cannot tell. Any negative answer sends the read to the thread pool, which reports errors.
  */
 export type CachedRead = (fd: number, views: Buffer[], position: number) => number;
+
+/**
+ * Told when the pager starts serving a backing inode (delta 1: it has a VMO, whose size and times
+ * are the pager's to say) and when it stops (-1). The mount passes the patched binding's
+ * Fuse.servedInode, which then answers getattr of every other backing name on its own.
+ */
+export type ServedInodeNotice = (dev: number, ino: number, delta: 1 | -1) => void;
 
 /**
  * Largest read tried with CachedRead: a 4 KiB random read costs a syscall instead of two thread
@@ -105,6 +114,8 @@ export class PagedFile extends ServedFile {
   knownZero: Array<{ start: number; end: number }> = [];
   /** Bytes reached the backing file (written or truncated) since its last fdatasync. */
   unsynced = false;
+  /** servedInodes was told this file's inode is served (and not yet that it no longer is). */
+  servedNoticed = false;
   private lock: Promise<void> = Promise.resolve();
 
   constructor(key: number, relPath: string, identity: string, vmo: VmObjectPaged, readonly fh: FileHandle, writable: boolean) {
@@ -141,6 +152,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
   private readonly readOnly: boolean;
   /** The small-read fast path, or null; set to null for good when the file system cannot do it. */
   private readCached: CachedRead | null;
+  /** Told of each inode this pager starts and stops serving (PagedFile.noticed says which were). */
+  private readonly servedInodes: ServedInodeNotice | null;
   /**
    * The file last opened at each path: a hint only, checked against the path's identity before use
    * (a rename or a replacement behind pagerfs's back makes it miss, never wrong).
@@ -164,6 +177,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     }
     this.readOnly = options.readOnly ?? false;
     this.readCached = options.readCached ?? null;
+    this.servedInodes = options.servedInodes ?? null;
     this.tree = new BackingTree(this, options.hiddenNames ?? [], this.readOnly);
   }
 
@@ -211,6 +225,24 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (this.openedAt.size > 2 * this.byKey.size + 1024) this.openedAt.clear(); // stale aliases: start over
     this.openedAt.set(rel, file);
     return file;
+  }
+
+  protected override register(file: PagedFile): void {
+    super.register(file);
+    if (this.servedInodes !== null && !file.servedNoticed) {
+      const [dev, ino] = file.identity.split(':').map(Number);
+      this.servedInodes(dev, ino, 1);
+      file.servedNoticed = true;
+    }
+  }
+
+  protected override unregisterIdentity(file: PagedFile): void {
+    super.unregisterIdentity(file);
+    if (file.servedNoticed) {
+      const [dev, ino] = file.identity.split(':').map(Number);
+      this.servedInodes!(dev, ino, -1);
+      file.servedNoticed = false;
+    }
   }
 
   /** Opens the file at `rel` (no leading slash; `full` is its backing path) and finds or makes its VMO. */
@@ -707,9 +739,9 @@ class BackingTree implements FileTree {
     return top !== '.pagerfs' && this.hidden.has(top);
   }
 
-  /** Hidden names never reach a lookup (ENOENT), so every name the mount shows maps 1:1. */
-  backingRoot(): string {
-    return this.dp.root;
+  /** Every name the mount shows maps 1:1; hidden ones are refused by isHidden. */
+  backingRoot(): BackingRoot {
+    return { dir: this.dp.root, hiddenNames: [...this.hidden].filter((n) => n !== '.pagerfs') };
   }
 
   /**

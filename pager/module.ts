@@ -20,7 +20,7 @@ import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type * as Library from './api.js';
 import type { Pager, VmObjectPaged, VmSystem, ZxStatus } from '../src/index.js';
-import type { CachedRead } from './directory-pager.js';
+import type { CachedRead, ServedInodeNotice } from './directory-pager.js';
 import type { FaultInjector } from './faults.js';
 import type { NativePageCheck } from './page-hasher.js';
 import type { PagerService, PagerServiceOptions } from './service.js';
@@ -69,6 +69,8 @@ export interface ServiceSettings {
   readonly readCached?: CachedRead;
   /** SHA-256 checks of pages on the thread pool, without a copy (the mount: the patched binding's). */
   readonly pageCheck?: NativePageCheck;
+  /** Told which backing inodes the pager serves (the mount: the patched binding's Fuse.servedInode). */
+  readonly servedInodes?: ServedInodeNotice;
 }
 
 /** The PagerService options the mount's settings give (what a module passes on to a service it builds). */

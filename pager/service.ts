@@ -99,15 +99,23 @@ export interface FileTree {
    */
   backingPathOf(relPath: string): string | null;
   /**
-   * The absolute backing directory when every name the tree shows is that directory's own name at
-   * the same relative path (backingPathOf is then root + '/' + name), else null. Lets the FUSE edge
-   * read the backing files' extended attributes where they are asked, without a trip to the pager.
-   * Optional: a tree without it is asked for every attribute. A tree that has it also says which
-   * names it hides (isHidden), since the backing directory has them.
+   * The backing directory when every name the tree shows is that directory's own name at the same
+   * relative path (backingPathOf is then dir + '/' + name), else null; with the top-level names the
+   * tree hides. Lets the FUSE edge read the backing directory's metadata where it is asked, without
+   * a trip to the pager. Optional: a tree without it is asked for everything. A tree that has it
+   * also answers isHidden.
    */
-  backingRoot?(): string | null;
+  backingRoot?(): BackingRoot | null;
   /** Whether a name (relative, or with leading '/') is one the tree does not show. */
   isHidden?(relPath: string): boolean;
+}
+
+/** What FileTree.backingRoot describes. */
+export interface BackingRoot {
+  /** Absolute path of the backing directory. */
+  readonly dir: string;
+  /** Top-level names of the backing directory the tree does not show. */
+  readonly hiddenNames: readonly string[];
 }
 
 /** "dev:ino": one key per backing inode, so that every name and handle of it share one VMO. */

@@ -1,0 +1,69 @@
+/**
+ * getattr answered by the patched binding (native/README.md, level 7): a backing name whose inode
+ * pagerfs does not serve is answered on libfuse's thread; a file pagerfs serves (it has a VMO, whose
+ * size may run ahead of the backing file) is answered by the daemon. Who answered is read from the
+ * daemon thread's voluntary context switches: it sleeps in epoll between requests, so each request
+ * that reaches it costs at least one. Mounted with --attr-timeout 0, so every stat is a getattr.
+ */
+import { promises as fsp } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { python, startMount, useMountHooks } from './harness.js';
+
+useMountHooks();
+
+/** Stats every path `rounds` times; prints the daemon thread's switches meanwhile and the sizes seen. */
+const STAT_SCRIPT = [
+  'import os, sys',
+  'pid, rounds, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]',
+  'def switches():',
+  '    for line in open(f"/proc/{pid}/task/{pid}/status"):',
+  '        if line.startswith("voluntary_ctxt_switches:"): return int(line.split()[1])',
+  'before = switches(); sizes = set()',
+  'for r in range(rounds):',
+  '    for p in paths: sizes.add(os.lstat(p).st_size)',
+  'print(switches() - before, sorted(sizes))',
+].join('\n');
+
+async function statSwitches(pid: number, rounds: number, paths: string[]): Promise<{ switches: number; sizes: string }> {
+  const res = await python(STAT_SCRIPT, [String(pid), String(rounds), ...paths], { timeoutMs: 60_000 });
+  expect(res.code, res.stderr).toBe(0);
+  const [n, ...rest] = res.stdout.trim().split(' ');
+  return { switches: Number(n), sizes: rest.join(' ') };
+}
+
+describe('getattr through the binding', () => {
+  it('names whose inode pagerfs does not serve never reach the daemon; a served file does, with its VMO\'s size', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 50; i++) files[`d/f${i}`] = 'x'.repeat(100 + i);
+    files['served.txt'] = 'abc';
+    const m = await startMount({ files, args: ['--attr-timeout', '0', '--writeback-delay', '60s'] });
+    const names = Object.keys(files).filter((n) => n !== 'served.txt').map((n) => m.p(n));
+
+    // 50 names × 20 rounds = 1,000 getattr of unserved files.
+    const unserved = await statSwitches(m.pid, 20, names);
+    expect(unserved.sizes).toBe(`[${Array.from({ length: 50 }, (_, i) => 100 + i).join(', ')}]`);
+
+    // A file pagerfs serves: written past its backing size and not written back (60 s delay).
+    const fh = await fsp.open(m.p('served.txt'), 'r+');
+    try {
+      await fh.write(Buffer.alloc(5000, 7), 0, 5000, 10_000);
+      expect((await fsp.stat(m.b('served.txt'))).size).toBe(3); // not written back yet
+      const served = await statSwitches(m.pid, 1000, [m.p('served.txt')]);
+      expect(served.sizes).toBe('[15000]');
+      expect(served.switches, `served file: ${served.switches} switches for 1,000 getattr`).toBeGreaterThanOrEqual(100);
+    } finally {
+      await fh.close();
+    }
+    expect(unserved.switches, `unserved files: ${unserved.switches} switches for 1,000 getattr`).toBeLessThan(100);
+    console.log(`daemon thread switches for 1,000 getattr: unserved ${unserved.switches}`);
+  });
+
+  it('the control directory stays the daemon\'s, even over a backing directory of that name', async () => {
+    // (Hidden names are covered by test/fs/verified.test.ts: .pagerfs-verity is ENOENT there.)
+    const m = await startMount({ files: { 'a.txt': 'a', '.pagerfs/real-file-in-backing': 'x', '.pagerfs-verity/f': 'y' } });
+    expect((await fsp.stat(m.p('.pagerfs/stats'))).isFile()).toBe(true);
+    await expect(fsp.stat(m.p('.pagerfs/real-file-in-backing'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // The directory pager hides nothing else: the verified pager's sidecar name is an ordinary one here.
+    expect((await fsp.stat(m.p('.pagerfs-verity/f'))).size).toBe(1);
+  });
+});
