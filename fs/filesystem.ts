@@ -308,6 +308,7 @@ export class PagerFilesystem {
         void this.dp.release(file);
         return cb(-ERRNO.EACCES);
       }
+      if (writing) this.dp.mayResize(file); // before any write through this handle
       cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing, dirtyControl: false, refused: false, written: false }));
     }, (err: unknown) => this.fail('open', p, err, cb));
   }
@@ -398,6 +399,7 @@ export class PagerFilesystem {
         }
       }
       const file = await this.dp.open(this.rel(p));
+      this.dp.mayResize(file);
       cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false, refused: false, written: false }));
     })().catch((err: unknown) => this.fail('create', p, err, cb));
   }

@@ -70,9 +70,11 @@ export interface DirectoryPagerOptions extends PagerServiceOptions {
 export type CachedRead = (fd: number, views: Buffer[], position: number) => number;
 
 /**
- * Told when the pager starts serving a backing inode (delta 1: it has a VMO, whose size and times
- * are the pager's to say) and when it stops (-1). The mount passes the patched binding's
- * Fuse.servedInode, which then answers getattr of every other backing name on its own.
+ * Told when the size of a backing inode becomes the pager's to say (delta 1: it has a VMO that was
+ * opened for writing or truncated, so its size may run ahead of or behind the backing file's) and
+ * when that ends (-1: the VMO is gone, or the inode lost its last name). Every other attribute of
+ * a served file, and every attribute of the rest, is the backing lstat's. The mount passes the
+ * patched binding's Fuse.servedInode, which then answers getattr of every other backing name itself.
  */
 export type ServedInodeNotice = (dev: number, ino: number, delta: 1 | -1) => void;
 
@@ -114,7 +116,7 @@ export class PagedFile extends ServedFile {
   knownZero: Array<{ start: number; end: number }> = [];
   /** Bytes reached the backing file (written or truncated) since its last fdatasync. */
   unsynced = false;
-  /** servedInodes was told this file's inode is served (and not yet that it no longer is). */
+  /** servedInodes was told this file's size may part from the backing file's (and not yet the end). */
   servedNoticed = false;
   private lock: Promise<void> = Promise.resolve();
 
@@ -152,7 +154,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
   private readonly readOnly: boolean;
   /** The small-read fast path, or null; set to null for good when the file system cannot do it. */
   private readCached: CachedRead | null;
-  /** Told of each inode this pager starts and stops serving (PagedFile.noticed says which were). */
+  /** Told of each inode whose VMO's size may part from its backing file's (PagedFile.servedNoticed). */
   private readonly servedInodes: ServedInodeNotice | null;
   /**
    * The file last opened at each path: a hint only, checked against the path's identity before use
@@ -227,13 +229,12 @@ export class DirectoryPager extends PagerService<PagedFile> {
     return file;
   }
 
-  protected override register(file: PagedFile): void {
-    super.register(file);
-    if (this.servedInodes !== null && !file.servedNoticed) {
-      const [dev, ino] = file.identity.split(':').map(Number);
-      this.servedInodes(dev, ino, 1);
-      file.servedNoticed = true;
-    }
+  /** The VMO's size may now part from the backing file's: the binding must ask us for its attributes. */
+  override mayResize(file: PagedFile): void {
+    if (this.servedInodes === null || file.servedNoticed || file.completed) return;
+    const [dev, ino] = file.identity.split(':').map(Number);
+    this.servedInodes(dev, ino, 1);
+    file.servedNoticed = true;
   }
 
   protected override unregisterIdentity(file: PagedFile): void {
@@ -691,6 +692,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
 
   /** Sets the file's size: the VMO first (pages past the end dropped unwritten), then the backing file. */
   truncate(file: PagedFile, sizeBytes: number): Promise<void> {
+    this.mayResize(file);
     return file.withLock(async () => {
       const oldSize = file.vmo.contentSizeBytes;
       file.vmo.resize(sizeBytes);
@@ -707,15 +709,15 @@ export class DirectoryPager extends PagerService<PagedFile> {
   }
 }
 
-/**
- * The backing directory as the mount shows it: its names and attributes, less the hidden names at
- * the root (`.pagerfs`, pagerfs's control directory, and any the pager adds).
- */
 /** The lstat of `p`, or null when it fails (Node's callback lstat: cheaper than fs.promises'). */
 function lstatOrNull(p: string): Promise<FileStat | null> {
   return new Promise((resolve) => fs.lstat(p, (err, st) => resolve(err === null ? st : null)));
 }
 
+/**
+ * The backing directory as the mount shows it: its names and attributes, less the hidden names at
+ * the root (`.pagerfs`, pagerfs's control directory, and any the pager adds).
+ */
 class BackingTree implements FileTree {
   private readonly hidden: Set<string>;
 

@@ -344,6 +344,13 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     this.byIdentity.set(file.identity, file);
   }
 
+  /**
+   * The file's size may from now on differ from its backing file's (it was opened for writing, or is
+   * being truncated): called before the change can happen. The directory pager tells the binding,
+   * so that getattr of its names asks the pager. Default: nothing.
+   */
+  mayResize(_file: F): void {}
+
   /** The file lost its last name: later opens of the identity make a new VMO. */
   protected unregisterIdentity(file: F): void {
     if (this.byIdentity.get(file.identity) === file) this.byIdentity.delete(file.identity);
