@@ -221,8 +221,10 @@ export class PagerFilesystem {
   /**
    * Names with their attributes: libfuse2 takes d_ino (use_ino) and d_type from them, so readdir
    * shows the backing inode numbers and file types (without, d_ino is 0xffffffff and d_type
-   * DT_UNKNOWN, and tools stat every entry through the mount instead). One lstat per entry here.
-   * An entry gone meanwhile is left out; any other lstat failure gives the names alone.
+   * DT_UNKNOWN, and tools stat every entry through the mount instead). With `backing` (the
+   * binding read the directory on its FUSE thread) they come from the directory's own entries;
+   * without, from one lstat per entry, where an entry gone meanwhile is left out and any other
+   * lstat failure gives the names alone.
    */
   readdir(p: string, cb: (err: number, names?: string[], stats?: unknown[]) => void, backing?: BindingDir): void {
     if (this.rel(p) === CONTROL_DIR) {
