@@ -258,6 +258,21 @@ export class PhysicalPageArena {
     this.chunks[frame >>> CHUNK_SHIFT].set(src.subarray(srcOffset, srcOffset + length), start);
   }
 
+  /**
+   * Zeroes whole frames: one fill per run of consecutive frames of one chunk (a fill call costs more
+   * than zeroing a page; allocFramesAscending hands out runs).
+   */
+  zeroFrames(frames: readonly number[]): void {
+    let i = 0;
+    while (i < frames.length) {
+      let j = i + 1;
+      while (j < frames.length && frames[j] === frames[j - 1] + 1 && this.sameChunk(frames[i], frames[j])) j++;
+      const start = (frames[i] & CHUNK_MASK) << PAGE_SHIFT;
+      this.chunks[frames[i] >>> CHUNK_SHIFT].fill(0, start, start + (j - i) * PAGE_SIZE);
+      i = j;
+    }
+  }
+
   fill(frame: number, inPage: number, length: number, value: number): void {
     const start = ((frame & CHUNK_MASK) << PAGE_SHIFT) + inPage;
     this.chunks[frame >>> CHUNK_SHIFT].fill(value, start, start + length);

@@ -1174,11 +1174,15 @@ export class VmObjectPaged extends VmObject {
       throw new ZxError(ZxStatus.ERR_NO_MEMORY, 'not enough frames to commit the zero pages being dirtied');
     }
     const frames = this.allocFramesAscending(zeroPages.length); // consecutive, for the writes to come
-    for (let i = 0; i < zeroPages.length; i++) {
-      this.system.arena.fill(frames[i], 0, PAGE_SIZE, 0);
-      this.zeroRuns.clear(zeroPages[i], zeroPages[i] + 1);
-      this.installFrame(zeroPages[i], frames[i], DirtyState.Dirty);
+    this.system.arena.zeroFrames(frames);
+    // The zero runs lose these pages run by run (each clear renormalizes the run list).
+    for (let i = 0; i < zeroPages.length;) {
+      let j = i + 1;
+      while (j < zeroPages.length && zeroPages[j] === zeroPages[j - 1] + 1) j++;
+      this.zeroRuns.clear(zeroPages[i], zeroPages[j - 1] + 1);
+      i = j;
     }
+    for (let i = 0; i < zeroPages.length; i++) this.installFrame(zeroPages[i], frames[i], DirtyState.Dirty);
     for (let p = start; p < end; p++) {
       const frame = this.pages.lookup(p);
       if (frame !== NO_FRAME) this.setDirty(frame, DirtyState.Dirty);
