@@ -1,9 +1,12 @@
 /**
- * getattr answered by the patched binding (native/README.md, level 7): a backing name is answered on
- * libfuse's thread unless pagerfs said its size is its own (a VMO opened for writing or truncated,
- * whose size may run ahead of the backing file); those are answered by the daemon. Who answered is read from the
- * daemon thread's voluntary context switches: it sleeps in epoll between requests, so each request
- * that reaches it costs at least one. Mounted with --attr-timeout 0, so every stat is a getattr.
+ * Metadata the patched binding reads on libfuse's threads (native/README.md, levels 5 and 7).
+ *  - getattr: a backing name is answered on libfuse's thread unless pagerfs said its size is its own
+ *    (a VMO opened for writing or truncated, whose size may run ahead of the backing file); those
+ *    are answered by the daemon. Who answered is read from the daemon thread's voluntary context
+ *    switches: it sleeps in epoll between requests, so each request that reaches it costs at least
+ *    one. Mounted with --attr-timeout 0, so every stat is a getattr.
+ *  - readdir: the entries the binding read (names, d_ino, d_type) match the backing directory's,
+ *    for a directory large enough to grow the binding's buffers many times.
  */
 import { promises as fsp } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -31,7 +34,7 @@ async function statSwitches(pid: number, rounds: number, paths: string[]): Promi
   return { switches: Number(n), sizes: rest.join(' ') };
 }
 
-describe('getattr through the binding', () => {
+describe('metadata read by the binding', () => {
   it('names whose size is the backing file\'s never reach the daemon; a file written through the mount does, with its VMO\'s size', async () => {
     const files: Record<string, string> = {};
     for (let i = 0; i < 50; i++) files[`d/f${i}`] = 'x'.repeat(100 + i);
@@ -71,5 +74,22 @@ describe('getattr through the binding', () => {
     await expect(fsp.stat(m.p('.pagerfs/real-file-in-backing'))).rejects.toMatchObject({ code: 'ENOENT' });
     // The directory pager hides nothing else: the verified pager's sidecar name is an ordinary one here.
     expect((await fsp.stat(m.p('.pagerfs-verity/f'))).size).toBe(1);
+  });
+
+  it('readdir of a directory of 5,000 entries read by the binding matches the backing directory (names, d_ino, d_type)', async () => {
+    const m = await startMount({ files: { 'big/sub/x': 'x' } });
+    // Long names, so the binding's name buffer and entry arrays grow many times over.
+    await Promise.all(Array.from({ length: 5000 }, (_, i) => fsp.writeFile(m.b(`big/a-file-with-a-rather-long-name-to-fill-buffers-${i}`), '')));
+    await fsp.symlink('sub', m.b('big/link'));
+    const script = [
+      'import os, sys',
+      'for d in sys.argv[1:]:',
+      '    print(sorted((e.name, e.inode(), e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False), e.is_symlink()) for e in os.scandir(d)))',
+    ].join('\n');
+    const res = await python(script, [m.p('big'), m.b('big')], { timeoutMs: 60_000 });
+    expect(res.code, res.stderr).toBe(0);
+    const [viaMount, backing] = res.stdout.trim().split('\n');
+    expect(viaMount.length).toBeGreaterThan(5000 * 40);
+    expect(viaMount).toBe(backing);
   });
 });
