@@ -95,6 +95,17 @@ const WRITEBACK_PIECE_BYTES = 1024 * 1024;
 /** Zeros written per I/O when writing back a zero run. */
 const ZERO_CHUNK = 128 * 1024;
 
+/** The views cut down to their first `bytes` bytes (readCached reads exactly what is asked). */
+function trimViews(views: Buffer[], bytes: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0, left = bytes; i < views.length && left > 0; i++) {
+    const v = views[i].length <= left ? views[i] : views[i].subarray(0, left);
+    out.push(v);
+    left -= v.length;
+  }
+  return out;
+}
+
 /** Zeroes every byte of the views from byte `from` on (the part a short read did not fill). */
 function zeroFrom(views: Buffer[], from: number): void {
   let skip = from;
@@ -323,8 +334,46 @@ export class DirectoryPager extends PagerService<PagedFile> {
       return;
     }
     const endPage = this.planReadahead(file, startPage, reqEnd);
-    await this.fillRange(file, startPage, reqEnd, endPage);
+    if (!this.fillCachedNow(file, startPage, endPage)) await this.fillRange(file, startPage, reqEnd, endPage);
     if (endPage > reqEnd) this.metrics.readaheadPages += endPage - reqEnd;
+  }
+
+  /**
+   * The common small cold read, answered in one synchronous step: pages [startPage, endPage) (at
+   * most CACHED_READ_MAX_BYTES) read with readCached into an aux VMO and supplied, with no promise,
+   * no in-flight entry (nothing can run in between) and no trip to the pool. Returns false, having
+   * changed nothing, whenever the general path is needed: no readCached, pages to check
+   * (verifiesPages), a budget change waiting, too few free frames, or bytes not all in the cache.
+   */
+  private fillCachedNow(file: PagedFile, startPage: number, endPage: number): boolean {
+    const count = endPage - startPage;
+    if (this.readCached === null || this.verifiesPages() || !this.fillsOpen ||
+      count * PAGE_SIZE > CACHED_READ_MAX_BYTES || this.system.availableFrames < count) return false;
+    const offset = startPage * PAGE_SIZE;
+    const expected = Math.max(0, Math.min(count * PAGE_SIZE, Math.min(file.vmo.contentSizeBytes, file.backingSize) - offset));
+    if (expected === 0) return false;
+    let aux: VmObjectPaged | null = null;
+    try {
+      aux = this.system.createVmo(count * PAGE_SIZE);
+      const views = aux.mapPages(0, count * PAGE_SIZE, { zeroFill: false });
+      const got = this.readCachedInto(file, trimViews(views, expected), offset, expected);
+      if (got !== expected) return false; // not all cached, or the file got shorter: the general path says how
+      this.metrics.backingReads++;
+      this.metrics.backingReadBytes += got;
+      zeroFrom(views, got);
+      this.supply(file, startPage, count, aux, 0);
+      return true;
+    } catch (err) {
+      if (err instanceof ZxError) return false; // no frames after all, or the VMO changed: the general path answers
+      throw err;
+    } finally {
+      aux?.close();
+    }
+  }
+
+  /** Whether filled pages are checked before they are supplied (checkPages); the verified pager's are. */
+  protected verifiesPages(): boolean {
+    return false;
   }
 
   protected override readAhead(file: PagedFile, start: number, end: number): void {

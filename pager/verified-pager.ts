@@ -70,6 +70,10 @@ export class VerifiedPager extends DirectoryPager {
     super.onComplete(file);
   }
 
+  protected override verifiesPages(): boolean {
+    return true;
+  }
+
   protected override async checkPages(file: PagedFile, pos: number, count: number, views: Buffer[]): Promise<number[]> {
     const tree = this.trees.get(file.key);
     if (tree === undefined) return Array.from({ length: count }, (_, i) => i); // cannot happen: opened() set it

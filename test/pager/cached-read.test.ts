@@ -123,10 +123,14 @@ describe('DirectoryPager with readCached', () => {
     expect((await readVmo(f.vmo, 50 * PAGE_SIZE, PAGE_SIZE)).equals(data.subarray(50 * PAGE_SIZE, 51 * PAGE_SIZE))).toBe(true);
     const m = env.dp.metrics;
     expect(m.backingReads).toBe(1);
-    expect(m.cachedBackingReads).toBe(0);
+    // The first RWF_NOWAIT read (the synchronous small-read path) misses and sets the kernel's
+    // readahead going; the general path then reads the page on the pool, or from the cache if the
+    // readahead has already landed: one backing read either way.
+    const cachedBefore = m.cachedBackingReads;
+    expect(cachedBefore).toBeLessThanOrEqual(1);
     // 64 pages (256 KiB) in one request: above the 64 KiB limit, read on the pool.
     expect((await readVmo(f.vmo, 100 * PAGE_SIZE, 64 * PAGE_SIZE)).equals(data.subarray(100 * PAGE_SIZE, 164 * PAGE_SIZE))).toBe(true);
-    expect(m.cachedBackingReads).toBe(0);
+    expect(m.cachedBackingReads).toBe(cachedBefore);
     expect((await readVmo(f.vmo, 0, data.length)).equals(data)).toBe(true);
   });
 });
