@@ -32,6 +32,9 @@ import type { VmSystem } from './vm-system.js';
 import { ChildOptions, PageResidency, VmoOp, type ResidencyRun, type VmoCounters } from './vmo-types.js';
 import { ZeroRanges } from './zero-ranges.js';
 
+/** The promise a read that needed no page request returns (settled; shared, never rejected). */
+const SETTLED: Promise<void> = Promise.resolve();
+
 export type VmoKind = 'anonymous' | 'pager' | 'clone' | 'slice';
 
 /** Told when a VMO gains its first child and loses its last (Zircon's VmObjectChildObserver). */
@@ -167,8 +170,20 @@ export abstract class VmObject {
   protected abstract destroy(): void;
 
   /** Reads `lengthBytes` (default: dst.length) at `offsetBytes` into dst, waiting for the pager. */
-  async read(dst: Uint8Array, offsetBytes: number, lengthBytes = dst.length): Promise<void> {
-    let done = this.readStep(dst, 0, offsetBytes, lengthBytes);
+  read(dst: Uint8Array, offsetBytes: number, lengthBytes = dst.length): Promise<void> {
+    // Not an async function: a read of resident pages returns one shared settled promise instead
+    // of making a new one (the resident path must not allocate per read).
+    let done: number;
+    try {
+      done = this.readStep(dst, 0, offsetBytes, lengthBytes);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return done === lengthBytes ? SETTLED : this.readRest(dst, offsetBytes, lengthBytes, done);
+  }
+
+  private async readRest(dst: Uint8Array, offsetBytes: number, lengthBytes: number, doneSoFar: number): Promise<void> {
+    let done = doneSoFar;
     while (done < lengthBytes) {
       await this.system.waitFor(this.takeWait());
       done += this.readStep(dst, done, offsetBytes + done, lengthBytes - done);
