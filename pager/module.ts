@@ -169,12 +169,12 @@ export class PagerModuleError extends Error {
   }
 }
 
-/** The modules pagerfs ships, by name. */
 /** The first line of an error's message (a module's stack and details go to the log, not the one-line error). */
 export function firstLine(err: unknown): string {
   return String((err as Error)?.message ?? err).split('\n')[0];
 }
 
+/** The modules pagerfs ships, by name. */
 export const BUILTIN_PAGERS = ['directory', 'synthetic', 'verified'] as const;
 
 /** A loaded module and where it came from. */

@@ -508,15 +508,15 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     return rest;
   }
 
-  /**
-   * Runs `fill` while holding aux frames, after any budget change under way: a shrink waits for the
-   * fills in progress and holds new ones back, so frames held outside VMOs never block it.
-   */
   /** A fill that holds its aux frames only within one synchronous step may run now (no budget change waits). */
   protected get fillsOpen(): boolean {
     return this.fillGate === null;
   }
 
+  /**
+   * Runs `fill` while holding aux frames, after any budget change under way: a shrink waits for the
+   * fills in progress and holds new ones back, so frames held outside VMOs never block it.
+   */
   protected async whileFilling<T>(fill: () => Promise<T>): Promise<T> {
     while (this.fillGate !== null) await this.fillGate;
     this.activeFills++;

@@ -8,8 +8,8 @@ import { serviceOptions, type PagerModule, type PagerModuleContext } from '../mo
 
 /** The DirectoryPager options a directory-serving module builds from the mount's context. */
 export function directoryServiceOptions(ctx: PagerModuleContext): DirectoryPagerOptions {
-  return { ...serviceOptions(ctx), backingDir: ctx.source!, chdirToRoot: ctx.service.chdirToRoot, readCached: ctx.service.readCached,
-    servedInodes: ctx.service.servedInodes };
+  const s = ctx.service;
+  return { ...serviceOptions(ctx), backingDir: ctx.source!, chdirToRoot: s.chdirToRoot, readCached: s.readCached, servedInodes: s.servedInodes };
 }
 
 const directory: PagerModule = {
