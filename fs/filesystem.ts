@@ -169,6 +169,11 @@ export class PagerFilesystem {
     };
   }
 
+  /** A backing lstat as the mount shows it: the VMO's size when pagerfs serves that inode. */
+  private attrsOf(st: FileStat): Record<string, unknown> {
+    return this.statOf(st, st.isFile() ? this.dp.fileByIdentity(identityOf(st)) : undefined);
+  }
+
   private statOf(st: FileStat, file: ServedFile | undefined): Record<string, unknown> {
     const size = file !== undefined ? file.vmo.contentSizeBytes : st.size;
     return {
@@ -197,13 +202,13 @@ export class PagerFilesystem {
         if (this.tree.isHidden?.(p) === true) return cb(-ERRNO.ENOENT);
         if (!('dev' in backing)) return cb(backing.errno);
         const st = fileStatOf(backing);
-        return cb(0, this.statOf(st, st.isFile() ? this.dp.fileByIdentity(identityOf(st)) : undefined));
+        return cb(0, this.attrsOf(st));
       }
     } catch (err) {
       return this.fail('getattr', p, err, cb);
     }
     this.tree.lstat(this.rel(p)).then(
-      (st) => cb(0, this.statOf(st, st.isFile() ? this.dp.fileByIdentity(identityOf(st)) : undefined)),
+      (st) => cb(0, this.attrsOf(st)),
       (err: unknown) => this.fail('getattr', p, err, cb),
     );
   }
@@ -254,7 +259,7 @@ export class PagerFilesystem {
           return;
         }
         outNames.push(n);
-        outStats.push(this.statOf(st, st.isFile() ? this.dp.fileByIdentity(identityOf(st)) : undefined));
+        outStats.push(this.attrsOf(st));
       });
       if (atRoot) {
         outNames.push(CONTROL_DIR);
