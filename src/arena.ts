@@ -267,8 +267,7 @@ export class PhysicalPageArena {
     while (i < frames.length) {
       let j = i + 1;
       while (j < frames.length && frames[j] === frames[j - 1] + 1 && this.sameChunk(frames[i], frames[j])) j++;
-      const start = (frames[i] & CHUNK_MASK) << PAGE_SHIFT;
-      this.chunks[frames[i] >>> CHUNK_SHIFT].fill(0, start, start + (j - i) * PAGE_SIZE);
+      this.framesView(frames[i], j - i).fill(0);
       i = j;
     }
   }
