@@ -10,28 +10,19 @@
  */
 import { promises as fsp } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { python, startMount, useMountHooks } from './harness.js';
+import { daemonThreadSwitches, python, startMount, useMountHooks } from './harness.js';
 
 useMountHooks();
 
-/** Stats every path `rounds` times; prints the daemon thread's switches meanwhile and the sizes seen. */
-const STAT_SCRIPT = [
-  'import os, sys',
-  'pid, rounds, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]',
-  'def switches():',
-  '    for line in open(f"/proc/{pid}/task/{pid}/status"):',
-  '        if line.startswith("voluntary_ctxt_switches:"): return int(line.split()[1])',
-  'before = switches(); sizes = set()',
-  'for r in range(rounds):',
-  '    for p in paths: sizes.add(os.lstat(p).st_size)',
-  'print(switches() - before, sorted(sizes))',
-].join('\n');
-
+/** Stats every path `rounds` times; the daemon thread's switches meanwhile and the sizes seen. */
 async function statSwitches(pid: number, rounds: number, paths: string[]): Promise<{ switches: number; sizes: string }> {
-  const res = await python(STAT_SCRIPT, [String(pid), String(rounds), ...paths], { timeoutMs: 60_000 });
-  expect(res.code, res.stderr).toBe(0);
-  const [n, ...rest] = res.stdout.trim().split(' ');
-  return { switches: Number(n), sizes: rest.join(' ') };
+  const { switches, out } = await daemonThreadSwitches(pid, ['rounds, paths = int(args[0]), args[1:]'], [
+    'sizes = set()',
+    'for r in range(rounds):',
+    '    for p in paths: sizes.add(os.lstat(p).st_size)',
+    'out = sorted(sizes)',
+  ], [String(rounds), ...paths]);
+  return { switches, sizes: out };
 }
 
 describe('metadata read by the binding', () => {

@@ -68,6 +68,30 @@ export function python(script: string, args: string[] = [], opts: RunOptions = {
   return run('python3', ['-c', script, ...args], opts);
 }
 
+/**
+ * Runs python: `setup`, then `body` while counting the voluntary context switches of the daemon's
+ * main thread (`pid`). That thread sleeps in epoll between requests, so each request that reaches
+ * it costs at least one: the count tells whether the JS thread answered. `args` is sys.argv[2:] in
+ * the script; `body` leaves its result text in `out`. Throws with python's stderr if it fails.
+ */
+export async function daemonThreadSwitches(pid: number, setup: string[], body: string[], args: string[]): Promise<{ switches: number; out: string }> {
+  const script = [
+    'import errno, os, sys',
+    'pid, args = sys.argv[1], sys.argv[2:]',
+    'def switches():',
+    '    for line in open(f"/proc/{pid}/task/{pid}/status"):',
+    '        if line.startswith("voluntary_ctxt_switches:"): return int(line.split()[1])',
+    ...setup,
+    'before = switches()',
+    ...body,
+    'print(switches() - before, out)',
+  ].join('\n');
+  const res = await python(script, [String(pid), ...args], { timeoutMs: 60_000 });
+  if (res.code !== 0) throw new Error(`python failed (${res.code}): ${res.stderr}`);
+  const [n, ...rest] = res.stdout.trim().split(' ');
+  return { switches: Number(n), out: rest.join(' ') };
+}
+
 /** Is `mountpoint` listed in /proc/self/mounts? */
 export async function isMounted(mountpoint: string): Promise<boolean> {
   const mounts = await fsp.readFile('/proc/self/mounts', 'utf8');

@@ -7,7 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { python, run, startMount, useMountHooks } from './harness.js';
+import { daemonThreadSwitches, python, run, startMount, useMountHooks } from './harness.js';
 
 useMountHooks();
 
@@ -114,26 +114,20 @@ describe('extended attribute pass-through', () => {
     // costs it at least one voluntary context switch. Its count, from /proc, tells who answered.
     const m = await startMount({ files: { 'a.txt': 'hello\n' } });
     await setfattr(['-n', 'user.color', '-v', 'blue', '--', m.b('a.txt')]);
-    const script = [
-      'import errno, os, sys',
-      'pid, mode, target = sys.argv[1], sys.argv[2], sys.argv[3]',
-      'def switches():',
-      '    for line in open(f"/proc/{pid}/task/{pid}/status"):',
-      '        if line.startswith("voluntary_ctxt_switches:"): return int(line.split()[1])',
-      'names = {"backing": ["user.color", "user.missing"], "own": ["user.pagerfs.residency"], "control": ["user.x"]}[mode]',
-      'os.stat(target)',
-      'before = switches(); answers = set()',
-      'for i in range(1000):',
-      '    for n in names:',
-      '        try: answers.add(len(os.getxattr(target, n, follow_symlinks=False)))',
-      '        except OSError as e: answers.add(errno.errorcode[e.errno])',
-      'print(switches() - before, sorted(map(str, answers)))',
-    ].join('\n');
     const probe = async (mode: string, target: string): Promise<{ switches: number; answers: string }> => {
-      const res = await python(script, [String(m.pid), mode, target], { timeoutMs: 60_000 });
-      expect(res.code, res.stderr).toBe(0);
-      const [n, ...rest] = res.stdout.trim().split(' ');
-      return { switches: Number(n), answers: rest.join(' ') };
+      const { switches, out } = await daemonThreadSwitches(m.pid, [
+        'mode, target = args',
+        'names = {"backing": ["user.color", "user.missing"], "own": ["user.pagerfs.residency"], "control": ["user.x"]}[mode]',
+        'os.stat(target)',
+      ], [
+        'answers = set()',
+        'for i in range(1000):',
+        '    for n in names:',
+        '        try: answers.add(len(os.getxattr(target, n, follow_symlinks=False)))',
+        '        except OSError as e: answers.add(errno.errorcode[e.errno])',
+        'out = sorted(map(str, answers))',
+      ], [mode, target]);
+      return { switches, answers: out };
     };
     const backing = await probe('backing', m.p('a.txt'));
     expect(backing.answers).toBe("['4', 'ENODATA']");
