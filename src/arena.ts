@@ -262,7 +262,7 @@ export class PhysicalPageArena {
    * Zeroes whole frames: one fill per run of consecutive frames of one chunk (a fill call costs more
    * than zeroing a page; allocFramesAscending hands out runs).
    */
-  zeroFrames(frames: readonly number[]): void {
+  zeroFrames(frames: ArrayLike<number>): void {
     let i = 0;
     while (i < frames.length) {
       let j = i + 1;

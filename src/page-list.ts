@@ -24,6 +24,7 @@ export class PageList {
   private readonly nodes = new Map<number, Int32Array>();
   /** Node indices in ascending order, or null when a node was added or removed since the last sort. */
   private sortedKeys: number[] | null = [];
+  /** The last node used and its index (-1: none). Invariant: cachedNode is nodes.get(cachedIndex). */
   private cachedIndex = -1;
   private cachedNode: Int32Array | null = null;
   private pages = 0;
@@ -37,23 +38,26 @@ export class PageList {
 
   /** The frame at `pageIndex`, or NO_FRAME. Allocation-free. */
   lookup(pageIndex: number): number {
-    const nodeIndex = Math.floor(pageIndex / NODE_PAGES);
-    let node = this.cachedNode;
-    if (this.cachedIndex !== nodeIndex) {
-      node = this.nodes.get(nodeIndex) ?? null;
-      if (node === null) return NO_FRAME;
-      this.cachedIndex = nodeIndex;
-      this.cachedNode = node;
-    }
+    const node = this.nodeAt(Math.floor(pageIndex / NODE_PAGES));
     return node === null ? NO_FRAME : node[pageIndex & NODE_MASK];
+  }
+
+  /** The node at `nodeIndex` or null, through the one-node cache (sequential walks probe the Map once per node). */
+  private nodeAt(nodeIndex: number): Int32Array | null {
+    if (this.cachedIndex === nodeIndex) return this.cachedNode;
+    const node = this.nodes.get(nodeIndex);
+    if (node === undefined) return null;
+    this.cachedIndex = nodeIndex;
+    this.cachedNode = node;
+    return node;
   }
 
   /** Inserts a frame. Precondition: the slot is empty. */
   insert(pageIndex: number, frame: number): void {
-    assert(frame >= 0, `PageList.insert of NO_FRAME at ${pageIndex}`);
+    assert(frame >= 0, () => `PageList.insert of NO_FRAME at ${pageIndex}`);
     const nodeIndex = Math.floor(pageIndex / NODE_PAGES);
-    let node = this.nodes.get(nodeIndex);
-    if (node === undefined) {
+    let node = this.nodeAt(nodeIndex);
+    if (node === null) {
       // Reuse the last emptied node: an aux VMO filled and emptied by every supply would otherwise
       // allocate a node per supply.
       node = this.spareNode ?? new Int32Array(NODE_PAGES + 1).fill(NO_FRAME);
@@ -61,6 +65,8 @@ export class PageList {
       node[COUNT_SLOT] = 0;
       this.nodes.set(nodeIndex, node);
       this.sortedKeys = null;
+      this.cachedIndex = nodeIndex;
+      this.cachedNode = node;
     }
     const slot = pageIndex & NODE_MASK;
     assert(node[slot] === NO_FRAME, () => `PageList.insert: page ${pageIndex} already holds frame ${node![slot]}`);
@@ -72,8 +78,8 @@ export class PageList {
   /** Removes and returns the frame at `pageIndex` (NO_FRAME when empty). */
   remove(pageIndex: number): number {
     const nodeIndex = Math.floor(pageIndex / NODE_PAGES);
-    const node = this.nodes.get(nodeIndex);
-    if (node === undefined) return NO_FRAME;
+    const node = this.nodeAt(nodeIndex);
+    if (node === null) return NO_FRAME;
     const slot = pageIndex & NODE_MASK;
     const frame = node[slot];
     if (frame === NO_FRAME) return NO_FRAME;

@@ -230,7 +230,7 @@ export class VmSystem {
   /** The paged VMO with this id. Precondition: live (a frame's owner always is). */
   vmoById(id: number): VmObjectPaged {
     const vmo = this.vmos.get(id);
-    assert(vmo instanceof VmObjectPaged, `no paged VMO with id ${id}`);
+    assert(vmo instanceof VmObjectPaged, () => `no paged VMO with id ${id}`);
     return vmo;
   }
 
