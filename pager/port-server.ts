@@ -33,8 +33,12 @@ export interface PageJob {
 }
 
 export interface PageJobHandler {
-  /** Answers a READ or DIRTY job. Must answer every page of it (supply, dirty or fail). */
-  handle(job: PageJob): Promise<void>;
+  /**
+   * Answers a READ or DIRTY job. Must answer every page of it (supply, dirty or fail). Returns
+   * nothing when it answered before returning (the job never takes a slot or a promise), else the
+   * promise of the answer.
+   */
+  handle(job: PageJob): Promise<void> | void;
   /** Called when a job's handler threw: fail the range so no reader hangs. */
   failJob(job: PageJob, err: unknown): void;
   /** The key's last packet. */
@@ -103,7 +107,12 @@ export class PortServer {
       for (const job of coalesce(batch, now, (key) => this.handler.complete(key), this.metrics)) {
         if (this.running < this.concurrency) this.running++; // a free slot: no await
         else await this.acquire();
-        const run = this.run(job).finally(() => {
+        const pending = this.begin(job);
+        if (pending === null) {
+          this.release(); // answered already (the small cold read): the slot was never needed
+          continue;
+        }
+        const run = pending.finally(() => {
           this.release();
           this.inFlight.delete(run);
         });
@@ -112,19 +121,44 @@ export class PortServer {
     }
   }
 
-  private async run(job: PageJob): Promise<void> {
+  /** Calls the handler: null when the job was answered before it returned, else the answer to wait for. */
+  private begin(job: PageJob): Promise<void> | null {
+    let answer: Promise<void> | void;
     try {
-      await this.answerWithin(job);
+      answer = this.handler.handle(job);
     } catch (err) {
-      this.log.error({ err, key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset, length: job.length },
-        'pager handler threw; failing the request with ERR_IO');
-      job.answer = 'threw: failed ERR_IO';
-      try {
-        this.handler.failJob(job, err);
-      } catch (failErr) {
-        this.log.warn({ err: failErr }, 'could not fail the request (detached?)');
-      }
+      this.handlerThrew(job, err);
+      answer = undefined;
     }
+    if (answer === undefined) {
+      this.finish(job);
+      return null;
+    }
+    return this.run(job, answer);
+  }
+
+  private async run(job: PageJob, answer: Promise<void>): Promise<void> {
+    try {
+      await this.answerWithin(job, answer);
+    } catch (err) {
+      this.handlerThrew(job, err);
+    }
+    this.finish(job);
+  }
+
+  private handlerThrew(job: PageJob, err: unknown): void {
+    this.log.error({ err, key: job.key, path: this.describeKey(job.key), command: job.command, offset: job.offset, length: job.length },
+      'pager handler threw; failing the request with ERR_IO');
+    job.answer = 'threw: failed ERR_IO';
+    try {
+      this.handler.failJob(job, err);
+    } catch (failErr) {
+      this.log.warn({ err: failErr }, 'could not fail the request (detached?)');
+    }
+  }
+
+  /** A job is done: its latency, and its trace line. */
+  private finish(job: PageJob): void {
     const ms = performance.now() - job.receivedAt;
     this.metrics.latency.record(ms);
     if (this.trace) {
@@ -140,8 +174,7 @@ export class PortServer {
    * logged only (its readers already gave up with TIMED_OUT). One sweep timer watches every job in
    * flight (a timer per job cost ~5% of a cold random read's CPU: make, enroll, clear).
    */
-  private answerWithin(job: PageJob): Promise<void> {
-    const answer = this.handler.handle(job);
+  private answerWithin(job: PageJob, answer: Promise<void>): Promise<void> {
     if (this.answerTimeoutMs === undefined) return answer;
     return new Promise<void>((resolve, reject) => {
       const watch: WatchedJob = { job, startedAt: performance.now(), giveUp: () => resolve() };

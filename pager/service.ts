@@ -259,10 +259,13 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   abstract writeback(file: F, sync?: boolean): Promise<void>;
   /** Sets the file's size. */
   abstract truncate(file: F, sizeBytes: number): Promise<void>;
-  /** Answers a READ job (after the fault rules): supply or fail every page of it. */
-  protected abstract answerRead(file: F, job: PageJob): Promise<void>;
-  /** Answers a DIRTY job (after the fault rules): opRange(DIRTY) or fail every page of it. */
-  protected abstract answerDirty(file: F, job: PageJob): Promise<void>;
+  /**
+   * Answers a READ job (after the fault rules): supply or fail every page of it. Returns nothing
+   * when it answered before returning, else the promise of the answer (see PageJobHandler.handle).
+   */
+  protected abstract answerRead(file: F, job: PageJob): Promise<void> | void;
+  /** Answers a DIRTY job (after the fault rules): opRange(DIRTY) or fail every page of it. Returns as answerRead. */
+  protected abstract answerDirty(file: F, job: PageJob): Promise<void> | void;
   /** The file left the table (its COMPLETE arrived): release what it holds. */
   protected onComplete(_file: F): void {}
   /**
@@ -399,18 +402,32 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   // ---------------------------------------------------------------------------------------------
   // Answering requests (PageJobHandler).
 
-  async handle(job: PageJob): Promise<void> {
+  handle(job: PageJob): Promise<void> | void {
     const file = this.byKey.get(job.key);
     if (file === undefined) {
       this.log.warn({ key: job.key }, 'request for an unknown key; ignored');
       return;
     }
-    // No fault rules (the usual case): the job as it is, without applyFaults' extra promise.
-    const parts = this.faults.empty ? [job] : await this.applyFaults(file, job);
-    for (const part of parts) {
+    if (!this.faults.empty) return this.handleWithFaults(file, job);
+    // No fault rules (the usual case): the job as it is, answered at once where the pager can.
+    const answer = job.command === 'READ' ? this.answerRead(file, job) : this.answerDirty(file, job);
+    if (answer === undefined) {
+      this.noteAnswer(file, job);
+      return;
+    }
+    return answer.then(() => this.noteAnswer(file, job));
+  }
+
+  private async handleWithFaults(file: F, job: PageJob): Promise<void> {
+    for (const part of await this.applyFaults(file, job)) {
       if (job.command === 'READ') await this.answerRead(file, part);
       else await this.answerDirty(file, part);
     }
+    this.noteAnswer(file, job);
+  }
+
+  /** For the trace: how the job was answered. */
+  private noteAnswer(file: F, job: PageJob): void {
     if (this.traceFailures !== null) job.answer = this.describeAnswer(file, job);
   }
 

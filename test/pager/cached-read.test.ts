@@ -113,6 +113,29 @@ describe('DirectoryPager with readCached', () => {
     expect(m.backingReadBytes).toBe(pages.length * PAGE_SIZE);
   });
 
+  it('answers small cached faults with one reused aux VMO, which shutdown closes', async () => {
+    const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes: 0, readCached: preadCached(), noStart: true });
+    requireNoWaitReads(env.dir);
+    env.dp.start();
+    const data = pattern(64 * PAGE_SIZE, 9);
+    env.put('a.bin', data);
+    env.backing('a.bin');
+    const f = await env.dp.open('a.bin');
+    // VMO ids are handed out in order: the ids between two probes count the VMOs made meanwhile.
+    const probe = (): number => { const v = env.system.createVmo(PAGE_SIZE); v.close(); return v.id; };
+    const before = probe();
+    for (const p of [5, 40, 2, 63, 17, 30, 9, 51]) {
+      expect((await readVmo(f.vmo, p * PAGE_SIZE, PAGE_SIZE)).equals(data.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE))).toBe(true);
+    }
+    expect(env.dp.metrics.cachedBackingReads).toBe(8);
+    expect(probe() - before - 1, 'VMOs made for 8 small cold reads').toBe(1);
+    expect(env.dp.metrics.latency.quantile(0.5)).toBeGreaterThan(0);
+    await env.dp.shutdown();
+    // Only the file's own VMO (detached, empty) outlives the shutdown: the aux VMO went with it.
+    expect(env.system.liveVmos().filter((v) => !v.isPagerBacked).map((v) => v.id)).toEqual([]);
+    expect(env.system.arena.usedFrames).toBe(0);
+  });
+
   it('reads pages dropped from the page cache through the thread pool instead, and large reads always', async () => {
     const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes: 0, readCached: preadCached() });
     requireNoWaitReads(env.dir);

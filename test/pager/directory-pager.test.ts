@@ -3,7 +3,7 @@ import { linkSync, mkdirSync, renameSync, statSync, symlinkSync, truncateSync, u
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { ZxError, ZxStatus } from '../../src/index.js';
-import { DirectoryPager, statusForIoError } from '../../pager/index.js';
+import { DirectoryPager, statusForIoError, type PagedFile, type PageJob } from '../../pager/index.js';
 import {
   PAGE_SIZE, cleanupEnvs, deferred, errnoError, expectZx, makeEnv, pattern, readVmo, rejectionStatus, tick,
 } from './helpers.js';
@@ -11,6 +11,39 @@ import {
 afterEach(cleanupEnvs);
 
 const MiB = 1024 * 1024;
+
+/** A DirectoryPager whose next answerRead throws, before returning (sync) or from its promise (async). */
+class ThrowingPager extends DirectoryPager {
+  throwNext: 'sync' | 'async' | null = null;
+
+  protected override answerRead(file: PagedFile, job: PageJob): Promise<void> | void {
+    const how = this.throwNext;
+    this.throwNext = null;
+    if (how === 'sync') throw new Error('answerRead broke before returning');
+    if (how === 'async') return Promise.reject(new Error('answerRead broke in its promise'));
+    return super.answerRead(file, job);
+  }
+}
+
+describe('a pager handler that throws', () => {
+  it.each(['sync', 'async'] as const)('(%s) fails only its request with ERR_IO; the next read of the page works', async (how) => {
+    const env = makeEnv({ budgetPages: 256, readaheadMaxBytes: 0, noStart: true });
+    const dp = new ThrowingPager({ system: env.system, backingDir: env.dir });
+    dp.start();
+    try {
+      const data = pattern(8 * PAGE_SIZE, 3);
+      env.put('t.bin', data);
+      const f = await dp.open('t.bin');
+      dp.throwNext = how;
+      await expectZx(f.vmo.read(Buffer.alloc(PAGE_SIZE), 2 * PAGE_SIZE), ZxStatus.ERR_IO);
+      expect(dp.metrics.failuresByStatus.ERR_IO).toBe(1);
+      expect((await readVmo(f.vmo, 2 * PAGE_SIZE, PAGE_SIZE)).equals(data.subarray(2 * PAGE_SIZE, 3 * PAGE_SIZE))).toBe(true);
+      expect((await readVmo(f.vmo, 0, data.length)).equals(data)).toBe(true);
+    } finally {
+      await dp.shutdown();
+    }
+  });
+});
 
 describe('reading through pager VMOs', () => {
   it.each([
