@@ -563,7 +563,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
     return [];
   }
 
-  protected async answerDirty(file: PagedFile, job: PageJob): Promise<void> {
+  /** Answered before it returns unless a statfs is due or the budget is full of dirty pages. */
+  protected answerDirty(file: PagedFile, job: PageJob): Promise<void> | void {
     const end = Math.min(job.offset + job.length, file.vmo.sizeBytes);
     if (end <= job.offset) return;
     if (!file.writable) {
@@ -572,29 +573,33 @@ export class DirectoryPager extends PagerService<PagedFile> {
     }
     // Only bytes past the backing file's end take new space; overwriting existing bytes does not.
     if (file.vmo.contentSizeBytes > file.backingSize) this.growing.add(file);
-    if (!(await this.hasRoomFor(Math.max(0, end - Math.max(job.offset, file.backingSize))))) {
-      this.log.warn({ path: file.relPath, offset: job.offset, length: job.length }, 'backing filesystem is full; refusing to dirty pages');
+    const room = this.hasRoomFor(Math.max(0, end - Math.max(job.offset, file.backingSize)));
+    if (room === true) return this.dirtyWithRoom(file, job, end, true);
+    if (room === false) return this.refuseNoSpace(file, job, end);
+    return room.then((ok) => (ok ? this.dirtyWithRoom(file, job, end, true) : this.refuseNoSpace(file, job, end)));
+  }
+
+  private refuseNoSpace(file: PagedFile, job: PageJob, end: number): void {
+    this.log.warn({ path: file.relPath, offset: job.offset, length: job.length }, 'backing filesystem is full; refusing to dirty pages');
+    this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
+  }
+
+  /**
+   * opRange(DIRTY) for the job. When dirtying zero pages needs frames and dirty pages fill the
+   * budget, writes back (the only wait) and retries once (`mayWriteBack` false on the retry).
+   */
+  private dirtyWithRoom(file: PagedFile, job: PageJob, end: number, mayWriteBack: boolean): Promise<void> | void {
+    try {
+      this.markDirty(file, job.offset, Math.min(end, file.vmo.sizeBytes));
+      file.dirtySince ??= performance.now();
+    } catch (err) {
+      // BAD_STATE: detached. OUT_OF_RANGE: shrank. Neither leaves anyone waiting.
+      if (isZxError(err, ZxStatus.ERR_BAD_STATE) || isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) return;
+      if (!isZxError(err, ZxStatus.ERR_NO_MEMORY)) throw err;
+      if (mayWriteBack) return this.writebackForPressure().then(() => this.dirtyWithRoom(file, job, end, false));
+      this.log.warn({ path: file.relPath, offset: job.offset }, 'memory budget full of dirty or pinned pages; refusing the write');
       this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
       return;
-    }
-    for (let attempt = 0; ; attempt++) {
-      try {
-        this.markDirty(file, job.offset, Math.min(end, file.vmo.sizeBytes));
-        file.dirtySince ??= performance.now();
-        break;
-      } catch (err) {
-        // BAD_STATE: detached. OUT_OF_RANGE: shrank. Neither leaves anyone waiting.
-        if (isZxError(err, ZxStatus.ERR_BAD_STATE) || isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) return;
-        if (!isZxError(err, ZxStatus.ERR_NO_MEMORY)) throw err;
-        // Dirtying zero pages needs frames and dirty pages fill the budget: write back, then retry once.
-        if (attempt === 0) {
-          await this.writebackForPressure();
-          continue;
-        }
-        this.log.warn({ path: file.relPath, offset: job.offset }, 'memory budget full of dirty or pinned pages; refusing the write');
-        this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
-        return;
-      }
     }
     // Keep dirty data below half the budget: start writing back early, as Linux's dirty ratio does,
     // so writers rarely meet a budget full of dirty pages.
@@ -627,20 +632,28 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * Is there room in the backing filesystem for `bytes` more, beyond what files already promised
    * (their content past the backing file's end, not yet written back)? statfs at most once a second.
    */
-  private async hasRoomFor(bytes: number): Promise<boolean> {
+  private hasRoomFor(bytes: number): boolean | Promise<boolean> {
     if (bytes === 0) return true;
     const now = performance.now();
     if (this.spaceCache === null || now - this.spaceCache.at > 1000) {
-      const s = await fsp.statfs(this.backingPath(''));
-      this.spaceCache = { at: now, freeBytes: s.bavail * s.bsize };
+      return fsp.statfs(this.backingPath('')).then((s) => {
+        this.spaceCache = { at: now, freeBytes: s.bavail * s.bsize };
+        return this.roomLeftFor(bytes);
+      });
     }
+    return this.roomLeftFor(bytes);
+  }
+
+  /** hasRoomFor against the cached free space. */
+  private roomLeftFor(bytes: number): boolean {
+    const space = this.spaceCache!;
     let promised = 0;
     for (const f of this.growing) {
       const ahead = f.completed ? 0 : f.vmo.contentSizeBytes - f.backingSize;
       if (ahead > 0) promised += ahead;
       else this.growing.delete(f);
     }
-    if (this.spaceCache.freeBytes - promised < bytes) {
+    if (space.freeBytes - promised < bytes) {
       this.spaceCache = null; // look again next time: space may have been freed
       return false;
     }
