@@ -37,7 +37,14 @@ export interface MountConfig {
   maxLockedShare?: number;
   /** Pressure level thresholds (shares of the budget). */
   pressureThresholds?: PressureThresholds;
+  /** How the daemon sizes V8's heap (`--heap`, auto resolved from the budget); see fs/cli.ts applyHeapMode. */
+  heap: HeapMode;
 }
+
+/** small: keep V8's heap small (less RSS, cold reads ~10% slower); fast: V8's defaults. */
+export type HeapMode = 'small' | 'fast';
+/** `--heap auto` picks small up to this budget: above it the ~30 MiB the small heap saves is under ~6% of the budget. */
+export const SMALL_HEAP_MAX_BUDGET = 256 * 1024 * 1024;
 
 /** Exit codes of the CLI. */
 export const EXIT = { OK: 0, USAGE: 2, BAD_PATH: 3, MOUNT_FAILED: 4 } as const;
@@ -58,6 +65,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   maxLocked: '0.5',
   pressureThresholds: '25%,10%,2%',
+  heap: 'auto',
 };
 
 export interface RawMountOptions {
@@ -78,6 +86,7 @@ export interface RawMountOptions {
   pressureThresholds?: string;
   pager?: string;
   pagerOption?: string[];
+  heap?: string;
 }
 
 /** A share: "0.5", "1", or a percentage "50%"; must lie in (0, 1]. */
@@ -117,6 +126,11 @@ export function parseMountOptions(backing: string | undefined, mountpoint: strin
   const pressureThresholds = parseOr('--pressure-thresholds', raw.pressureThresholds ?? DEFAULTS.pressureThresholds, parseThresholds);
   const logLevel = raw.logLevel ?? DEFAULTS.logLevel;
   if (!LEVELS.includes(logLevel)) throw new ConfigError(`Invalid --log-level "${logLevel}": use one of ${LEVELS.join(', ')}`);
+  const heapText = raw.heap ?? DEFAULTS.heap;
+  if (heapText !== 'auto' && heapText !== 'small' && heapText !== 'fast') {
+    throw new ConfigError(`Invalid --heap "${heapText}": use auto, small or fast`);
+  }
+  const heap: HeapMode = heapText === 'auto' ? (budgetBytes <= SMALL_HEAP_MAX_BUDGET ? 'small' : 'fast') : heapText;
   let metricsListen: MountConfig['metricsListen'];
   if (raw.metricsListen !== undefined) {
     const m = /^(?:(.*):)?(\d{1,5})$/.exec(raw.metricsListen);
@@ -146,6 +160,7 @@ export function parseMountOptions(backing: string | undefined, mountpoint: strin
     kernelCache: raw.kernelCache ?? false,
     maxLockedShare,
     pressureThresholds,
+    heap,
   };
 }
 

@@ -21,7 +21,7 @@ const SEQ_FILES_PER_READER = 3;
 const RANDOM_READS_PER_READER = 96;
 /**
  * Allowed daemon RSS above the budget: Node itself with the daemon loaded (58 MiB idle, measured),
- * the arena's pages once touched, V8 heap growth under load (kept small: fs/cli.ts leanDaemonHeap),
+ * the arena's pages once touched, V8 heap growth under load (kept small: --heap auto is small here),
  * FUSE and libuv buffers. Measured on the development machine (Node 20, 2 cores, 3 runs): peak RSS
  * 90.5-93.1 MiB, i.e. 74.5-77.1 MiB above the 16 MiB budget (84.9-86.3 before the heap settings).
  * The test prints the measured numbers ("pressure RSS: ...").

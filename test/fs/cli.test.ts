@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PAGE, ROOT, isMounted, randomData, run, runCli, startMount, tempDir, useMountHooks, type RunResult } from './harness.js';
+import { parseMountOptions, type RawMountOptions } from '../../fs/config.js';
 
 useMountHooks();
 
@@ -124,9 +125,22 @@ describe('mount refuses bad input with one line on stderr, a non-zero exit and n
   it.each([
     ['--readahead', 'big'], ['--writeback-delay', 'soon'], ['--request-timeout', '0'], ['--request-timeout', 'never'],
     ['--attr-timeout', 'soon'], ['--attr-timeout', '2h'], ['--metrics-listen', 'localhost:99999'], ['--metrics-listen', 'nowhere'],
+    ['--heap', 'tiny'], ['--heap', ''],
   ])('a bad %s %j', async (flag, value) => {
     const { backing, mnt } = await fixture();
     await refuses([backing, mnt, flag, value], mnt, { exit: 2, mention: new RegExp(flag) });
+  });
+});
+
+describe('--heap', () => {
+  it('auto is small up to a 256 MiB budget and fast above it; small and fast are taken as given', () => {
+    const heapOf = (raw: RawMountOptions): string => parseMountOptions('/b', '/m', raw).heap;
+    expect(heapOf({})).toBe('small'); // the default budget, 256MiB
+    expect(heapOf({ memoryBudget: '16MiB' })).toBe('small');
+    expect(heapOf({ memoryBudget: '256MiB', heap: 'auto' })).toBe('small');
+    expect(heapOf({ memoryBudget: '257MiB' })).toBe('fast');
+    expect(heapOf({ memoryBudget: '2GiB', heap: 'small' })).toBe('small');
+    expect(heapOf({ memoryBudget: '16MiB', heap: 'fast' })).toBe('fast');
   });
 });
 
@@ -147,7 +161,7 @@ describe('--help', () => {
     const declared = await declaredFlags();
     // The source scan must find at least what the issue names.
     expect(declared.mount).toEqual(expect.arrayContaining(['--memory-budget', '--readahead', '--writeback-delay', '--request-timeout',
-      '--attr-timeout', '--inject-fault', '--log-level', '--log-file', '--trace', '--metrics-listen', '--force', '--allow-other', '--kernel-cache']));
+      '--attr-timeout', '--inject-fault', '--log-level', '--log-file', '--trace', '--metrics-listen', '--force', '--allow-other', '--kernel-cache', '--heap']));
     expect(declared.unmount).toEqual(expect.arrayContaining(['--timeout']));
     expect(declared.stats).toEqual(expect.arrayContaining(['--json', '--watch']));
     for (const [command, flags] of Object.entries(declared)) {
