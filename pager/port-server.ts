@@ -7,7 +7,8 @@
  *  2. This loop reads it, together with every packet already queued behind it, and merges READs of
  *     the same key whose ranges touch into one job (one backing read instead of several).
  *  3. It waits for a free slot (at most `concurrency` jobs run at once), so packets that keep arriving
- *     meanwhile wait on the port and are coalesced in their turn.
+ *     meanwhile wait on the port and are coalesced in their turn. A handler that answers before it
+ *     returns gives the slot straight back (begin()); only an answer still to come holds it.
  *  4. The handler answers: supplyPages for what it read, opRange(FAIL) with an allowed status for what
  *     it could not. A handler that throws fails the job's range with ERR_IO (logged with its stack):
  *     a bug in one answer never leaves a reader hanging.

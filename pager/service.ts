@@ -10,7 +10,9 @@
  * Request lifecycle (the kernel side is in src/page-request.ts):
  *  1. A reader faults; the kernel queues a READ (or DIRTY) packet {key, offset, length}.
  *  2. PortServer reads it, coalesces it with packets queued behind it, and calls handle(job).
- *  3. handle() applies the fault rules (delay, fail some pages), then answerRead / answerDirty.
+ *  3. handle() applies the fault rules (delay, fail some pages), then answerRead / answerDirty. An
+ *     answer that needs no wait (a small read the page cache holds, a DIRTY with room known) is
+ *     given before handle() returns; the job then takes no slot and no promise.
  *  4. The answer is supplyPages, opRange(DIRTY) or opRange(FAIL, status); a throw fails the job's
  *     range with ERR_IO (PortServer logs it): no reader is left waiting by a bug.
  *  5. COMPLETE is the last packet of a key: the file leaves the table (onComplete).
