@@ -220,11 +220,8 @@ export class PortServer {
     }
   }
 
+  /** Waits for a slot to free (the loop takes a free one itself, without a promise). */
   private acquire(): Promise<void> {
-    if (this.running < this.concurrency) {
-      this.running++;
-      return Promise.resolve();
-    }
     return new Promise((resolve) => this.slotWaiters.push(() => { this.running++; resolve(); }));
   }
 
