@@ -25,9 +25,9 @@ declare module 'fuse-native' {
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     /** The patched binding's (level 4) preadv2(RWF_NOWAIT): bytes read, or -errno (-EAGAIN: not cached). */
     static preadCached?: (fd: number, buffers: Buffer[], position: number) => number;
-    /** The patched binding's (level 6) SHA-256 page check on libuv's pool: cb(0, bad page indices) or cb(-errno). */
     /** Patched binding (level 7): the filesystem serves inode (dev, ino) itself (delta 1) or no longer (-1). */
     static servedInode?: (dev: number, ino: number, delta: 1 | -1) => void;
+    /** The patched binding's (level 6) SHA-256 page check on libuv's pool: cb(0, bad page indices) or cb(-errno). */
     static sha256BadPages?: (views: Buffer[], leaves: Buffer, pages: number, cb: (res: number, bad?: number[]) => void) => void;
   }
   export = Fuse;

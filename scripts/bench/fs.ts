@@ -356,7 +356,6 @@ function rotate<T>(xs: T[], k: number): T[] {
   return xs.map((_x, i) => xs[(i + k) % n]);
 }
 
-
 function goal(name: string, measured: number, goalText: string, met: boolean, display?: string): GoalResult {
   return { name, goal: goalText, measured, display: display ?? fmtRatio(measured), met: Number.isFinite(measured) && met, source: 'fs issue' };
 }

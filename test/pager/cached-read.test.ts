@@ -114,9 +114,8 @@ describe('DirectoryPager with readCached', () => {
   });
 
   it('answers small cached faults with one reused aux VMO, which shutdown closes', async () => {
-    const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes: 0, readCached: preadCached(), noStart: true });
+    const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes: 0, readCached: preadCached() });
     requireNoWaitReads(env.dir);
-    env.dp.start();
     const data = pattern(64 * PAGE_SIZE, 9);
     env.put('a.bin', data);
     env.backing('a.bin');
