@@ -39,6 +39,8 @@ export interface MountConfig {
   pressureThresholds?: PressureThresholds;
   /** How the daemon sizes V8's heap (`--heap`, auto resolved from the budget); see fs/cli.ts applyHeapMode. */
   heap: HeapMode;
+  /** Back the arena with transparent huge pages (`--huge-pages`; off by default); see fs/frame-memory.ts. */
+  hugePages: boolean;
 }
 
 /** small: keep V8's heap small (less RSS, cold reads ~10% slower); fast: V8's defaults. */
@@ -87,6 +89,7 @@ export interface RawMountOptions {
   pager?: string;
   pagerOption?: string[];
   heap?: string;
+  hugePages?: boolean;
 }
 
 /** A share: "0.5", "1", or a percentage "50%"; must lie in (0, 1]. */
@@ -161,6 +164,7 @@ export function parseMountOptions(backing: string | undefined, mountpoint: strin
     maxLockedShare,
     pressureThresholds,
     heap,
+    hugePages: raw.hugePages ?? false,
   };
 }
 

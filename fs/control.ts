@@ -39,6 +39,8 @@ export interface StatsDocument {
   dirtyBytes: number;
   pinnedBytes: number;
   freeBytes: number;
+  /** Bytes of the arena's reserved memory asked to be transparent huge pages (0 with --no-huge-pages or THP off). */
+  hugePageBytes: number;
   pageRequests: number;
   readRequests: number;
   dirtyRequests: number;
@@ -98,6 +100,7 @@ export function statsDocument(dp: PagerService): StatsDocument {
     dirtyBytes: s.queues.pagerDirty * PAGE_SIZE,
     pinnedBytes: pinned * PAGE_SIZE,
     freeBytes: s.arena.freeFrames * PAGE_SIZE,
+    hugePageBytes: s.arena.hugePageBytes,
     pageRequests: m.readRequests + m.dirtyRequests,
     readRequests: m.readRequests,
     dirtyRequests: m.dirtyRequests,

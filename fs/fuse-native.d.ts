@@ -27,6 +27,8 @@ declare module 'fuse-native' {
     static preadCached?: (fd: number, buffers: Buffer[], position: number) => number;
     /** Patched binding (level 7): the filesystem serves inode (dev, ino) itself (delta 1) or no longer (-1). */
     static servedInode?: (dev: number, ino: number, delta: 1 | -1) => void;
+    /** Patched binding (level 8): anonymous memory of its own, 2 MiB aligned, advised for huge pages when `huge`. */
+    static frameMemory?: (bytes: number, huge: boolean) => { memory: Buffer; hugePages: boolean };
     /** The patched binding's (level 6) SHA-256 page check on libuv's pool: cb(0, bad page indices) or cb(-errno). */
     static sha256BadPages?: (views: Buffer[], leaves: Buffer, pages: number, cb: (res: number, bad?: number[]) => void) => void;
   }

@@ -18,6 +18,7 @@ const GAUGES: Array<[string, string, NumericKey]> = [
   ['dirty_bytes', 'Bytes of dirty pages not yet written back', 'dirtyBytes'],
   ['pinned_bytes', 'Bytes of pinned pages', 'pinnedBytes'],
   ['locked_bytes', 'Bytes of pages locked by ALWAYS_NEED', 'lockedBytes'],
+  ['huge_page_bytes', 'Bytes of the page arena backed by transparent huge pages (as advised)', 'hugePageBytes'],
   ['page_requests_total', 'Page requests received by the pager (READ and DIRTY)', 'pageRequests'],
   ['supplied_pages_total', 'Pages supplied by the pager', 'suppliedPages'],
   ['failed_requests_total', 'Page requests failed by the pager', 'failedRequests'],

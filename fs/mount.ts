@@ -28,7 +28,7 @@ import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { PAGE_SIZE, VmSystem } from '../src/index.js';
+import { PAGE_SIZE, VmSystem, type FrameMemorySource } from '../src/index.js';
 import { FaultInjector, formatSize, type BackingRoot, type PagerService } from '../pager/index.js';
 import { PagerModuleError, loadPagerModule, type LoadedPagerModule } from '../pager/module.js';
 import { createPagerService } from '../pager/module-host.js';
@@ -36,6 +36,7 @@ import { ConfigError, EXIT, checkPaths, type MountConfig } from './config.js';
 import { CONTROL_DIR } from './control.js';
 import { PagerFilesystem } from './filesystem.js';
 import type { MetricsServer } from './metrics-server.js';
+import { hugePageFrameMemory, transparentHugePageMode } from './frame-memory.js';
 import { XATTR_PREFIX } from './xattr.js';
 
 const exec = promisify(execFile);
@@ -135,7 +136,14 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
     await checkPaths(config);
   }
   const Fuse = loadFuse();
+  let frameMemory: FrameMemorySource | undefined;
+  if (config.hugePages && Fuse.frameMemory !== undefined) {
+    const mode = transparentHugePageMode();
+    if (mode !== 'always' && mode !== 'madvise') log.info({ transparentHugePages: mode }, 'transparent huge pages are off on this system: the arena uses 4 KiB pages');
+    frameMemory = hugePageFrameMemory(Fuse.frameMemory, mode);
+  }
   const system = new VmSystem({
+    frameMemory,
     budgetBytes: config.budgetBytes,
     requestTimeoutMs: config.requestTimeoutMs,
     pressureThresholds: config.pressureThresholds,

@@ -116,6 +116,17 @@ export class FrameTable {
   }
 }
 
+/**
+ * Where the arena's memory comes from: `bytes` of memory of its own (not a shared pool's), whose
+ * contents need not be zero; the arena keeps it for its lifetime and never moves it. The core does
+ * no system calls, so an embedder that can (the daemon: memory advised for transparent huge pages)
+ * hands a source in; `hugePages` says whether it asked the system for huge pages.
+ */
+export type FrameMemorySource = (bytes: number) => { memory: Buffer; hugePages: boolean };
+
+/** The default source: Node's allocator (memory of its own; untouched pages cost no RSS). */
+export const nodeFrameMemory: FrameMemorySource = (bytes) => ({ memory: Buffer.allocUnsafeSlow(bytes), hugePages: false });
+
 export interface ArenaCounters {
   /** The budget in frames: the most frames that may be allocated at once. */
   limitFrames: number;
@@ -127,6 +138,8 @@ export interface ArenaCounters {
   freeFrames: number;
   /** Highest usedFrames seen. */
   peakUsedFrames: number;
+  /** Bytes of reserved memory its source asked the system to back with huge pages. */
+  hugePageBytes: number;
 }
 
 export class PhysicalPageArena {
@@ -144,9 +157,11 @@ export class PhysicalPageArena {
   private limit: number;
   private used = 0;
   private peakUsed = 0;
+  /** Bytes of regions whose source asked for huge pages (see FrameMemorySource). */
+  private hugePageBytes = 0;
 
   /** Preconditions: limitFrames is a positive integer. */
-  constructor(limitFrames: number) {
+  constructor(limitFrames: number, private readonly memorySource: FrameMemorySource = nodeFrameMemory) {
     assert(Number.isInteger(limitFrames) && limitFrames > 0, `bad arena limit ${limitFrames}`);
     this.limit = limitFrames;
   }
@@ -175,6 +190,7 @@ export class PhysicalPageArena {
       usedFrames: this.used,
       freeFrames: this.freeFrames,
       peakUsedFrames: this.peakUsed,
+      hugePageBytes: this.hugePageBytes,
     };
   }
 
@@ -224,13 +240,16 @@ export class PhysicalPageArena {
     const base = this.capacityFrames;
     const chunkBytes = CHUNK_FRAMES * PAGE_SIZE;
     if (this.region === null || this.regionCut === this.region.length) {
-      // Reserve every chunk the limit allows now (at least this one). allocUnsafeSlow: memory of its
-      // own, not the shared pool; untouched pages cost no RSS. Not a SharedArrayBuffer: V8 copies
-      // out of shared memory at half the speed (measured 20 vs 40 GB/s), and copying out of frames
-      // is the resident read path.
+      // Reserve every chunk the limit allows now (at least this one); untouched, it costs no RSS.
+      // Not a SharedArrayBuffer: V8 copies out of shared memory at half the speed (measured 20 vs
+      // 40 GB/s), and copying out of frames is the resident read path.
       const chunks = Math.min(REGION_MAX_CHUNKS, Math.max(1, Math.ceil((this.limit - base) / CHUNK_FRAMES)));
-      this.region = Buffer.allocUnsafeSlow(chunks * chunkBytes);
+      const regionBytes = chunks * chunkBytes;
+      const { memory, hugePages } = this.memorySource(regionBytes);
+      assert(memory.length >= regionBytes, () => `frame memory source gave ${memory.length} bytes for ${regionBytes}`);
+      this.region = memory.subarray(0, regionBytes);
       this.regionCut = 0;
+      if (hugePages) this.hugePageBytes += regionBytes;
     }
     this.chunks.push(this.region.subarray(this.regionCut, this.regionCut + chunkBytes));
     this.regionCut += chunkBytes;

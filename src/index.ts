@@ -7,6 +7,7 @@ export {
   VmSystem, MIN_BUDGET_PAGES, PressureLevel, PRESSURE_LEVEL_NAMES, DEFAULT_PRESSURE_THRESHOLDS, checkPressureThresholds,
   type VmSystemOptions, type VmSystemStats, type PressureThresholds,
 } from './vm-system.js';
+export { nodeFrameMemory, type FrameMemorySource } from './arena.js';
 export { Pager, ALLOWED_FAIL_STATUSES } from './pager.js';
 export {
   Port, type PortPacket, type PageRequestPacket, type ReadPacket, type DirtyPacket, type CompletePacket, type PagerCommandName,

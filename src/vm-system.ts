@@ -8,7 +8,7 @@
  * frames never exceed the limit in force.
  */
 import { assert } from './assert.js';
-import { FrameFlag, NO_FRAME, PhysicalPageArena, type ArenaCounters } from './arena.js';
+import { FrameFlag, NO_FRAME, PhysicalPageArena, type ArenaCounters, type FrameMemorySource } from './arena.js';
 import { PAGE_SIZE } from './constants.js';
 import { EvictionLevel, Evictor, type EvictorCounters } from './evictor.js';
 import { PageQueues, Queue, RECLAIM_GENERATIONS, type PageQueueCounts } from './page-queues.js';
@@ -40,6 +40,8 @@ export interface VmSystemOptions {
    * (free plus reclaimable clean pages) fall to these fractions of the budget (default 0.25, 0.10, 0.02).
    */
   pressureThresholds?: PressureThresholds;
+  /** Where the arena's memory comes from (default: Node's allocator; see FrameMemorySource). */
+  frameMemory?: FrameMemorySource;
 }
 
 export interface PressureThresholds {
@@ -140,7 +142,7 @@ export class VmSystem {
       throw new ZxError(ZxStatus.ERR_INVALID_ARGS,
         `memory budget ${options.budgetBytes} bytes is below the minimum of ${MIN_BUDGET_PAGES} pages (${MIN_BUDGET_PAGES * PAGE_SIZE} bytes)`);
     }
-    this.arena = new PhysicalPageArena(frames);
+    this.arena = new PhysicalPageArena(frames, options.frameMemory);
     this.queues = new PageQueues(this.arena);
     this.evictor = new Evictor(this, RECLAIM_GENERATIONS);
     const low = options.lowWatermarkFrames ?? Math.floor(frames / 64);

@@ -19,10 +19,12 @@
  * Every run checks the bytes it read against the file (untimed).
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { PAGE_SIZE, VmSystem, type VmObjectPaged } from '../../src/index.js';
 import { DirectoryPager, type PagedFile } from '../../pager/directory-pager.js';
+import { hugePageFrameMemory, transparentHugePageMode } from '../../fs/frame-memory.js';
 import {
   forceGc, fuseRead, goalAtLeast, medianExtra, metText, rateRatio, rounds, type GoalResult, type Measured, type Sample, type Suite,
   type SuiteContext, type Variant,
@@ -78,6 +80,13 @@ interface Pagered {
   dp: DirectoryPager;
   file: PagedFile;
   vmo: VmObjectPaged;
+}
+
+/** A VmSystem whose arena is advised for transparent huge pages (`pagerfs mount --huge-pages`), via the patched binding. */
+function hugePageSystem(): VmSystem {
+  const Fuse = createRequire(import.meta.url)('fuse-native') as typeof import('fuse-native');
+  if (Fuse.frameMemory === undefined) throw new Error('fuse-native lacks frameMemory: run scripts/setup.sh to build the patched binding');
+  return new VmSystem({ budgetBytes: BUDGET_BYTES, frameMemory: hugePageFrameMemory(Fuse.frameMemory) });
 }
 
 /** A DirectoryPager serving `dir`, on a fresh VmSystem unless one is given. */
@@ -228,16 +237,21 @@ async function runAll(ctx: SuiteContext, dir: string, tables: Table[], goals: Go
     forceGc();
     ctx.progress('warm: reading the file once into a pager VMO');
     const warm = await openPager(dir);
+    // The same, on an arena of transparent huge pages (opt-in in the daemon): informational row.
+    const warmHuge = await openPager(dir, hugePageSystem());
     try {
-      await seqPass(fuseReader(warm, SEQ_READ), seqBuf);
-      if (warm.vmo.counters().residentPages !== FILE_BYTES / PAGE_SIZE) {
-        throw new Error(`warm VMO holds ${warm.vmo.counters().residentPages} pages, expected ${FILE_BYTES / PAGE_SIZE}`);
+      for (const w of [warm, warmHuge]) {
+        await seqPass(fuseReader(w, SEQ_READ), seqBuf);
+        if (w.vmo.counters().residentPages !== FILE_BYTES / PAGE_SIZE) {
+          throw new Error(`warm VMO holds ${w.vmo.counters().residentPages} pages, expected ${FILE_BYTES / PAGE_SIZE}`);
+        }
+        verify(w.vmo, fd, 77, 1024, 'warm');
       }
-      verify(warm.vmo, fd, 77, 1024, 'warm');
       const faultsBefore = warm.vmo.counters().faults;
-      const [lim3, warmSeq, warmSeqAsync] = await rounds(ctx, [limitSeq,
+      const [lim3, warmSeq, warmSeqAsync, warmSeqHuge] = await rounds(ctx, [limitSeq,
         { name: 'pager VMO, warm (FUSE read path)', sample: () => seqPass(fuseReader(warm, SEQ_READ), seqBuf) },
         { name: 'pager VMO, warm (vmo.read, async)', sample: () => seqPass((b, pos) => warm.vmo.read(b, pos, SEQ_READ), seqBuf) },
+        { name: 'pager VMO, warm, huge-page arena (FUSE read path)', sample: () => seqPass(fuseReader(warmHuge, SEQ_READ), seqBuf) },
       ], { warmup: WARMUP, runs: RUNS, label: 'sequential warm' });
       const gWarmSeq = goalAtLeast('warm sequential 128 KiB reads / fs.read', rateRatio(warmSeq, lim3), 2, 'pager issue');
       const gWarmSeqAsync = goalAtLeast('warm sequential 128 KiB reads, vmo.read (async) / fs.read', rateRatio(warmSeqAsync, lim3), 2, 'pager issue (async path)');
@@ -245,10 +259,12 @@ async function runAll(ctx: SuiteContext, dir: string, tables: Table[], goals: Go
       tables.push({
         title: `Sequential 128 KiB reads of ${fmtBytes(FILE_BYTES)}, warm (all resident), median of ${RUNS}`,
         columns: tableCols,
-        rows: [ratioRow(lim3, lim3, SEQ_READ), ratioRow(warmSeq, lim3, SEQ_READ, gWarmSeq), ratioRow(warmSeqAsync, lim3, SEQ_READ, gWarmSeqAsync)],
-        notes,
+        rows: [ratioRow(lim3, lim3, SEQ_READ), ratioRow(warmSeq, lim3, SEQ_READ, gWarmSeq), ratioRow(warmSeqAsync, lim3, SEQ_READ, gWarmSeqAsync),
+          ratioRow(warmSeqHuge, lim3, SEQ_READ)],
+        notes: [...notes, `huge-page arena: \`pagerfs mount --huge-pages\` (off by default), informational; the system's transparent huge pages: ${transparentHugePageMode()}, ` +
+          `${fmtBytes(warmHuge.system.stats().arena.hugePageBytes)} of the arena advised`],
       });
-      raw.warmSequential = { limit: lim3, pager: warmSeq, pagerAsync: warmSeqAsync };
+      raw.warmSequential = { limit: lim3, pager: warmSeq, pagerAsync: warmSeqAsync, pagerHugePages: warmSeqHuge };
 
       const [lim4, warmRand] = await rounds(ctx, [limitRand(warmOffsets),
         { name: 'pager VMO, warm (FUSE read path)', sample: () => randPass(fuseReader(warm, RAND_READ), randBuf, warmOffsets) },
@@ -265,8 +281,10 @@ async function runAll(ctx: SuiteContext, dir: string, tables: Table[], goals: Go
       const extraFaults = warm.vmo.counters().faults - faultsBefore;
       if (extraFaults !== 0) throw new Error(`warm runs faulted ${extraFaults} times: pages were evicted`);
       verify(warm.vmo, fd, 78, 1024, 'warm (after runs)');
+      verify(warmHuge.vmo, fd, 79, 1024, 'warm, huge-page arena (after runs)');
     } finally {
       await closePager(warm);
+      await closePager(warmHuge);
     }
   } finally {
     fs.closeSync(fd);

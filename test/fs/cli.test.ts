@@ -144,6 +144,13 @@ describe('--heap', () => {
   });
 });
 
+describe('--huge-pages', () => {
+  it('is off unless given', () => {
+    expect(parseMountOptions('/b', '/m', {}).hugePages).toBe(false);
+    expect(parseMountOptions('/b', '/m', { hugePages: true }).hugePages).toBe(true);
+  });
+});
+
 describe('--help', () => {
   /** The flags each command declares in fs/cli.ts (`.option('--x ...'` and `new Option('--x ...'`). */
   async function declaredFlags(): Promise<Record<string, string[]>> {
@@ -161,7 +168,7 @@ describe('--help', () => {
     const declared = await declaredFlags();
     // The source scan must find at least what the issue names.
     expect(declared.mount).toEqual(expect.arrayContaining(['--memory-budget', '--readahead', '--writeback-delay', '--request-timeout',
-      '--attr-timeout', '--inject-fault', '--log-level', '--log-file', '--trace', '--metrics-listen', '--force', '--allow-other', '--kernel-cache', '--heap']));
+      '--attr-timeout', '--inject-fault', '--log-level', '--log-file', '--trace', '--metrics-listen', '--force', '--allow-other', '--kernel-cache', '--heap', '--huge-pages']));
     expect(declared.unmount).toEqual(expect.arrayContaining(['--timeout']));
     expect(declared.stats).toEqual(expect.arrayContaining(['--json', '--watch']));
     for (const [command, flags] of Object.entries(declared)) {
