@@ -186,12 +186,16 @@ export class Pager {
     if (!Number.isSafeInteger(offsetBytes) || !Number.isSafeInteger(lengthBytes) || offsetBytes < 0 || lengthBytes < 0) {
       throw new ZxError(ZxStatus.ERR_INVALID_ARGS, 'bad dirty-range query');
     }
+    // The room for results (Zircon's buffer size): a count, never negative or fractional.
+    if (!Number.isSafeInteger(maxRanges) || maxRanges < 0) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `bad dirty-range query: maxRanges ${maxRanges} is not a count`);
+    }
     if (offsetBytes + lengthBytes > target.sizeBytes) {
       throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, `query [${offsetBytes}, ${offsetBytes + lengthBytes}) runs past the VMO size ${target.sizeBytes}`);
     }
     const runs = target.dirtyRuns(pageOf(offsetBytes), pagesCeil(offsetBytes + lengthBytes));
     return {
-      ranges: runs.slice(0, Math.max(0, maxRanges)).map((r) => ({
+      ranges: runs.slice(0, maxRanges).map((r) => ({
         offset: r.start * PAGE_SIZE, length: (r.end - r.start) * PAGE_SIZE, isZero: r.isZero,
       })),
       available: runs.length,

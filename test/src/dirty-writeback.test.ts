@@ -7,11 +7,38 @@
 import { describe, expect, it } from 'vitest';
 import {
   ALLOWED_FAIL_STATUSES, ChildOptions, EvictionLevel, PAGE_SIZE, PagerOp, VmoOp, WRITEBACK_IS_ZERO, ZxStatus, statusName,
+  type VmObjectPaged,
 } from '../../src/index.js';
 import {
   TRAP_MODES, allBytes, expectStatus, makeVmo, modified, pin, readNow, runsOf, supplyZero, writeDirty,
 } from './dirty-helpers.js';
 import { Blocked, TestPager, isPattern, keyOf, patternByte } from './userpager.js';
+
+/**
+ * The model's zero markers (Zircon: a zero-page marker, which has no frame): a dirty zero range,
+ * made by growing a RESIZABLE VMO or by whole-page OP_ZERO (SEMANTICS.md "Resize", "Commit,
+ * decommit, zero, pin").
+ */
+const ZERO_MARKER_SOURCES = [{ source: 'grown tail' }, { source: 'OP_ZERO' }] as const;
+type ZeroMarkerSource = (typeof ZERO_MARKER_SOURCES)[number]['source'];
+
+/** A 2-page TRAP_DIRTY VMO: page 0 supplied with its pattern, page 1 a zero marker made by `source`. */
+async function vmoWithZeroMarker(tp: TestPager, source: ZeroMarkerSource): Promise<VmObjectPaged> {
+  let vmo: VmObjectPaged;
+  if (source === 'grown tail') {
+    vmo = tp.createTrapVmo(1, true);
+    tp.supply(vmo, 0, 1);
+    vmo.resize(2 * PAGE_SIZE);
+  } else {
+    vmo = tp.createTrapVmo(2);
+    tp.supply(vmo, 0, 2);
+    await vmo.zeroRange(PAGE_SIZE, PAGE_SIZE);
+  }
+  tp.expectNoRequest();
+  expect(tp.dirtyRanges(vmo)).toEqual([[1, 1, true]]);
+  expect(vmo.counters()).toMatchObject({ residentPages: 1, dirtyPages: 0, dirtyZeroPages: 1 });
+  return vmo;
+}
 
 describe('DIRTY requests (TRAP_DIRTY)', () => {
   // Fuchsia: SimpleTrapDirty
@@ -105,7 +132,8 @@ describe('DIRTY requests (TRAP_DIRTY)', () => {
   });
 
   // Fuchsia: DirtyRequestsForZeroPages, DirtyZeroAndNonZeroPages, FailDirtyRequestsForZeroPages.
-  // pagerfs has no zero markers: a page supplied from an uncommitted aux page is a real Clean zero page.
+  // A page supplied from an uncommitted aux page is a real Clean zero page in pagerfs (no marker);
+  // the marker cases, on dirty zero ranges, follow below.
   it('writes to supplied zero pages trap like any Clean page; OP_DIRTY lets them through', async () => {
     const tp = new TestPager();
     const vmo = tp.createTrapVmo(4);
@@ -137,6 +165,136 @@ describe('DIRTY requests (TRAP_DIRTY)', () => {
     expect(vmo.counters().dirtyPages).toBe(0);
     expect(allBytes(await readNow(tp, vmo, 0, 2), 0)).toBe(true);
     expect(modified(tp, vmo)).toBe(false);
+  });
+
+  // Fuchsia: FailDirtyRequestsForZeroPages, on the model's zero marker (a dirty zero range, which has
+  // no frame): here "commits nothing" can fail.
+  it.each(ZERO_MARKER_SOURCES)('a failed DIRTY for a zero-marker page ($source) fails the writer and commits nothing', async ({ source }) => {
+    const tp = new TestPager();
+    const vmo = await vmoWithZeroMarker(tp, source);
+    const usedFrames = tp.system.arena.usedFrames;
+    expect(modified(tp, vmo, true)).toBe(true); // the grow or the zeroing itself; reset here
+    const w = new Blocked(vmo.write(new Uint8Array([0xaa]), PAGE_SIZE));
+    tp.expectRequest('DIRTY', vmo, 1, 1);
+    await w.expectBlocked();
+    expect(vmo.counters()).toMatchObject({ residentPages: 1, dirtyZeroPages: 1 }); // nothing committed while pending
+    tp.fail(vmo, 1, 1, ZxStatus.ERR_NO_SPACE);
+    await w.expectFailed(ZxStatus.ERR_NO_SPACE);
+    tp.expectNoRequest();
+    expect(vmo.counters()).toMatchObject({ residentPages: 1, dirtyPages: 0, dirtyZeroPages: 1 });
+    expect(vmo.attributedPagesInRange(0, 2 * PAGE_SIZE)).toBe(1);
+    expect(tp.system.arena.usedFrames).toBe(usedFrames);
+    expect(tp.pager.queryDirtyRanges(vmo, 0, 2 * PAGE_SIZE)).toEqual({
+      ranges: [{ offset: PAGE_SIZE, length: PAGE_SIZE, isZero: true }], available: 1,
+    });
+    expect(allBytes(await readNow(tp, vmo, 1, 1), 0)).toBe(true);
+    expect(isPattern(await readNow(tp, vmo, 0, 1), keyOf(vmo), 0)).toBe(true);
+    expect(modified(tp, vmo)).toBe(false);
+    // Failing left nothing behind: the next write to the marker asks again.
+    const w2 = new Blocked(vmo.write(new Uint8Array([0xbb]), PAGE_SIZE));
+    tp.expectRequest('DIRTY', vmo, 1, 1);
+    await w2.expectBlocked();
+    tp.dirty(vmo, 1, 1);
+    await w2.expectDone();
+    expect(tp.dirtyRanges(vmo)).toEqual([[1, 1, false]]);
+  });
+
+  // Fuchsia: DirtyRequestsForZeroPages, on the model's zero marker
+  it.each(ZERO_MARKER_SOURCES)('a write to a zero-marker page ($source) traps; OP_DIRTY commits it Dirty with the written bytes and zeros elsewhere', async ({ source }) => {
+    const tp = new TestPager();
+    const vmo = await vmoWithZeroMarker(tp, source);
+    const usedFrames = tp.system.arena.usedFrames;
+    const w = new Blocked(vmo.write(new Uint8Array([0xaa, 0xbb]), PAGE_SIZE + 100));
+    tp.expectRequest('DIRTY', vmo, 1, 1);
+    await w.expectBlocked();
+    expect(vmo.counters()).toMatchObject({ residentPages: 1, dirtyZeroPages: 1 });
+    tp.dirty(vmo, 1, 1);
+    await w.expectDone();
+    tp.expectNoRequest();
+    expect(vmo.counters()).toMatchObject({ residentPages: 2, dirtyPages: 1, dirtyZeroPages: 0 });
+    expect(vmo.attributedPagesInRange(PAGE_SIZE, PAGE_SIZE)).toBe(1);
+    expect(tp.system.arena.usedFrames).toBe(usedFrames + 1);
+    expect(tp.dirtyRanges(vmo)).toEqual([[1, 1, false]]);
+    const buf = await readNow(tp, vmo, 1, 1);
+    for (let i = 0; i < PAGE_SIZE; i++) {
+      const want = i === 100 ? 0xaa : i === 101 ? 0xbb : 0;
+      if (buf[i] !== want) expect.fail(`page 1 byte ${i}: ${buf[i]} != ${want}`);
+    }
+    expect(isPattern(await readNow(tp, vmo, 0, 1), keyOf(vmo), 0)).toBe(true);
+    // The page is Dirty now: a second write needs no request.
+    await tp.write(vmo, 1, 1, 0xcc).expectDone();
+    tp.expectNoRequest();
+    expect(allBytes(await readNow(tp, vmo, 1, 1), 0xcc)).toBe(true);
+  });
+
+  // Fuchsia: DirtyZeroAndNonZeroPages, through one write spanning zero markers and clean pages
+  it('one write over zero-marker and clean pages raises one DIRTY; FAIL commits nothing, OP_DIRTY commits every page', async () => {
+    const tp = new TestPager();
+    const vmo = tp.createTrapVmo(3, true);
+    const key = keyOf(vmo);
+    tp.supply(vmo, 0, 3);
+    await vmo.zeroRange(PAGE_SIZE, PAGE_SIZE); // page 1: a marker from OP_ZERO
+    vmo.resize(4 * PAGE_SIZE); // page 3: a marker from growing
+    tp.expectNoRequest();
+    const markers: Array<[number, number, boolean]> = [[1, 1, true], [3, 1, true]];
+    expect(tp.dirtyRanges(vmo)).toEqual(markers);
+    expect(vmo.counters()).toMatchObject({ residentPages: 2, dirtyPages: 0, dirtyZeroPages: 2 });
+    const usedFrames = tp.system.arena.usedFrames;
+    const half = PAGE_SIZE / 2;
+    const data = new Uint8Array(3 * PAGE_SIZE).fill(0x77); // bytes [half, 3 pages + half): pages 0..3
+
+    const failed = new Blocked(vmo.write(data, half));
+    tp.expectRequest('DIRTY', vmo, 0, 4);
+    await failed.expectBlocked();
+    tp.fail(vmo, 0, 4, ZxStatus.ERR_IO);
+    await failed.expectFailed(ZxStatus.ERR_IO);
+    tp.expectNoRequest();
+    expect(vmo.counters()).toMatchObject({ residentPages: 2, dirtyPages: 0, dirtyZeroPages: 2 });
+    expect(tp.system.arena.usedFrames).toBe(usedFrames);
+    expect(tp.dirtyRanges(vmo)).toEqual(markers);
+    expect(isPattern(await readNow(tp, vmo, 0, 1), key, 0)).toBe(true);
+    expect(isPattern(await readNow(tp, vmo, 2, 1), key, 2)).toBe(true);
+    expect(allBytes(await readNow(tp, vmo, 1, 1), 0)).toBe(true);
+    expect(allBytes(await readNow(tp, vmo, 3, 1), 0)).toBe(true);
+
+    const w = new Blocked(vmo.write(data, half));
+    tp.expectRequest('DIRTY', vmo, 0, 4);
+    await w.expectBlocked();
+    tp.dirty(vmo, 0, 4);
+    await w.expectDone();
+    tp.expectNoRequest();
+    expect(vmo.counters()).toMatchObject({ residentPages: 4, dirtyPages: 4, dirtyZeroPages: 0 });
+    expect(tp.system.arena.usedFrames).toBe(usedFrames + 2);
+    expect(tp.dirtyRanges(vmo)).toEqual([[0, 4, false]]);
+    const page0 = await readNow(tp, vmo, 0, 1);
+    expect(isPattern(page0.subarray(0, half), key, 0)).toBe(true);
+    expect(allBytes(page0.subarray(half), 0x77)).toBe(true);
+    expect(allBytes(await readNow(tp, vmo, 1, 2), 0x77)).toBe(true);
+    const page3 = await readNow(tp, vmo, 3, 1);
+    expect(allBytes(page3.subarray(0, half), 0x77)).toBe(true);
+    expect(allBytes(page3.subarray(half), 0)).toBe(true);
+  });
+
+  // Fuchsia: DirtyZeroAndNonZeroPages as written there: the pager dirties the mix without any write
+  it('OP_DIRTY with no write over zero markers and clean pages commits them all Dirty, contents unchanged', async () => {
+    const tp = new TestPager();
+    const n = 10;
+    const vmo = tp.createTrapVmo(n);
+    const key = keyOf(vmo);
+    const markers = new Set([0, 3, 4, 7, 9]); // never supplied: OP_ZERO makes them markers without a READ
+    for (let p = 0; p < n; p++) if (!markers.has(p)) tp.supply(vmo, p, 1);
+    for (const p of markers) await vmo.zeroRange(p * PAGE_SIZE, PAGE_SIZE);
+    tp.expectNoRequest();
+    expect(vmo.counters()).toMatchObject({ residentPages: n - markers.size, dirtyPages: 0, dirtyZeroPages: markers.size });
+    tp.dirty(vmo, 0, n);
+    tp.expectNoRequest();
+    expect(vmo.counters()).toMatchObject({ residentPages: n, dirtyPages: n, dirtyZeroPages: 0 });
+    expect(vmo.attributedPagesInRange(0, n * PAGE_SIZE)).toBe(n);
+    expect(tp.dirtyRanges(vmo)).toEqual([[0, n, false]]);
+    for (let p = 0; p < n; p++) {
+      const buf = await readNow(tp, vmo, p, 1);
+      expect(markers.has(p) ? allBytes(buf, 0) : isPattern(buf, key, p), `page ${p}`).toBe(true);
+    }
   });
 
   // Fuchsia: DirtyRequestsForZeroRanges

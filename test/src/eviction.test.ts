@@ -121,6 +121,9 @@ describe('eviction hints (user-space tests, pager.cc)', () => {
     expect(queueOfPage(clone, 0)).toBe(Queue.Anonymous);
     checkBudget(tp.system);
   });
+
+  // `EvictionHintsVmar`, `EvictionHintsNestedVmar`, `EvictionHintsCloneVmar` have no pagerfs
+  // counterpart: the model has no VMARs (address ranges), so hints are given on VMOs only (above).
 });
 
 // -------------------------------------------------------------------------------------------------

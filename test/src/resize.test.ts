@@ -5,12 +5,24 @@ import { describe, expect, it } from 'vitest';
 import {
   MAX_VMO_SIZE_BYTES, VmoOp, VmoOptions, ZxStatus,
 } from '../../src/index.js';
-import { Blocked, TestPager, isPattern, keyOf } from './userpager.js';
+import { Blocked, TestPager, isPattern, keyOf, patternByte } from './userpager.js';
 import { P, cow, expectZx, expectZxRejects, filled, isFilled, readSync, supplyZero } from './clone-helpers.js';
+import { runsOf } from './dirty-helpers.js';
 
 const RESIZABLE = VmoOptions.RESIZABLE;
 const TRAP = VmoOptions.TRAP_DIRTY;
 const trapModes: Array<[string, number]> = [['without TRAP_DIRTY', 0], ['with TRAP_DIRTY', TRAP]];
+/** Seeds of the scattered-write writeback test; each run's seed is in its test name. */
+const WRITEBACK_SEEDS = [1, 7, 2024];
+
+/** A seeded PRNG (an LCG): rand(n) is in [0, n). */
+function lcg(seed: number): (n: number) => number {
+  let state = seed;
+  return (n) => {
+    state = (state * 1103515245 + 12345) & 0x7fffffff;
+    return state % n;
+  };
+}
 
 /** Writes `count` pages of `fill` at `page`, answering the DIRTY request when the VMO traps. */
 async function writePages(tp: TestPager, vmo: import('../../src/index.js').VmObject, page: number, count: number,
@@ -282,6 +294,150 @@ describe('resize', () => {
     tp.writebackEnd(vmo, 0, 4);
     expect(tp.dirtyRanges(vmo)).toEqual([]);
     expect(isFilled(readSync(vmo, 2 * P, P), 0xaa)).toBe(true);
+    tp.expectNoRequest();
+  });
+
+  // pager-writeback.cc ResizeWritebackNonIntersectingWrite
+  it.each(trapModes)('writes outside an IS_ZERO writeback leave it alone: END cleans the zero range, the written pages stay dirty (%s)', async (_name, trap) => {
+    const tp = new TestPager();
+    const vmo = tp.createVmo(1, RESIZABLE | trap);
+    tp.supply(vmo, 0, 1);
+    vmo.resize(4 * P);
+    expect(tp.dirtyRanges(vmo)).toEqual([[1, 3, true]]);
+    tp.writebackBegin(vmo, 1, 2, true);
+    await writePages(tp, vmo, 3, 1, 0xaa, trap); // after the range being written back
+    await writePages(tp, vmo, 0, 1, 0xbb, trap); // before it
+    tp.expectNoRequest();
+    expect(isFilled(readSync(vmo, 0, P), 0xbb)).toBe(true);
+    expect(isFilled(readSync(vmo, P, 2 * P), 0)).toBe(true);
+    expect(isFilled(readSync(vmo, 3 * P, P), 0xaa)).toBe(true);
+    expect(tp.dirtyRanges(vmo)).toEqual([[0, 1, false], [1, 2, true], [3, 1, false]]);
+    tp.writebackEnd(vmo, 1, 2);
+    expect(tp.dirtyRanges(vmo)).toEqual([[0, 1, false], [3, 1, false]]);
+    expect(vmo.counters()).toMatchObject({ residentPages: 2, dirtyPages: 2, dirtyZeroPages: 0 });
+    // Written back as zeros, pages 1..2 are a gap now: the pager supplies them (SEMANTICS.md "Dirty tracking").
+    const r = tp.read(vmo, 1, 2);
+    tp.expectRequest('READ', vmo, 1, 2);
+    expect(supplyZero(tp, vmo, 1, 2)).toBe(2);
+    expect(isFilled(await r.expectDone(), 0)).toBe(true);
+    tp.writebackBegin(vmo, 0, 4);
+    tp.writebackEnd(vmo, 0, 4);
+    expect(tp.dirtyRanges(vmo)).toEqual([]);
+    expect(isFilled(readSync(vmo, 0, P), 0xbb)).toBe(true);
+    expect(isFilled(readSync(vmo, 3 * P, P), 0xaa)).toBe(true);
+    tp.expectNoRequest();
+  });
+
+  // pager-writeback.cc ResizeWritebackIntersectingWrite with scattered writes (PAGER-TESTS §5 "...RandomWrites")
+  it.each(trapModes.flatMap(([name, trap]) => WRITEBACK_SEEDS.map((seed) => [name, trap, seed] as const)))(
+    'scattered writes during an IS_ZERO writeback are exactly what stays dirty after END (%s, seed=%i)', async (_name, trap, seed) => {
+      const tp = new TestPager();
+      const n = 16;
+      const vmo = tp.createVmo(1, RESIZABLE | trap);
+      const key = keyOf(vmo);
+      tp.supply(vmo, 0, 1);
+      vmo.resize(n * P);
+      expect(tp.dirtyRanges(vmo)).toEqual([[1, n - 1, true]]);
+      tp.writebackBegin(vmo, 1, n - 1, true);
+      const rand = lcg(seed);
+      const fills = new Map<number, number>(); // page -> its last fill
+      for (let i = 0; i < 8; i++) {
+        const page = 1 + rand(n - 1);
+        // A page already written is Dirty: writing it again raises no request even with TRAP_DIRTY.
+        await writePages(tp, vmo, page, 1, 0x10 + i, fills.has(page) ? 0 : trap);
+        fills.set(page, 0x10 + i);
+      }
+      tp.expectNoRequest();
+      const before: Array<[number, number, boolean]> = [];
+      for (let p = 1; p < n; p++) {
+        const isZero = !fills.has(p);
+        const last = before[before.length - 1];
+        if (last !== undefined && last[2] === isZero) last[1]++;
+        else before.push([p, 1, isZero]);
+      }
+      expect(tp.dirtyRanges(vmo)).toEqual(before);
+      tp.writebackEnd(vmo, 1, n - 1);
+      expect(tp.dirtyRanges(vmo)).toEqual(runsOf(fills.keys()));
+      expect(vmo.counters()).toMatchObject({ residentPages: 1 + fills.size, dirtyPages: fills.size, dirtyZeroPages: 0 });
+      expect(isPattern(readSync(vmo, 0, P), key, 0)).toBe(true);
+      for (const [page, fill] of fills) expect(isFilled(readSync(vmo, page * P, P), fill), `page ${page}`).toBe(true);
+      // Every unwritten page was written back as zeros and is a gap now.
+      const gap = [...Array(n).keys()].find((p) => p > 0 && !fills.has(p))!;
+      const r = tp.read(vmo, gap, 1);
+      tp.expectRequest('READ', vmo, gap, 1);
+      supplyZero(tp, vmo, gap, 1);
+      expect(isFilled(await r.expectDone(), 0)).toBe(true);
+      tp.writebackBegin(vmo, 0, n);
+      tp.writebackEnd(vmo, 0, n);
+      expect(tp.dirtyRanges(vmo)).toEqual([]);
+      tp.expectNoRequest();
+    });
+
+  // pager-writeback.cc ResizePartialWriteback / DirtyDuringWriteback on a zero range: END over part of
+  // the BEGIN range, not reaching the page whose DIRTY request is in flight.
+  it('an END over part of an IS_ZERO writeback cleans only that part; the rest stays awaiting clean and the in-flight write dirties its page', async () => {
+    const tp = new TestPager();
+    const vmo = tp.createTrapVmo(1, true);
+    tp.supply(vmo, 0, 1);
+    vmo.resize(5 * P);
+    tp.writebackBegin(vmo, 1, 4, true);
+    const w = tp.write(vmo, 3, 1, 0xaa);
+    await w.expectBlocked();
+    tp.expectRequest('DIRTY', vmo, 3, 1);
+    tp.writebackEnd(vmo, 1, 2);
+    expect(tp.dirtyRanges(vmo)).toEqual([[3, 2, true]]);
+    await w.expectBlocked();
+    tp.expectNoRequest();
+    tp.dirty(vmo, 3, 1);
+    await w.expectDone();
+    expect(tp.dirtyRanges(vmo)).toEqual([[3, 1, false], [4, 1, true]]);
+    // Page 4 is still awaiting clean from the first BEGIN: an END with no new BEGIN cleans it, not page 3.
+    tp.writebackEnd(vmo, 3, 2);
+    expect(tp.dirtyRanges(vmo)).toEqual([[3, 1, false]]);
+    expect(isFilled(readSync(vmo, 3 * P, P), 0xaa)).toBe(true);
+    expect(vmo.counters()).toMatchObject({ residentPages: 2, dirtyPages: 1, dirtyZeroPages: 0 });
+    // Pages 1, 2 and 4 were written back as zeros: gaps, each asked of the pager.
+    const r = tp.read(vmo, 1, 2);
+    tp.expectRequest('READ', vmo, 1, 2);
+    const r4 = tp.read(vmo, 4, 1);
+    tp.expectRequest('READ', vmo, 4, 1);
+    supplyZero(tp, vmo, 1, 2);
+    supplyZero(tp, vmo, 4, 1);
+    expect(isFilled(await r.expectDone(), 0)).toBe(true);
+    expect(isFilled(await r4.expectDone(), 0)).toBe(true);
+    tp.expectNoRequest();
+  });
+
+  // pager-writeback.cc ResizePartialWriteback with the END reaching the page whose DIRTY is in flight
+  // (as DelayedDirtyZeroRange): that page becomes a gap, so the writer asks READ then DIRTY again.
+  it('an END over part of an IS_ZERO writeback that covers a page with a DIRTY in flight turns it into a gap: the write re-asks READ then DIRTY', async () => {
+    const tp = new TestPager();
+    const vmo = tp.createTrapVmo(1, true);
+    const key = keyOf(vmo);
+    tp.supply(vmo, 0, 1);
+    vmo.resize(5 * P);
+    tp.writebackBegin(vmo, 1, 4, true);
+    const w = new Blocked(vmo.write(new Uint8Array([0xaa]), 3 * P));
+    await w.expectBlocked();
+    tp.expectRequest('DIRTY', vmo, 3, 1);
+    tp.writebackEnd(vmo, 1, 3);
+    expect(tp.dirtyRanges(vmo)).toEqual([[4, 1, true]]);
+    expectZx(() => tp.dirty(vmo, 3, 1), ZxStatus.ERR_NOT_FOUND);
+    await w.expectBlocked();
+    tp.expectRequest('READ', vmo, 3, 1);
+    tp.supply(vmo, 3, 1);
+    await w.expectBlocked();
+    tp.expectRequest('DIRTY', vmo, 3, 1);
+    tp.dirty(vmo, 3, 1);
+    await w.expectDone();
+    tp.expectNoRequest();
+    expect(tp.dirtyRanges(vmo)).toEqual([[3, 1, false], [4, 1, true]]);
+    // The write landed on the pager's page, not on zeros.
+    const page3 = readSync(vmo, 3 * P, P);
+    expect(page3[0]).toBe(0xaa);
+    for (let i = 1; i < P; i++) if (page3[i] !== patternByte(key, 3, i)) expect.fail(`page 3 byte ${i}: ${page3[i]}`);
+    tp.writebackEnd(vmo, 4, 1);
+    expect(tp.dirtyRanges(vmo)).toEqual([[3, 1, false]]);
     tp.expectNoRequest();
   });
 

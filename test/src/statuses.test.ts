@@ -158,6 +158,42 @@ describe('statuses and queries', () => {
     expect(modified(tp, vmo)).toBe(true);
   });
 
+  // pager-writeback.cc InvalidQuery, the cases with no direct form here: `queryVmoStats(vmo, reset)`
+  // takes a boolean (no option word to get wrong) and results are returned, not written into a
+  // caller's buffer (no null or too-small stats buffer). The nearest equivalents are the query's
+  // numeric arguments: an offset or length that is not a non-negative safe integer, and maxRanges.
+  it('dirty-range query: a non-integer, negative or infinite offset, length or maxRanges is INVALID_ARGS; maxRanges 0 returns none and counts all', async () => {
+    const tp = new TestPager();
+    const vmo = tp.createVmo(4);
+    tp.supply(vmo, 0, 4);
+    await vmo.write(filled(P, 1), 0);
+    await vmo.write(filled(P, 2), 2 * P);
+    const bad: Array<[number, number]> = [
+      [Number.NaN, P], [0.5, P], [-1, P], [Number.POSITIVE_INFINITY, P],
+      [0, Number.NaN], [0, 0.5], [0, -P], [0, Number.POSITIVE_INFINITY], [Number.MAX_SAFE_INTEGER + 1, 0],
+    ];
+    for (const [offset, length] of bad) {
+      expectZx(() => tp.pager.queryDirtyRanges(vmo, offset, length), ZxStatus.ERR_INVALID_ARGS);
+    }
+    expectZx(() => tp.pager.queryDirtyRanges(vmo, 4 * P, 1), ZxStatus.ERR_OUT_OF_RANGE);
+    // Empty queries are fine, even at the very end.
+    expect(tp.pager.queryDirtyRanges(vmo, 4 * P, 0)).toEqual({ ranges: [], available: 0 });
+    expect(tp.pager.queryDirtyRanges(vmo, P, 0)).toEqual({ ranges: [], available: 0 });
+    // Zircon's "buffer too small for any range": OK, nothing returned, everything counted.
+    const all = [{ offset: 0, length: P, isZero: false }, { offset: 2 * P, length: P, isZero: false }];
+    expect(tp.pager.queryDirtyRanges(vmo, 0, 4 * P, 0)).toEqual({ ranges: [], available: 2 });
+    expect(tp.pager.queryDirtyRanges(vmo, 0, 4 * P, 2)).toEqual({ ranges: all, available: 2 });
+    expect(tp.pager.queryDirtyRanges(vmo, 0, 4 * P, 3)).toEqual({ ranges: all, available: 2 });
+    // The room for results is a count (Zircon's null buffer with a size: INVALID_ARGS).
+    for (const maxRanges of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expectZx(() => tp.pager.queryDirtyRanges(vmo, 0, 4 * P, maxRanges), ZxStatus.ERR_INVALID_ARGS);
+    }
+    // A failed query changes nothing.
+    expect(tp.dirtyRanges(vmo)).toEqual([[0, 1, false], [2, 1, false]]);
+    expect(modified(tp, vmo)).toBe(true);
+    tp.expectNoRequest();
+  });
+
   // pager-writeback.cc QueryEarlyTermination
   it('a dirty-range query with room for fewer ranges returns what fits and how many exist; the caller resumes', async () => {
     const tp = new TestPager();
