@@ -92,6 +92,20 @@ describe('special files (mknod)', () => {
     expect(await ok('(echo through-the-fifo > p &) ; cat p', d.mnt)).toBe('through-the-fifo\n');
   });
 
+  it('the mount is nodev: a device node made through it does not open there, and the same node opens in the backing directory', async () => {
+    const mounts = await fsp.readFile('/proc/self/mounts', 'utf8');
+    const line = mounts.split('\n').find((l) => l.split(' ')[1] === m.mnt);
+    expect(line, `${m.mnt} in /proc/self/mounts`).toBeDefined();
+    expect(line!.split(' ')[3].split(',')).toContain('nodev');
+    const d = await pair();
+    await ok('mknod zero c 1 5', d.mnt);
+    const through = await sh('head -c 4 zero > /dev/null', d.mnt);
+    expect(through.code).not.toBe(0);
+    expect(through.stderr).toMatch(/Permission denied/);
+    // The backing directory's file system has device nodes enabled: /dev/zero's numbers read zeros.
+    expect((await ok('head -c 4 zero | od -An -tx1', d.back)).trim()).toBe('00 00 00 00');
+  });
+
   it('mknod fails as on a plain directory: EEXIST for a taken name, EPERM for a device as another user', async () => {
     const d = await pair(0o777);
     const script = 'touch f; mkfifo f 2>&1 | sed "s/.*: //"; mknod dev c 1 3 2>&1 | sed "s/.*: //"; ls';
