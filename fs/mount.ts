@@ -201,7 +201,8 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
     force: false, mkdir: false, timeout: false, allowOther: config.allowOther,
     backingPassthrough: backingPassthrough(pager.tree.backingRoot?.() ?? null),
   });
-  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  // Metrics first: once the mount shows, everything the daemon serves is up (and a port in use
+  // fails before anything is mounted).
   let metrics: MetricsServer | null = null;
   if (config.metricsListen !== undefined) {
     try {
@@ -209,10 +210,15 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
       const { startMetricsServer } = await import('./metrics-server.js');
       metrics = await startMetricsServer(pager, config.metricsListen, log);
     } catch (err) {
-      await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
       await pager.shutdown();
       throw new ConfigError(`Cannot serve metrics on "${config.metricsListen.host}:${config.metricsListen.port}": ${(err as Error).message}`, EXIT.MOUNT_FAILED);
     }
+  }
+  try {
+    await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  } catch (err) {
+    await metrics?.close();
+    throw err;
   }
   log.info({ pager: loaded.name, backing: config.backing, mountpoint: config.mountpoint, budget: formatSize(config.budgetBytes),
     budgetPages: config.budgetBytes / PAGE_SIZE, mode: config.kernelCache ? 'kernel-cache' : 'direct_io' }, 'pagerfs mounted');
