@@ -148,9 +148,9 @@ export class ModulePager extends PagerService<DeclaredFile> {
       return this.snapshot;
     }
     for (const f of this.files()) {
-      if (f.unlinked) continue;
+      if (f.retired) continue;
       const e = this.snapshot.entries.get(f.relPath);
-      if (e?.decl === undefined || this.identityOf(e) !== f.identity) void this.unlinked(f.identity);
+      if (e?.decl === undefined || this.identityOf(e) !== f.identity) this.retire(f);
     }
     return this.snapshot;
   }

@@ -156,8 +156,12 @@ export class ServedFile {
   relPath: string;
   /** Open handles through the filesystem (plus internal users). */
   opens = 0;
-  /** The last name was removed: dirty pages are discarded at the last close. */
-  unlinked = false;
+  /**
+   * Its identity no longer leads here (the last name was removed, or the backing file changed behind
+   * pagerfs's back): later opens make a new VMO; this one is detached at its last close, and its
+   * dirty pages are discarded.
+   */
+  retired = false;
   /** When the oldest not-yet-written-back dirty data appeared (performance.now()), or null. */
   dirtySince: number | null = null;
   /** Set when the VMO's COMPLETE arrived; the file is gone from the service's tables. */
@@ -361,23 +365,27 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     if (this.byIdentity.get(file.identity) === file) this.byIdentity.delete(file.identity);
   }
 
-  /** Drops one open of the file. At the last close of an unlinked file its VMO is detached. */
+  /** Drops one open of the file. At the last close of a retired file its VMO is detached. */
   async release(file: F): Promise<void> {
     file.opens--;
     if (file.opens > 0 || file.completed) return;
-    if (file.unlinked) this.forget(file);
+    if (file.retired) this.forget(file);
+  }
+
+  /** The backing inode lost its last name: its file is retired (see retire). */
+  async unlinked(identity: string): Promise<void> {
+    const f = this.fileByIdentity(identity);
+    if (f !== undefined) this.retire(f);
   }
 
   /**
-   * The backing inode lost its last name. Its dirty pages will never be written back; the VMO goes
-   * at once if no handle is open, else at the last release.
+   * Later opens of the file's identity make a new VMO. Its dirty pages will never be written back;
+   * the VMO goes at once if no handle is open, else at the last release.
    */
-  async unlinked(identity: string): Promise<void> {
-    const f = this.fileByIdentity(identity);
-    if (f === undefined) return;
-    f.unlinked = true;
-    this.unregisterIdentity(f);
-    if (f.opens === 0) this.forget(f);
+  protected retire(file: F): void {
+    file.retired = true;
+    this.unregisterIdentity(file);
+    if (file.opens === 0) this.forget(file);
   }
 
   /** Paths under `from` now live under `to` (a rename of a file or directory). */

@@ -1,8 +1,9 @@
 /**
  * Faults through a real mount: injected page-request failures reach only the readers of the failing
  * file or range (as EIO) while concurrent readers elsewhere succeed; a backing file removed while
- * pagerfs holds it open keeps serving; a backing file truncated behind pagerfs's back gives EIO for
- * the missing part (never zeros, never a hang) and the daemon keeps serving; and a full backing
+ * pagerfs holds it open keeps serving; a backing file truncated behind pagerfs's back gives a handle
+ * opened before EIO for the missing part (never zeros, never a hang), a new open the new size, and
+ * the daemon keeps serving; and a full backing
  * store (a small tmpfs) surfaces as ENOSPC without losing the data that was accepted.
  *
  * I/O that could hang runs in Python child processes with a timeout, so a hang is reported as such.
@@ -236,32 +237,45 @@ describe('backing files changed behind pagerfs', () => {
     expect(await fsp.readFile(m.p('other.bin'), 'utf8')).toBe('still here');
   });
 
-  it('a backing file truncated behind pagerfs gives EIO for the missing part (whole surviving pages read right, no zeros, no hang) and the daemon keeps serving', async () => {
+  it('a backing file truncated behind pagerfs: a handle opened before gets EIO for the missing part (whole surviving pages read right, no zeros, no hang); a new open sees the new size', async () => {
     const SIZE = 4 * MiB;
     const KEEP = 1 * MiB + 1000; // the page at 1 MiB survives only in part: it must fail too
     const data = content('shrink.bin', SIZE);
     const m = await startMount({ budget: '1MiB', files: { 'shrink.bin': data, 'other.bin': content('other.bin', SIZE) } });
-    // pagerfs opens the file (and learns its 4 MiB size) before it shrinks; nothing is read yet.
+    // pagerfs opens the file (its VMO learns the 4 MiB size) before it shrinks; nothing is read yet.
     const fh = await fsp.open(m.p('shrink.bin'), 'r');
+    /** One read through the handle opened before the truncation: "ok", "short:<n>" or the errno name. */
+    const readOld = async (off: number, n: number): Promise<string> => {
+      const buf = Buffer.alloc(n);
+      try {
+        const { bytesRead } = await fh.read(buf, 0, n, off);
+        if (bytesRead !== n) return `short:${bytesRead}`;
+        return buf.equals(data.subarray(off, off + n)) ? 'ok' : 'mismatch';
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code ?? String(err);
+      }
+    };
     try {
       await fsp.truncate(m.b('shrink.bin'), KEEP);
       const before = await m.stats();
       // Single reads into the missing part (no sequential pattern, so no readahead): EIO each,
       // including the page at 1 MiB of which only 1000 bytes survive. A read below 1 MiB is right.
-      expect(await preads(m, 'shrink.bin', [[1 * MiB, 4096], [1 * MiB + 4096, 4096], [2 * MiB, 4096], [SIZE - 4096, 4096], [4096, 4096]]))
-        .toEqual(['EIO', 'EIO', 'EIO', 'EIO', 'ok']);
+      const single: string[] = [];
+      for (const [off, n] of [[1 * MiB, 4096], [1 * MiB + 4096, 4096], [2 * MiB, 4096], [SIZE - 4096, 4096], [4096, 4096]]) single.push(await readOld(off, n));
+      expect(single).toEqual(['EIO', 'EIO', 'EIO', 'EIO', 'ok']);
       // Sequential reads (readahead active), twice: every chunk below 1 MiB is right, every chunk
       // from 1 MiB on is EIO, in every pass.
-      const seq = await readChunks(m, ['shrink.bin'], SIZE, 2);
-      expect(runs(seq['shrink.bin'])).toBe(runs(expectedOutcomes(SIZE, 2, { from: 1 * MiB, to: SIZE, errno: 'EIO' })));
+      const seq: string[] = [];
+      for (let pass = 0; pass < 2; pass++) {
+        for (let off = 0; off < SIZE; off += CHUNK) seq.push(await readOld(off, Math.min(CHUNK, SIZE - off)));
+      }
+      expect(runs(seq)).toBe(runs(expectedOutcomes(SIZE, 2, { from: 1 * MiB, to: SIZE, errno: 'EIO' })));
       const after = await m.stats();
       expect(after.failedRequests).toBeGreaterThan(before.failedRequests);
       expect(m.running).toBe(true);
-      // Through the handle opened before the truncation too.
-      const buf = Buffer.alloc(64 * KiB);
-      expect((await fh.read(buf, 0, buf.length, 0)).bytesRead).toBe(buf.length);
-      expect(buf.equals(data.subarray(0, buf.length))).toBe(true);
-      expect(await codeOf(fh.read(buf, 0, buf.length, 3 * MiB))).toBe('EIO');
+      // A new open (close-to-open) sees the file as it is now: KEEP bytes, all right, then its end.
+      expect(await preads(m, 'shrink.bin', [[4096, 4096], [1 * MiB, 4096], [2 * MiB, 4096]])).toEqual(['ok', 'short:1000', 'short:0']);
+      expect(runs((await readChunks(m, ['shrink.bin'], KEEP, 2))['shrink.bin'])).toBe(runs(expectedOutcomes(KEEP, 2)));
     } finally {
       await fh.close();
     }

@@ -192,6 +192,52 @@ describe('truncate and extend read zeros past the old end', () => {
   });
 });
 
+describe('files changed directly in the backing directory (close-to-open)', () => {
+  /** What a person runs after changing the file outside: cat (or sha256sum) of it through the mount. */
+  async function cat(rel: string): Promise<string> {
+    const res = await run('cat', [m.p(rel)]);
+    expect(res.code, res.stderr).toBe(0);
+    return res.stdout;
+  }
+  async function sha256sum(rel: string): Promise<string> {
+    const res = await run('sha256sum', [m.p(rel)]);
+    expect(res.code, res.stderr).toBe(0);
+    return res.stdout.split(' ')[0];
+  }
+
+  it('an append, an in-place rewrite and a truncation made outside show at the next open; an open handle keeps its view', async () => {
+    await fsp.writeFile(m.b('log.txt'), 'line one\n');
+    expect(await cat('log.txt')).toBe('line one\n');
+    const held = await fsp.open(m.p('log.txt'), 'r');
+    await new Promise((r) => setTimeout(r, 5)); // the stamp has millisecond resolution
+    await fsp.appendFile(m.b('log.txt'), 'line two\n');
+    expect(await cat('log.txt')).toBe('line one\nline two\n');
+    await new Promise((r) => setTimeout(r, 5));
+    await run('sh', ['-c', `printf 'LINE' | dd of=${m.b('log.txt')} conv=notrunc status=none`]);
+    expect(await cat('log.txt')).toBe('LINE one\nline two\n');
+    await new Promise((r) => setTimeout(r, 5));
+    await fsp.truncate(m.b('log.txt'), 4);
+    expect(await cat('log.txt')).toBe('LINE');
+    // Opened before all that: still the first version (its VMO was retired, not changed).
+    const buf = Buffer.alloc(64);
+    const { bytesRead } = await held.read(buf, 0, 64, 0);
+    expect(buf.subarray(0, bytesRead).toString()).toBe('line one\n');
+    await held.close();
+  });
+
+  it('a large file rewritten outside reads back whole and new, past the budget', async () => {
+    const v1 = randomData(BUDGET + 3 * PAGE);
+    await fsp.writeFile(m.b('big-outside'), v1);
+    expect(await sha256sum('big-outside')).toBe(sha256(v1));
+    await new Promise((r) => setTimeout(r, 5));
+    const v2 = randomData(BUDGET + 3 * PAGE);
+    const fh = await fsp.open(m.b('big-outside'), 'r+'); // same inode, same size
+    await fh.write(v2, 0, v2.length, 0);
+    await fh.close();
+    expect(await sha256sum('big-outside')).toBe(sha256(v2));
+  });
+});
+
 describe('open files that are renamed or unlinked', () => {
   it('an unlinked open file stays readable (even past the budget) until the last close', async () => {
     const data = randomData(2 * BUDGET + 7);

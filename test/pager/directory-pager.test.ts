@@ -360,10 +360,72 @@ describe('opening files', () => {
     const gone = await env.dp.open('gone.bin');
     await gone.vmo.write(Buffer.from('dirty'), 0);
     unlinkSync(path.join(env.dir, 'gone.bin'));
-    gone.unlinked = true;
+    gone.retired = true;
     await env.dp.release(gone);
     await vi.waitFor(() => expect(gone.completed).toBe(true));
     expect(env.dp.files()).toEqual([keep]);
+  });
+
+  describe('a backing file changed behind pagerfs (close-to-open)', () => {
+    /** Rewrites the backing file in place (same inode) once the clock has moved on a millisecond. */
+    async function rewrite(env: ReturnType<typeof makeEnv>, rel: string, data: Buffer): Promise<void> {
+      const before = statSync(path.join(env.dir, rel));
+      await new Promise((r) => setTimeout(r, 5));
+      env.put(rel, data);
+      const after = statSync(path.join(env.dir, rel));
+      expect(after.ino).toBe(before.ino);
+      expect(after.ctimeMs).toBeGreaterThan(before.ctimeMs);
+    }
+
+    it('an open after the change gets a new VMO with the new bytes; a handle open across it keeps its view', async () => {
+      const env = makeEnv({ budgetPages: 256 });
+      const v1 = pattern(3 * PAGE_SIZE + 10, 1);
+      env.put('log.txt', v1);
+      const old = await env.dp.open('log.txt');
+      expect((await readVmo(old.vmo, 0, v1.length)).equals(v1)).toBe(true);
+      // Grown (an append), and the first page rewritten, directly in the backing directory.
+      const v2 = Buffer.concat([pattern(PAGE_SIZE, 9), v1.subarray(PAGE_SIZE), pattern(5 * PAGE_SIZE, 2)]);
+      await rewrite(env, 'log.txt', v2);
+      const fresh = await env.dp.open('log.txt');
+      expect(fresh).not.toBe(old);
+      expect(fresh.vmo.sizeBytes).toBeGreaterThanOrEqual(v2.length);
+      expect((await readVmo(fresh.vmo, 0, v2.length)).equals(v2)).toBe(true);
+      // The handle opened before the change still sees the file as it was at its open.
+      expect(old.retired).toBe(true);
+      expect((await readVmo(old.vmo, 0, PAGE_SIZE)).equals(v1.subarray(0, PAGE_SIZE))).toBe(true);
+      expect(env.dp.fileByIdentity(fresh.identity)).toBe(fresh);
+      await env.dp.release(old);
+      await vi.waitFor(() => expect(old.completed).toBe(true));
+      // Unchanged since: opens keep finding the same VMO (the cache survives).
+      await env.dp.release(fresh);
+      expect(await env.dp.open('log.txt')).toBe(fresh);
+      expect(env.dp.files()).toEqual([fresh]);
+    });
+
+    it('the open that finds the change may come with the caller\'s lstat (the mount\'s path)', async () => {
+      const env = makeEnv({ budgetPages: 256 });
+      env.put('a.bin', pattern(2 * PAGE_SIZE, 4));
+      const old = await env.dp.open('a.bin');
+      await env.dp.release(old);
+      const v2 = pattern(2 * PAGE_SIZE, 5);
+      await rewrite(env, 'a.bin', v2);
+      const fresh = await env.dp.open('a.bin', statSync(path.join(env.dir, 'a.bin')));
+      expect(fresh).not.toBe(old);
+      expect((await readVmo(fresh.vmo, 0, v2.length)).equals(v2)).toBe(true);
+      await vi.waitFor(() => expect(old.completed).toBe(true));
+    });
+
+    it('a file changed through the mount stays pagerfs\'s own: its VMO is kept, and its unwritten bytes too', async () => {
+      const env = makeEnv({ budgetPages: 256, writebackDelayMs: 60_000 });
+      env.put('w.bin', pattern(2 * PAGE_SIZE, 6));
+      const f = await env.dp.open('w.bin');
+      env.dp.mayResize(f);
+      await f.vmo.write(Buffer.from('through the mount'), 0);
+      await rewrite(env, 'w.bin', pattern(2 * PAGE_SIZE, 7));
+      expect(await env.dp.open('w.bin')).toBe(f);
+      expect((await readVmo(f.vmo, 0, 17)).toString()).toBe('through the mount');
+      expect(f.retired).toBe(false);
+    });
   });
 
   it('open after shutdown is BAD_STATE', async () => {
