@@ -139,7 +139,8 @@ export class PagedFile extends ServedFile {
   servedNoticed = false;
   /**
    * Opened for writing or truncated through the mount (mayResize): from then on the VMO, not the
-   * backing file, is the file's content, and a change of the backing file no longer retires it.
+   * backing file, is the file's content, and a change of the backing file does not retire it, until
+   * the last close finds everything written back (release).
    */
   changedThroughMount = false;
   /** The backing file's size, mtime and ctime when the VMO was made (see stampOf). */
@@ -269,11 +270,37 @@ export class DirectoryPager extends PagerService<PagedFile> {
   }
 
   /**
+   * The last close of a file changed through the mount hands it back to its backing file once
+   * everything reached it (no dirty page, the sizes equal): the backing stamp is taken then, so a
+   * later change made outside shows at the next open again. The flush before this release wrote it
+   * back; a file still dirty (a failed writeback) stays pagerfs's own.
+   */
+  override async release(file: PagedFile): Promise<void> {
+    await super.release(file);
+    if (!this.canLetGo(file)) return;
+    await file.withLock(async () => {
+      if (!this.canLetGo(file)) return;
+      const st = await file.fh.stat();
+      // Reopened or written meanwhile (the checks again, after the await), or sizes apart: keep it.
+      if (!this.canLetGo(file) || st.size !== file.vmo.contentSizeBytes) return;
+      file.backingStamp = stampOf(st);
+      file.backingSize = st.size;
+      file.changedThroughMount = false;
+      if (file.servedNoticed) this.noticeServed(file, -1);
+    }).catch((err: unknown) => this.log.debug({ path: file.relPath, err: (err as Error).message }, 'could not stat the backing file at the last close'));
+  }
+
+  private canLetGo(file: PagedFile): boolean {
+    return file.changedThroughMount && file.opens === 0 && !file.retired && !file.completed && !this.shuttingDown &&
+      file.backingSize === file.vmo.contentSizeBytes && this.pager.queryDirtyRanges(file.vmo, 0, file.vmo.sizeBytes, 0).available === 0;
+  }
+
+  /**
    * Close-to-open consistency, as over NFS, for a file pagerfs has only read: an open that finds its
    * backing file's size, mtime or ctime changed since the VMO was made (someone wrote it directly
    * in the backing directory) retires that VMO, so the open gets a new one and reads the new bytes.
    * Handles open now keep the old view until they close. A file changed through the mount is
-   * pagerfs's own (its VMO is what the backing file is becoming): never retired this way.
+   * pagerfs's own (its VMO is what the backing file is becoming) until its last close lets it go.
    * Returns whether `file` was retired.
    */
   private changedBehind(file: PagedFile, st: FileStat): boolean {

@@ -225,6 +225,19 @@ describe('files changed directly in the backing directory (close-to-open)', () =
     await held.close();
   });
 
+  it('a file written through the mount, closed, then changed outside shows the outside change', async () => {
+    const w = await run('sh', ['-c', `printf 'written through pagerfs\\n' > ${m.p('edited.txt')}`]);
+    expect(w.code, w.stderr).toBe(0);
+    expect(await cat('edited.txt')).toBe('written through pagerfs\n');
+    expect((await fsp.readFile(m.b('edited.txt'), 'utf8'))).toBe('written through pagerfs\n');
+    // The kernel sends RELEASE after close(2) returns: the let-go follows it, so poll briefly.
+    await waitFor(async () => (await m.stats()).files.find((f) => f.path === 'edited.txt')?.opens === 0);
+    await new Promise((r) => setTimeout(r, 5));
+    await fsp.appendFile(m.b('edited.txt'), 'and then outside\n');
+    const want = 'written through pagerfs\nand then outside\n';
+    expect(await waitFor(async () => (await cat('edited.txt')) === want, 5_000), 'cat shows the outside append').toBe(true);
+  });
+
   it('a large file rewritten outside reads back whole and new, past the budget', async () => {
     const v1 = randomData(BUDGET + 3 * PAGE);
     await fsp.writeFile(m.b('big-outside'), v1);

@@ -426,6 +426,39 @@ describe('opening files', () => {
       expect((await readVmo(f.vmo, 0, 17)).toString()).toBe('through the mount');
       expect(f.retired).toBe(false);
     });
+
+    it('a file written through the mount is let go at its last close once written back: a later outside change shows', async () => {
+      const env = makeEnv({ budgetPages: 256, writebackDelayMs: 60_000 });
+      env.put('w.bin', pattern(2 * PAGE_SIZE, 6));
+      const f = await env.dp.open('w.bin');
+      env.dp.mayResize(f);
+      await f.vmo.write(Buffer.from('through the mount'), 0);
+      await env.dp.writeback(f);
+      await env.dp.release(f);
+      expect(f.changedThroughMount).toBe(false);
+      expect(env.backing('w.bin').subarray(0, 17).toString()).toBe('through the mount');
+      // Unchanged outside: the same VMO (the cache survives the let-go).
+      expect(await env.dp.open('w.bin')).toBe(f);
+      await env.dp.release(f);
+      const v2 = pattern(3 * PAGE_SIZE, 8);
+      await rewrite(env, 'w.bin', v2);
+      const fresh = await env.dp.open('w.bin');
+      expect(fresh).not.toBe(f);
+      expect((await readVmo(fresh.vmo, 0, v2.length)).equals(v2)).toBe(true);
+    });
+
+    it('a file closed with dirty pages stays pagerfs\'s own: an outside change does not take its data away', async () => {
+      const env = makeEnv({ budgetPages: 256, writebackDelayMs: 60_000 });
+      env.put('d.bin', pattern(2 * PAGE_SIZE, 6));
+      const f = await env.dp.open('d.bin');
+      env.dp.mayResize(f);
+      await f.vmo.write(Buffer.from('not yet written back'), 0);
+      await env.dp.release(f);
+      expect(f.changedThroughMount).toBe(true);
+      await rewrite(env, 'd.bin', pattern(2 * PAGE_SIZE, 7));
+      expect(await env.dp.open('d.bin')).toBe(f);
+      expect((await readVmo(f.vmo, 0, 20)).toString()).toBe('not yet written back');
+    });
   });
 
   it('open after shutdown is BAD_STATE', async () => {
