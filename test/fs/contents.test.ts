@@ -225,6 +225,20 @@ describe('files changed directly in the backing directory (close-to-open)', () =
     await held.close();
   });
 
+  it('an unchanged file keeps its VMO across opens, whatever its times\' sub-millisecond digits', async () => {
+    // 0.7 ms and 0.2 ms past the second: the binding's lstat and Node's fstat must agree on the
+    // stamp both ways of rounding, or every open would retire the VMO and lose the warm cache.
+    for (const [name, frac] of [['frac7.bin', '000700000'], ['frac2.bin', '000200000']] as const) {
+      await fsp.writeFile(m.b(name), randomData(3 * PAGE));
+      const t = await run('touch', ['-d', `2026-01-01 00:00:00.${frac}`, m.b(name)]);
+      expect(t.code, t.stderr).toBe(0);
+      const before = (await m.stats()).pageRequests;
+      for (let i = 0; i < 3; i++) expect((await cat(name)).length).toBeGreaterThan(0);
+      // A retired VMO would be gone from the list and its successor would fault again: count requests.
+      expect((await m.stats()).pageRequests - before, `${name}: page requests over three opens`).toBe(1);
+    }
+  });
+
   it('a file written through the mount, closed, then changed outside shows the outside change', async () => {
     const w = await run('sh', ['-c', `printf 'written through pagerfs\\n' > ${m.p('edited.txt')}`]);
     expect(w.code, w.stderr).toBe(0);
