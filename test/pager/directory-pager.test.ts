@@ -377,6 +377,16 @@ describe('opening files', () => {
       expect(after.ctimeMs).toBeGreaterThan(before.ctimeMs);
     }
 
+    /** A pager with a file opened for writing through it (mayResize, as the FUSE layer does) and `text` written at 0. */
+    async function writtenThroughMount(name: string, text: string): Promise<{ env: ReturnType<typeof makeEnv>; f: PagedFile }> {
+      const env = makeEnv({ budgetPages: 256, writebackDelayMs: 60_000 });
+      env.put(name, pattern(2 * PAGE_SIZE, 6));
+      const f = await env.dp.open(name);
+      env.dp.mayResize(f);
+      await f.vmo.write(Buffer.from(text), 0);
+      return { env, f };
+    }
+
     it('an open after the change gets a new VMO with the new bytes; a handle open across it keeps its view', async () => {
       const env = makeEnv({ budgetPages: 256 });
       const v1 = pattern(3 * PAGE_SIZE + 10, 1);
@@ -416,11 +426,7 @@ describe('opening files', () => {
     });
 
     it('a file changed through the mount stays pagerfs\'s own: its VMO is kept, and its unwritten bytes too', async () => {
-      const env = makeEnv({ budgetPages: 256, writebackDelayMs: 60_000 });
-      env.put('w.bin', pattern(2 * PAGE_SIZE, 6));
-      const f = await env.dp.open('w.bin');
-      env.dp.mayResize(f);
-      await f.vmo.write(Buffer.from('through the mount'), 0);
+      const { env, f } = await writtenThroughMount('w.bin', 'through the mount');
       await rewrite(env, 'w.bin', pattern(2 * PAGE_SIZE, 7));
       expect(await env.dp.open('w.bin')).toBe(f);
       expect((await readVmo(f.vmo, 0, 17)).toString()).toBe('through the mount');
@@ -428,11 +434,7 @@ describe('opening files', () => {
     });
 
     it('a file written through the mount is let go at its last close once written back: a later outside change shows', async () => {
-      const env = makeEnv({ budgetPages: 256, writebackDelayMs: 60_000 });
-      env.put('w.bin', pattern(2 * PAGE_SIZE, 6));
-      const f = await env.dp.open('w.bin');
-      env.dp.mayResize(f);
-      await f.vmo.write(Buffer.from('through the mount'), 0);
+      const { env, f } = await writtenThroughMount('w.bin', 'through the mount');
       await env.dp.writeback(f);
       await env.dp.release(f);
       expect(f.changedThroughMount).toBe(false);
@@ -448,11 +450,7 @@ describe('opening files', () => {
     });
 
     it('a file closed with dirty pages stays pagerfs\'s own: an outside change does not take its data away', async () => {
-      const env = makeEnv({ budgetPages: 256, writebackDelayMs: 60_000 });
-      env.put('d.bin', pattern(2 * PAGE_SIZE, 6));
-      const f = await env.dp.open('d.bin');
-      env.dp.mayResize(f);
-      await f.vmo.write(Buffer.from('not yet written back'), 0);
+      const { env, f } = await writtenThroughMount('d.bin', 'not yet written back');
       await env.dp.release(f);
       expect(f.changedThroughMount).toBe(true);
       await rewrite(env, 'd.bin', pattern(2 * PAGE_SIZE, 7));
