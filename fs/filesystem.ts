@@ -216,11 +216,33 @@ export class PagerFilesystem {
   fgetattr(p: string, fd: number, cb: Cb<unknown>): void {
     const h = this.handles.get(fd);
     if (h?.file != null) {
+      const stat = (file: ServedFile): void => {
+        this.dp.statFile(file).then((st) => cb(0, this.statOf(st, file)), (err: unknown) => this.fail('fgetattr', p, err, cb));
+      };
       const file = h.file;
-      this.dp.statFile(file).then((st) => cb(0, this.statOf(st, file)), (err: unknown) => this.fail('fgetattr', p, err, cb));
+      const moving = this.dp.revalidate(file); // the file may have changed behind the pager
+      if (moving === null) return stat(file);
+      moving.then(async (next) => {
+        if (next !== null) await this.moveHandle(fd, h, file, next);
+        stat(h.file ?? file);
+      }, (err: unknown) => this.fail('fgetattr', p, err, cb));
       return;
     }
     this.getattr(p, cb);
+  }
+
+  /**
+   * Moves handle `fd` from `from` to `next` (opened for it by revalidate) if it is still open and
+   * still reads `from`; otherwise drops next's extra open. Returns whether the handle moved.
+   */
+  private async moveHandle(fd: number, h: Handle, from: ServedFile, next: ServedFile): Promise<boolean> {
+    if (this.handles.get(fd) !== h || h.file !== from) {
+      await this.dp.release(next);
+      return false;
+    }
+    h.file = next;
+    await this.dp.release(from);
+    return true;
   }
 
   /**
@@ -429,7 +451,18 @@ export class PagerFilesystem {
     const file = h.file!;
     const vmo = file.vmo;
     const size = vmo.contentSizeBytes;
-    if (pos >= size || len === 0) return cb(0);
+    if (len === 0) return cb(0);
+    if (pos >= size) {
+      // At the end: the file may have grown behind the pager (tail -f); its pager says.
+      const moving = this.dp.revalidate(file);
+      if (moving === null) return cb(0);
+      moving.then(async (next) => {
+        if (next === null) return cb(0);
+        if (await this.moveHandle(fd, h, file, next)) return this.read(p, fd, buf, len, pos, cb);
+        cb(0);
+      }, (err: unknown) => this.fail('read', p, err, cb));
+      return;
+    }
     const n = Math.min(len, size - pos);
     let done: number;
     try {

@@ -59,6 +59,12 @@ export interface DirectoryPagerOptions extends PagerServiceOptions {
   readCached?: CachedRead;
   /** See ServedInodeNotice. Default: none. */
   servedInodes?: ServedInodeNotice;
+  /**
+   * How old a file's backing stamp may get before a read at the end of its VMO, or an fstat of a
+   * handle, checks the backing file again (see revalidate); the mount passes --attr-timeout.
+   * Default 1000 ms.
+   */
+  revalidateMs?: number;
 }
 
 /**
@@ -145,6 +151,8 @@ export class PagedFile extends ServedFile {
   changedThroughMount = false;
   /** The backing file's size, mtime and ctime when the VMO was made (see stampOf). */
   backingStamp = '';
+  /** When backingStamp was last found to match the backing file (performance.now()). */
+  stampCheckedAt = 0;
   private lock: Promise<void> = Promise.resolve();
 
   constructor(key: number, relPath: string, identity: string, vmo: VmObjectPaged, readonly fh: FileHandle, writable: boolean) {
@@ -183,6 +191,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
   private readCached: CachedRead | null;
   /** Told of each inode whose VMO's size may part from its backing file's (PagedFile.servedNoticed). */
   private readonly servedInodes: ServedInodeNotice | null;
+  /** See DirectoryPagerOptions.revalidateMs. */
+  private readonly revalidateMs: number;
   /**
    * The file last opened at each path: a hint only, checked against the path's identity before use
    * (a rename or a replacement behind pagerfs's back makes it miss, never wrong).
@@ -213,6 +223,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     this.readOnly = options.readOnly ?? false;
     this.readCached = options.readCached ?? null;
     this.servedInodes = options.servedInodes ?? null;
+    this.revalidateMs = options.revalidateMs ?? 1000;
     this.tree = new BackingTree(this, options.hiddenNames ?? [], this.readOnly);
   }
 
@@ -284,6 +295,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
       // Reopened or written meanwhile (the checks again, after the await), or sizes apart: keep it.
       if (!this.canLetGo(file) || st.size !== file.vmo.contentSizeBytes) return;
       file.backingStamp = stampOf(st);
+      file.stampCheckedAt = performance.now();
       file.backingSize = st.size;
       file.changedThroughMount = false;
       if (file.servedNoticed) this.noticeServed(file, -1);
@@ -304,10 +316,52 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * Returns whether `file` was retired.
    */
   private changedBehind(file: PagedFile, st: FileStat): boolean {
-    if (file.changedThroughMount || stampOf(st) === file.backingStamp) return false;
+    if (file.changedThroughMount) return false;
+    if (stampOf(st) === file.backingStamp) {
+      file.stampCheckedAt = performance.now();
+      return false;
+    }
     this.log.debug({ path: file.relPath, was: file.backingStamp, now: stampOf(st) }, 'backing file changed behind pagerfs: new VMO for new opens');
     this.retire(file);
     return true;
+  }
+
+  /**
+   * A handle of a file pagerfs only reads follows its backing file between opens too, as over NFS
+   * once the attribute cache expires: when the handle reads at the end of its VMO or is fstat'ed,
+   * and the file's stamp is older than revalidateMs, the backing file is checked through the
+   * handle's own descriptor (the same inode, whatever its name is now). If it changed, the file's
+   * current VMO is returned, opened once more for the handle, which moves to it (the caller
+   * releases the old one). `tail -f` of a log written directly in the backing directory then sees
+   * the new lines. Returns null when nothing changed or the file is pagerfs's own.
+   */
+  override revalidate(file: PagedFile): Promise<PagedFile | null> | null {
+    if (file.changedThroughMount || file.completed || this.shuttingDown) return null;
+    if (!file.retired && performance.now() - file.stampCheckedAt < this.revalidateMs) return null;
+    return this.revalidateNow(file);
+  }
+
+  private async revalidateNow(file: PagedFile): Promise<PagedFile | null> {
+    let st: FileStat;
+    try {
+      st = await file.fh.stat();
+    } catch {
+      return null;
+    }
+    if (file.changedThroughMount || file.completed) return null;
+    if (!file.retired && !this.changedBehind(file, st)) return null;
+    const current = this.fileByIdentity(file.identity);
+    if (current !== undefined && current !== file && !this.changedBehind(current, st)) {
+      current.opens++;
+      return current;
+    }
+    const next = await this.open(file.relPath).catch(() => null);
+    if (next === null) return null;
+    if (next.identity !== file.identity) { // the name leads elsewhere now: stay with the old view
+      await this.release(next);
+      return null;
+    }
+    return next;
   }
 
   protected override unregisterIdentity(file: PagedFile): void {
@@ -361,6 +415,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     const file = new PagedFile(key, rel, identity, vmo, fh, writable);
     file.backingSize = st.size;
     file.backingStamp = stampOf(st);
+    file.stampCheckedAt = performance.now();
     try {
       await this.opened(file);
     } catch (err) {

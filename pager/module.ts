@@ -71,6 +71,8 @@ export interface ServiceSettings {
   readonly pageCheck?: NativePageCheck;
   /** Told which backing inodes the pager serves (the mount: the patched binding's Fuse.servedInode). */
   readonly servedInodes?: ServedInodeNotice;
+  /** How old a backing file's last check may get before a handle checks it again (the mount: --attr-timeout). */
+  readonly revalidateMs?: number;
 }
 
 /** The PagerService options the mount's settings give (what a module passes on to a service it builds). */

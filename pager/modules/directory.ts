@@ -9,7 +9,8 @@ import { serviceOptions, type PagerModule, type PagerModuleContext } from '../mo
 /** The DirectoryPager options a directory-serving module builds from the mount's context. */
 export function directoryServiceOptions(ctx: PagerModuleContext): DirectoryPagerOptions {
   const s = ctx.service;
-  return { ...serviceOptions(ctx), backingDir: ctx.source!, chdirToRoot: s.chdirToRoot, readCached: s.readCached, servedInodes: s.servedInodes };
+  return { ...serviceOptions(ctx), backingDir: ctx.source!, chdirToRoot: s.chdirToRoot, readCached: s.readCached, servedInodes: s.servedInodes,
+    revalidateMs: s.revalidateMs };
 }
 
 const directory: PagerModule = {

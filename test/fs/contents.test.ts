@@ -252,6 +252,43 @@ describe('files changed directly in the backing directory (close-to-open)', () =
     expect(await waitFor(async () => (await cat('edited.txt')) === want, 5_000), 'cat shows the outside append').toBe(true);
   });
 
+  it('tail -f: a handle at the end sees lines appended outside once the attribute timeout (1 s) has passed', async () => {
+    await fsp.writeFile(m.b('tailed.log'), 'first\n');
+    const res = await python(`
+import os, sys, time
+path, back = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_RDONLY)
+seen = os.read(fd, 100)
+with open(back, 'a') as f: f.write('second\\n')
+time.sleep(1.2)
+size = os.fstat(fd).st_size
+more = os.read(fd, 100)
+print(repr((seen, size, more)))
+`, [m.p('tailed.log'), m.b('tailed.log')], { timeoutMs: 30_000 });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.trim()).toBe("(b'first\\n', 13, b'second\\n')");
+  });
+
+  it('lseek(SEEK_END) of an open file measures that file, not whatever its name leads to now (fgetattr)', async () => {
+    // The kernel asks attributes with the file handle (fgetattr) for SEEK_END; fuse-native used to
+    // send that to getattr(path), which describes the name's new file (patch level 9). fstat itself
+    // is answered by path in libfuse2's high-level API, as for every such filesystem.
+    await fsp.writeFile(m.b('named.bin'), Buffer.alloc(3000, 1));
+    await fsp.writeFile(m.b('other.bin'), Buffer.alloc(7000, 2));
+    const res = await python(`
+import os, sys, time
+path, back_other, back_named = sys.argv[1], sys.argv[2], sys.argv[3]
+fd = os.open(path, os.O_RDONLY)
+os.rename(back_other, back_named)
+time.sleep(1.2)
+end = os.lseek(fd, 0, os.SEEK_END)
+data = os.pread(fd, 4000, 0)
+print(end, len(data), set(data))
+`, [m.p('named.bin'), m.b('other.bin'), m.b('named.bin')], { timeoutMs: 30_000 });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.trim()).toBe('3000 3000 {1}');
+  });
+
   it('a large file rewritten outside reads back whole and new, past the budget', async () => {
     const v1 = randomData(BUDGET + 3 * PAGE);
     await fsp.writeFile(m.b('big-outside'), v1);

@@ -449,6 +449,32 @@ describe('opening files', () => {
       expect((await readVmo(fresh.vmo, 0, v2.length)).equals(v2)).toBe(true);
     });
 
+    it('revalidate: nothing to check within revalidateMs or when unchanged; after an outside change, the current VMO for the handle', async () => {
+      const env = makeEnv({ budgetPages: 256, revalidateMs: 50 });
+      env.put('r.log', Buffer.from('one\n'));
+      const f = await env.dp.open('r.log');
+      expect(env.dp.revalidate(f)).toBeNull(); // just checked at open
+      await new Promise((r) => setTimeout(r, 60));
+      expect(await env.dp.revalidate(f)).toBeNull(); // checked, unchanged
+      expect(env.dp.revalidate(f)).toBeNull(); // and that check counts for another 50 ms
+      await rewrite(env, 'r.log', Buffer.from('one\ntwo\n'));
+      await new Promise((r) => setTimeout(r, 60));
+      const next = await env.dp.revalidate(f);
+      expect(next).not.toBeNull();
+      expect(next).not.toBe(f);
+      expect(next!.opens).toBe(1);
+      expect((await readVmo(next!.vmo, 0, 8)).toString()).toBe('one\ntwo\n');
+      expect(f.retired).toBe(true);
+      // A second handle of the old VMO moves to the same current one.
+      f.opens++;
+      expect(await env.dp.revalidate(f)).toBe(next);
+      expect(next!.opens).toBe(2);
+      // A file changed through the mount is never moved.
+      env.dp.mayResize(next!);
+      await new Promise((r) => setTimeout(r, 60));
+      expect(env.dp.revalidate(next!)).toBeNull();
+    });
+
     it('a file closed with dirty pages stays pagerfs\'s own: an outside change does not take its data away', async () => {
       const { env, f } = await writtenThroughMount('d.bin', 'not yet written back');
       await env.dp.release(f);
