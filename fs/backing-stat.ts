@@ -24,6 +24,8 @@ export function fileStatOf(b: Extract<BindingLstat, { errno: 0 }>): FileStat {
   return {
     mode, uid: b.uid, gid: b.gid, size: b.size, dev: b.dev, ino: b.ino, nlink: b.nlink, rdev: b.rdev,
     atime: dateOf(b.atimeSec, b.atimeNsec), mtime: dateOf(b.mtimeSec, b.mtimeNsec), ctime: dateOf(b.ctimeSec, b.ctimeNsec),
+    // As Node computes Stats.mtimeMs (sec * 1e3 + nsec / 1e6): the same double for the same time.
+    mtimeMs: b.mtimeSec * 1e3 + b.mtimeNsec / 1e6, ctimeMs: b.ctimeSec * 1e3 + b.ctimeNsec / 1e6,
     isFile: () => (mode & fsc.S_IFMT) === fsc.S_IFREG,
     isDirectory: () => (mode & fsc.S_IFMT) === fsc.S_IFDIR,
   };

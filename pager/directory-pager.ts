@@ -903,9 +903,13 @@ export class DirectoryPager extends PagerService<PagedFile> {
   }
 }
 
-/** What close-to-open checks of a backing file: size, mtime and ctime (millisecond resolution). */
+/**
+ * What close-to-open checks of a backing file: size, mtime and ctime, to the fraction of a
+ * millisecond (whole milliseconds were not enough: two writes 5 ms apart can get ctimes within
+ * one, the kernel stamping from a clock that advances a tick at a time).
+ */
 function stampOf(st: FileStat): string {
-  return `${st.size}:${st.mtime.getTime()}:${st.ctime.getTime()}`;
+  return `${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 /**

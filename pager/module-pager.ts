@@ -174,7 +174,7 @@ export class ModulePager extends PagerService<DeclaredFile> {
       mode: isFile ? fsc.S_IFREG | (e.decl!.mode ?? 0o444) : fsc.S_IFDIR | 0o555,
       uid: this.uid, gid: this.gid, size: isFile ? e.decl!.sizeBytes : 4096, dev: 0, ino: e.ino,
       nlink: isFile ? 1 : 2 + this.subdirectories(e),
-      rdev: 0, atime: time, mtime: time, ctime: time,
+      rdev: 0, atime: time, mtime: time, ctime: time, mtimeMs: time.getTime(), ctimeMs: time.getTime(),
       isFile: () => isFile, isDirectory: () => !isFile,
     } as FileStat;
   }

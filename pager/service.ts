@@ -69,7 +69,7 @@ export interface FileResidency {
 
 /** The attributes the filesystem shows for a name (node's Stats has them all). */
 export type FileStat = Pick<Stats, 'mode' | 'uid' | 'gid' | 'size' | 'dev' | 'ino' | 'nlink' | 'rdev' | 'atime' | 'mtime' | 'ctime' |
-  'isFile' | 'isDirectory'>;
+  'mtimeMs' | 'ctimeMs' | 'isFile' | 'isDirectory'>;
 
 /** What statfs reports. */
 export interface FileTreeSpace {
