@@ -32,6 +32,11 @@ type Cb<T = void> = T extends void ? (err: number) => void : (err: number, value
 /** An open handle: a file's VMO, or a control file's snapshot. */
 interface Handle {
   file: ServedFile | null;
+  /**
+   * Files this handle moved away from (revalidate), kept open until the handle closes: a read of
+   * the handle may still be waiting on one of their pages.
+   */
+  movedFrom?: ServedFile[];
   control: ControlFile | null;
   /** Control files: content as of open (readers) or text written so far (writers). */
   buffer: Buffer;
@@ -233,7 +238,8 @@ export class PagerFilesystem {
 
   /**
    * Moves handle `fd` from `from` to `next` (opened for it by revalidate) if it is still open and
-   * still reads `from`; otherwise drops next's extra open. Returns whether the handle moved.
+   * still reads `from`; otherwise drops next's extra open. `from` stays open until the handle
+   * closes (movedFrom). Returns whether the handle moved.
    */
   private async moveHandle(fd: number, h: Handle, from: ServedFile, next: ServedFile): Promise<boolean> {
     if (this.handles.get(fd) !== h || h.file !== from) {
@@ -241,7 +247,7 @@ export class PagerFilesystem {
       return false;
     }
     h.file = next;
-    await this.dp.release(from);
+    (h.movedFrom ??= []).push(from);
     return true;
   }
 
@@ -618,7 +624,8 @@ export class PagerFilesystem {
       return cb(0);
     }
     if (h?.file == null) return cb(0);
-    this.dp.release(h.file).then(() => cb(0), (err: unknown) => this.fail('release', p, err, cb));
+    const files = h.movedFrom === undefined ? [h.file] : [h.file, ...h.movedFrom];
+    Promise.all(files.map((f) => this.dp.release(f))).then(() => cb(0), (err: unknown) => this.fail('release', p, err, cb));
   }
 
   truncate(p: string, size: number, cb: Cb): void {

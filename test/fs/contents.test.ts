@@ -267,6 +267,8 @@ print(repr((seen, size, more)))
 `, [m.p('tailed.log'), m.b('tailed.log')], { timeoutMs: 30_000 });
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout.trim()).toBe("(b'first\\n', 13, b'second\\n')");
+    // The handle kept the VMO it moved away from until it closed; then only the current one is left.
+    expect(await waitFor(async () => (await m.stats()).files.filter((f) => f.path === 'tailed.log').length === 1), 'one VMO left').toBe(true);
   });
 
   it('lseek(SEEK_END) of an open file measures that file, not whatever its name leads to now (fgetattr)', async () => {
