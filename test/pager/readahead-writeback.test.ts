@@ -98,7 +98,9 @@ describe('asynchronous readahead (the marker)', () => {
     for (let pos = 0; pos < data.length; pos += 8 * PAGE_SIZE) {
       await f.vmo.read(buf.subarray(pos, pos + 8 * PAGE_SIZE), pos);
       env.dp.noteRead(f, pos, 8 * PAGE_SIZE);
-      await new Promise((r) => setTimeout(r, 2)); // the reader is slower than the backing file
+      // The reader is slower than the backing file: it waits for the window read in the background
+      // (a fixed 2 ms sleep was not always enough on a loaded machine).
+      while (f.inFlight.length > 0) await new Promise((r) => setTimeout(r, 1));
     }
     expect(buf.equals(data)).toBe(true);
     const m = env.dp.metrics;
