@@ -209,7 +209,7 @@ describe('files changed directly in the backing directory (close-to-open)', () =
     await fsp.writeFile(m.b('log.txt'), 'line one\n');
     expect(await cat('log.txt')).toBe('line one\n');
     const held = await fsp.open(m.p('log.txt'), 'r');
-    await new Promise((r) => setTimeout(r, 5)); // the stamp has millisecond resolution
+    await new Promise((r) => setTimeout(r, 5)); // let the backing file's times move on
     await fsp.appendFile(m.b('log.txt'), 'line two\n');
     expect(await cat('log.txt')).toBe('line one\nline two\n');
     await new Promise((r) => setTimeout(r, 5));

@@ -450,15 +450,15 @@ describe('opening files', () => {
     });
 
     it('revalidate: nothing to check within revalidateMs or when unchanged; after an outside change, the current VMO for the handle', async () => {
-      const env = makeEnv({ budgetPages: 256, revalidateMs: 50 });
+      const env = makeEnv({ budgetPages: 256, revalidateMs: 300 });
       env.put('r.log', Buffer.from('one\n'));
       const f = await env.dp.open('r.log');
       expect(env.dp.revalidate(f)).toBeNull(); // just checked at open
-      await new Promise((r) => setTimeout(r, 60));
+      await new Promise((r) => setTimeout(r, 350));
       expect(await env.dp.revalidate(f)).toBeNull(); // checked, unchanged
-      expect(env.dp.revalidate(f)).toBeNull(); // and that check counts for another 50 ms
+      expect(env.dp.revalidate(f)).toBeNull(); // and that check counts for another 300 ms
       await rewrite(env, 'r.log', Buffer.from('one\ntwo\n'));
-      await new Promise((r) => setTimeout(r, 60));
+      await new Promise((r) => setTimeout(r, 350));
       const next = await env.dp.revalidate(f);
       expect(next).not.toBeNull();
       expect(next).not.toBe(f);
@@ -471,7 +471,7 @@ describe('opening files', () => {
       expect(next!.opens).toBe(2);
       // A file changed through the mount is never moved.
       env.dp.mayResize(next!);
-      await new Promise((r) => setTimeout(r, 60));
+      await new Promise((r) => setTimeout(r, 350));
       expect(env.dp.revalidate(next!)).toBeNull();
     });
 
