@@ -99,13 +99,16 @@ async function isMounted(mountpoint: string): Promise<boolean> {
   return mounts.split('\n').some((l) => l.split(' ')[1] === mountpoint.replace(/ /g, '\\040'));
 }
 
-async function unmountCommand(mountpoint: string, timeoutText: string): Promise<void> {
+async function unmountCommand(mountpoint: string, timeoutText: string, lazy: boolean): Promise<void> {
   const mnt = path.resolve(mountpoint);
   const timeoutMs = parseDuration(timeoutText);
   if (!(await isMounted(mnt))) throw new ConfigError(`Cannot unmount "${mountpoint}": nothing is mounted there`, EXIT.BAD_PATH);
   try {
-    await writeFile(path.join(mnt, CONTROL_DIR, 'unmount'), '1\n');
+    await writeFile(path.join(mnt, CONTROL_DIR, 'unmount'), lazy ? 'lazy\n' : '1\n');
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EBUSY') {
+      throw new ConfigError(`Cannot unmount "${mountpoint}": files are open through it (close them, or use --lazy to detach it anyway; fuser -vm ${mountpoint} lists the processes)`, EXIT.REFUSED);
+    }
     // No daemon answers (killed, or not pagerfs): clear the mount the hard way.
     process.stderr.write(`pagerfs: the daemon did not answer (${(err as NodeJS.ErrnoException).code}); clearing the mount\n`);
     await clearStaleMount(mnt);
@@ -161,7 +164,8 @@ export function buildProgram(): Command {
     .description('Unmount a pagerfs mount: the daemon writes back every dirty page, unmounts and exits. A stale mount (killed daemon) is cleared.')
     .argument('<mountpoint>', 'the mountpoint')
     .option('--timeout <duration>', 'how long to wait for the daemon to finish', '60s')
-    .action(async (mountpoint: string, opts: { timeout: string }) => unmountCommand(mountpoint, opts.timeout));
+    .option('--lazy', 'unmount even when files are open through the mount: their processes\' later calls fail with ENOTCONN (as with umount -l); without it a busy mount is refused (exit 1). A shell whose working directory is inside is not seen and does not hold the unmount up')
+    .action(async (mountpoint: string, opts: { timeout: string; lazy?: boolean }) => unmountCommand(mountpoint, opts.timeout, opts.lazy ?? false));
 
   program.command('stats')
     .description('Show the counters of a mounted pagerfs: budget, residency, page requests, evictions, busiest files.')

@@ -49,7 +49,7 @@ export type HeapMode = 'small' | 'fast';
 export const SMALL_HEAP_MAX_BUDGET = 256 * 1024 * 1024;
 
 /** Exit codes of the CLI. */
-export const EXIT = { OK: 0, USAGE: 2, BAD_PATH: 3, MOUNT_FAILED: 4 } as const;
+export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2, BAD_PATH: 3, MOUNT_FAILED: 4 } as const;
 
 export class ConfigError extends Error {
   constructor(message: string, readonly exitCode: number = EXIT.USAGE) {

@@ -134,7 +134,13 @@ export interface ControlHooks {
   onUnmountRequest?: () => void;
 }
 
-export function controlFiles(dp: PagerService, hooks: ControlHooks = {}): Map<string, ControlFile> {
+/** What the control files ask of the filesystem serving them. */
+interface ControlSite {
+  /** Files open through the mount now (control files not counted). */
+  openFiles(): number;
+}
+
+export function controlFiles(dp: PagerService, hooks: ControlHooks = {}, site: ControlSite = { openFiles: () => 0 }): Map<string, ControlFile> {
   const files: ControlFile[] = [
     {
       name: 'stats',
@@ -171,7 +177,15 @@ export function controlFiles(dp: PagerService, hooks: ControlHooks = {}): Map<st
       name: 'unmount',
       writable: true,
       read: () => Buffer.alloc(0),
-      // Any write asks for a clean unmount; it happens after the writer's close returns.
+      // A write asks for a clean unmount; it happens after the writer's close returns. With files
+      // open through the mount it is refused (EBUSY), as umount(8) refuses a busy mount, unless
+      // the text is `lazy`: then those files' later calls fail with ENOTCONN, as with umount -l.
+      validate: (text) => {
+        const open = site.openFiles();
+        if (text.trim() !== 'lazy' && open > 0) {
+          throw Object.assign(new Error(`${open} file${open === 1 ? ' is' : 's are'} open through the mount`), { code: 'EBUSY', errno: -16 });
+        }
+      },
       apply: () => { if (hooks.onUnmountRequest) setImmediate(hooks.onUnmountRequest); },
     },
   ];

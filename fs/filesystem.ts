@@ -107,7 +107,7 @@ export class PagerFilesystem {
     this.dp = options.pager;
     this.tree = options.pager.tree;
     this.log = options.logger;
-    this.control = controlFiles(this.dp, options.hooks);
+    this.control = controlFiles(this.dp, options.hooks, { openFiles: () => this.openFileCount() });
     this.createAsCaller = options.createAsCaller ?? false;
     this.controlIno = new Map([...this.control.keys()].map((name, i) => [name, CONTROL_INO_TOP - 1 - i]));
   }
@@ -234,6 +234,13 @@ export class PagerFilesystem {
       return;
     }
     this.getattr(p, cb);
+  }
+
+  /** Regular files open through the mount now (handles of control files not counted). */
+  private openFileCount(): number {
+    let n = 0;
+    for (const h of this.handles.values()) if (h.file !== null) n++;
+    return n;
   }
 
   /**
@@ -587,7 +594,7 @@ export class PagerFilesystem {
     } catch (err) {
       this.log.warn({ file: c.name, err: (err as Error).message }, 'refused a control file write');
       h.refused = true;
-      return cb(-ERRNO.EINVAL);
+      return cb((err as { errno?: number }).errno ?? -ERRNO.EINVAL); // EINVAL unless the refusal names its errno
     }
     h.buffer = next;
     h.dirtyControl = true;

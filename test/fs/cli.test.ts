@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PAGE, ROOT, isMounted, randomData, run, runCli, startMount, tempDir, useMountHooks, type RunResult } from './harness.js';
+import { PAGE, ROOT, codeOf, isMounted, randomData, run, runCli, startMount, tempDir, useMountHooks, type RunResult } from './harness.js';
 import { parseMountOptions, type RawMountOptions } from '../../fs/config.js';
 
 useMountHooks();
@@ -247,7 +247,7 @@ describe('stats', () => {
 });
 
 describe('unmount', () => {
-  it('writes back dirty data before the daemon exits, and leaves nothing mounted', async () => {
+  it('refuses a mount with files open (exit 1, still mounted, nothing lost); --lazy writes back dirty data, detaches it and the daemon exits', async () => {
     const m = await startMount({ budget: '1MiB', args: ['--writeback-delay', '60s'], files: { 'f.bin': randomData(8 * PAGE) } });
     const data = randomData(5 * PAGE + 3);
     // A writer that keeps its handle open: its data is dirty in pagerfs, not yet in the backing file.
@@ -255,14 +255,37 @@ describe('unmount', () => {
     await fh.write(data, 0, data.length, PAGE);
     expect((await m.stats()).dirtyBytes).toBeGreaterThan(0);
     expect((await fsp.readFile(m.b('f.bin'))).subarray(PAGE, PAGE + data.length).equals(data)).toBe(false);
-    const res = await m.unmount(['--timeout', '20s']);
+    const busy = await runCli(['unmount', m.mnt]);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(busy.stderr).toMatch(/^pagerfs: Cannot unmount .*files are open through it .*--lazy/);
+    expect(await isMounted(m.mnt)).toBe(true);
+    expect(m.running).toBe(true);
+    // The refused request changed nothing: the handle still writes and reads through the mount.
+    await fh.write(Buffer.from('still here'), 0, 10, 0);
+    const back = Buffer.alloc(10);
+    await fh.read(back, 0, 10, 0);
+    expect(back.toString()).toBe('still here');
+    const res = await m.unmount(['--timeout', '20s', '--lazy']);
+    expect(await codeOf(fh.write(Buffer.from('x'), 0, 1, 0))).toBe('ENOTCONN');
     await fh.close().catch(() => undefined);
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     expect(m.running).toBe(false);
     expect(m.exitCode).toBe(0);
     expect(await isMounted(m.mnt)).toBe(false);
-    expect((await fsp.readFile(m.b('f.bin'))).subarray(PAGE, PAGE + data.length).equals(data)).toBe(true);
+    const backing = await fsp.readFile(m.b('f.bin'));
+    expect(backing.subarray(PAGE, PAGE + data.length).equals(data)).toBe(true);
+    expect(backing.subarray(0, 10).toString()).toBe('still here');
+  });
+
+  it('with no file open unmounts without --lazy', async () => {
+    const m = await startMount({ files: { 'f.txt': 'abc' } });
+    expect((await fsp.readFile(m.p('f.txt'), 'utf8'))).toBe('abc');
+    const res = await m.unmount();
+    expect(res.code, res.stderr).toBe(0);
+    expect(await isMounted(m.mnt)).toBe(false);
+    expect(m.exitCode).toBe(0);
   });
 
   it('of a directory where nothing is mounted fails with one line and a non-zero exit', async () => {

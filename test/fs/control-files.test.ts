@@ -232,11 +232,14 @@ describe('.pagerfs directory', () => {
     expect(await codeOf(fsp.lstat(m.b('.pagerfs')))).toBe('ENOENT');
   });
 
-  it('writing .pagerfs/unmount writes back, unmounts and ends the daemon with status 0', async () => {
+  it('writing .pagerfs/unmount is EBUSY while a file is open; `lazy` writes back, unmounts and ends the daemon with status 0', async () => {
     const m = await startMount({ budget: '1MiB', args: ['--writeback-delay', '60s'], files: { f: 'old' } });
     const writer = await fsp.open(m.p('f'), 'r+');
     await writer.write('new', 0);
-    await fsp.writeFile(m.p('.pagerfs/unmount'), '1\n');
+    expect(await codeOf(fsp.writeFile(m.p('.pagerfs/unmount'), '1\n'))).toBe('EBUSY');
+    expect(await isMounted(m.mnt)).toBe(true);
+    expect(m.running).toBe(true);
+    await fsp.writeFile(m.p('.pagerfs/unmount'), 'lazy\n');
     expect(await m.waitExit(20_000)).toBe(true);
     expect(m.exitCode).toBe(0);
     expect(await waitFor(async () => !(await isMounted(m.mnt)), 5000)).toBe(true);

@@ -251,7 +251,7 @@ export class Mount {
     if (this.done) return;
     this.done = true;
     if (this.running && (await isMounted(this.mnt))) {
-      await runCli(['unmount', this.mnt, '--timeout', '20s'], { timeoutMs: 25_000 }).catch(() => undefined);
+      await runCli(['unmount', this.mnt, '--timeout', '20s', '--lazy'], { timeoutMs: 25_000 }).catch(() => undefined);
     }
     if (!(await this.waitExit(this.running ? 20_000 : 0))) {
       this.child.kill('SIGKILL');
