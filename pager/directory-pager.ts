@@ -29,7 +29,7 @@ import {
 } from '../src/index.js';
 import type { PageJob } from './port-server.js';
 import {
-  PagerService, ServedFile, fsError, identityOf,
+  NO_MEMORY_ATTEMPTS, PagerService, ServedFile, fsError, identityOf, missingRuns,
   type BackingRoot, type FileStat, type FileTree, type FileTreeSpace, type PagerServiceOptions,
 } from './service.js';
 
@@ -526,12 +526,15 @@ export class DirectoryPager extends PagerService<PagedFile> {
     return this.inFlight(file, startPage, endPage, () => this.fillRangeNow(file, startPage, reqEnd, endPage));
   }
 
-  private async fillRangeNow(file: PagedFile, startPage: number, reqEnd: number, endPage: number): Promise<void> {
+  private async fillRangeNow(file: PagedFile, startPage: number, reqEnd: number, endPage: number, attempt = 0): Promise<void> {
     // Fill in chunks no larger than memory allows: a request may be larger than the whole budget,
     // and readers wake as each chunk is supplied (the kernel accepts partial supplies). Up to
     // FILL_PIPELINE_DEPTH chunks are under way at once, so the next chunk's read overlaps this
     // one's check and supply. A chunk that stops the job stops it after the chunks already started.
+    const mayRetry = attempt < NO_MEMORY_ATTEMPTS - 1; // the last try fails what finds no frame
     let pos = startPage;
+    let shortAt = -1; // the first required page found no frame (other writers hold them dirty)
+    const shortOfMemory = (at: number): void => { if (shortAt < 0 || at < shortAt) shortAt = at; };
     const started: Array<Promise<'next' | 'stop'>> = [];
     while (pos < endPage) {
       if (started.length >= FILL_PIPELINE_DEPTH && (await started.shift()!) === 'stop') break;
@@ -544,28 +547,45 @@ export class DirectoryPager extends PagerService<PagedFile> {
       }
       if (room === 0) {
         if (!inRequired) break; // readahead is optional: stop quietly
+        if (mayRetry) {
+          shortOfMemory(pos);
+          break;
+        }
         this.log.warn({ path: file.relPath, offset: pos * PAGE_SIZE }, 'memory budget full of dirty or pinned pages; failing the read');
         this.failRange(file, pos * PAGE_SIZE, (reqEnd - pos) * PAGE_SIZE, ZxStatus.ERR_NO_SPACE);
         break;
       }
       const count = Math.min(endPage - pos, FILL_CHUNK_PAGES, room);
-      const chunk = this.fillChunk(file, pos, count, reqEnd);
+      const at = pos;
+      const chunk = this.fillChunk(file, at, count, reqEnd, mayRetry).then((r) => {
+        if (r !== 'no-memory') return r;
+        shortOfMemory(at);
+        return 'stop';
+      });
       chunk.catch(() => undefined); // awaited below; a rejection meanwhile must not count as unhandled
       started.push(chunk);
       pos += count;
     }
     await Promise.all(started);
+    if (shortAt >= 0) {
+      // Frames ran out under other writers, whose dirty pages fill the budget: wait for room and
+      // fill what the request still misses (the last try fails it with NO_SPACE).
+      const next = (await this.waitForRoom(attempt)) ? attempt + 1 : NO_MEMORY_ATTEMPTS - 1;
+      const end = Math.min(reqEnd, file.vmo.sizePages);
+      for (const [s, e] of missingRuns(file.vmo, shortAt, end)) await this.fillRangeNow(file, s, e, e, next);
+    }
   }
 
   /**
    * Reads pages [pos, pos + count) into an aux VMO and supplies them. Failures of the required part
    * (pages below reqEnd) are answered with FAIL; returns 'stop' when the job is answered for good.
    */
-  private fillChunk(file: PagedFile, pos: number, count: number, reqEnd: number): Promise<'next' | 'stop'> {
-    return this.whileFilling(() => this.fillChunkNow(file, pos, count, reqEnd));
+  private fillChunk(file: PagedFile, pos: number, count: number, reqEnd: number, retryNoMemory: boolean): Promise<'next' | 'stop' | 'no-memory'> {
+    return this.whileFilling(() => this.fillChunkNow(file, pos, count, reqEnd, retryNoMemory));
   }
 
-  private async fillChunkNow(file: PagedFile, pos: number, count: number, reqEnd: number): Promise<'next' | 'stop'> {
+  /** `retryNoMemory`: with no frame for a required page, return 'no-memory' (the caller retries) instead of failing it. */
+  private async fillChunkNow(file: PagedFile, pos: number, count: number, reqEnd: number, retryNoMemory: boolean): Promise<'next' | 'stop' | 'no-memory'> {
     const offset = pos * PAGE_SIZE;
     const failRequired = (status: ZxStatus): 'stop' => {
       if (pos < reqEnd) this.failRange(file, offset, (reqEnd - pos) * PAGE_SIZE, status);
@@ -604,6 +624,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
       return 'next';
     } catch (err) {
       if (isZxError(err, ZxStatus.ERR_NO_MEMORY)) {
+        if (retryNoMemory && pos < reqEnd) return 'no-memory';
         this.log.warn({ path: file.relPath, offset }, 'no frame for a read within the memory budget');
         return failRequired(ZxStatus.ERR_NO_SPACE);
       }
@@ -684,9 +705,9 @@ export class DirectoryPager extends PagerService<PagedFile> {
     // Only bytes past the backing file's end take new space; overwriting existing bytes does not.
     if (file.vmo.contentSizeBytes > file.backingSize) this.growing.add(file);
     const room = this.hasRoomFor(Math.max(0, end - Math.max(job.offset, file.backingSize)));
-    if (room === true) return this.dirtyWithRoom(file, job, end, true);
+    if (room === true) return this.dirtyWithRoom(file, job, end, 0);
     if (room === false) return this.refuseNoSpace(file, job, end);
-    return room.then((ok) => (ok ? this.dirtyWithRoom(file, job, end, true) : this.refuseNoSpace(file, job, end)));
+    return room.then((ok) => (ok ? this.dirtyWithRoom(file, job, end, 0) : this.refuseNoSpace(file, job, end)));
   }
 
   private refuseNoSpace(file: PagedFile, job: PageJob, end: number): void {
@@ -696,9 +717,9 @@ export class DirectoryPager extends PagerService<PagedFile> {
 
   /**
    * opRange(DIRTY) for the job. When dirtying zero pages needs frames and dirty pages fill the
-   * budget, writes back (the only wait) and retries once (`mayWriteBack` false on the retry).
+   * budget, waits for room (writeback; see waitForRoom) and tries again; `attempt` counts the tries.
    */
-  private dirtyWithRoom(file: PagedFile, job: PageJob, end: number, mayWriteBack: boolean): Promise<void> | void {
+  private dirtyWithRoom(file: PagedFile, job: PageJob, end: number, attempt: number): Promise<void> | void {
     try {
       this.markDirty(file, job.offset, Math.min(end, file.vmo.sizeBytes));
       file.dirtySince ??= performance.now();
@@ -706,10 +727,11 @@ export class DirectoryPager extends PagerService<PagedFile> {
       // BAD_STATE: detached. OUT_OF_RANGE: shrank. Neither leaves anyone waiting.
       if (isZxError(err, ZxStatus.ERR_BAD_STATE) || isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) return;
       if (!isZxError(err, ZxStatus.ERR_NO_MEMORY)) throw err;
-      if (mayWriteBack) return this.writebackForPressure().then(() => this.dirtyWithRoom(file, job, end, false));
-      this.log.warn({ path: file.relPath, offset: job.offset }, 'memory budget full of dirty or pinned pages; refusing the write');
-      this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
-      return;
+      return this.waitForRoom(attempt).then((again) => {
+        if (again) return this.dirtyWithRoom(file, job, end, attempt + 1);
+        this.log.warn({ path: file.relPath, offset: job.offset }, 'memory budget full of dirty or pinned pages; refusing the write');
+        this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
+      });
     }
     // Keep dirty data below half the budget: start writing back early, as Linux's dirty ratio does,
     // so writers rarely meet a budget full of dirty pages.

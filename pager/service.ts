@@ -199,6 +199,12 @@ export function firstPresent(vmo: VmObjectPaged, start: number, end: number): nu
   return first;
 }
 
+/**
+ * Tries a request that needs frames makes while dirty pages fill the budget (waitForRoom) before it
+ * fails with NO_SPACE: ~0.25 s of writeback and waiting in all.
+ */
+export const NO_MEMORY_ATTEMPTS = 10;
+
 /** A budget shrink blocked only by dirty or in-flight pages is retried this often, 10 ms apart. */
 const SET_BUDGET_ATTEMPTS = 100;
 
@@ -680,6 +686,21 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   /** Called from inside an allocation (the pressure listener): start on the next microtask. */
   protected startPressureWriteback(): void {
     if (this.pressureWriteback === null) queueMicrotask(() => { void this.writebackForPressure(); });
+  }
+
+  /**
+   * A request found no free frame: writes dirty pages back (they become reclaimable) and says
+   * whether to try again. Concurrent writers can take the frames one writeback freed, so a request
+   * may try up to NO_MEMORY_ATTEMPTS times, each time waiting a little longer for the fills,
+   * writes and writebacks in flight; it gives up at once when pinned and locked pages fill the
+   * budget (waiting cannot help). `attempt` counts from 0.
+   */
+  protected async waitForRoom(attempt: number): Promise<boolean> {
+    if (attempt >= NO_MEMORY_ATTEMPTS - 1) return false;
+    if (this.system.pinnedPages + this.system.lockedPages >= this.system.budgetPages) return false;
+    await this.writebackForPressure();
+    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(50, 2 ** attempt)));
+    return true;
   }
 
   /** Memory is short and dirty pages fill it: write back, oldest dirty first. One run at a time. */
