@@ -65,6 +65,12 @@ export interface DirectoryPagerOptions extends PagerServiceOptions {
    * Default 1000 ms.
    */
   revalidateMs?: number;
+  /**
+   * Most files kept with a VMO (and an open backing descriptor) once no handle has them open: past
+   * it the least recently released one that holds nothing pagerfs must keep is let go. Default:
+   * half the process's open-file limit (RLIMIT_NOFILE), at least 64.
+   */
+  maxIdleFiles?: number;
 }
 
 /**
@@ -194,6 +200,12 @@ export class DirectoryPager extends PagerService<PagedFile> {
   /** See DirectoryPagerOptions.revalidateMs. */
   private readonly revalidateMs: number;
   /**
+   * Files no handle has open, least recently released first. Their VMOs stay as a cache of their
+   * pages, and each holds its backing descriptor: at most maxIdleFiles of them (trimIdle).
+   */
+  private readonly idle = new Set<PagedFile>();
+  private readonly maxIdleFiles: number;
+  /**
    * The file last opened at each path: a hint only, checked against the path's identity before use
    * (a rename or a replacement behind pagerfs's back makes it miss, never wrong).
    */
@@ -224,6 +236,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     this.readCached = options.readCached ?? null;
     this.servedInodes = options.servedInodes ?? null;
     this.revalidateMs = options.revalidateMs ?? 1000;
+    this.maxIdleFiles = options.maxIdleFiles ?? defaultMaxIdleFiles();
     this.tree = new BackingTree(this, options.hiddenNames ?? [], this.readOnly);
   }
 
@@ -248,6 +261,23 @@ export class DirectoryPager extends PagerService<PagedFile> {
   }
 
   /**
+   * open(2) of a backing file. Out of descriptors (EMFILE, ENFILE: the process or the system limit),
+   * lets go of half the idle files and tries once more.
+   */
+  private async openBacking(full: string, flags: number): Promise<FileHandle> {
+    try {
+      return await fsp.open(full, flags);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'EMFILE' && code !== 'ENFILE') || this.idle.size === 0) throw err;
+      const closes = this.trimIdle(Math.ceil(this.idle.size / 2));
+      this.log.warn({ code, released: closes.length }, 'out of file descriptors: let go of idle files');
+      await Promise.all(closes);
+      return fsp.open(full, flags);
+    }
+  }
+
+  /**
    * Opens (or finds) the VMO of the regular file at `relPath`. Hard links share one VMO. Node fs
    * errors (ENOENT, EACCES, …) are thrown as they are, for the caller to hand on as errno.
    */
@@ -264,6 +294,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
       if (st !== null && st.isFile() && identityOf(st) === known.identity && this.fileByIdentity(known.identity) === known &&
         !this.changedBehind(known, st)) {
         known.opens++;
+        this.idle.delete(known);
         return known;
       }
       this.openedAt.delete(rel);
@@ -288,6 +319,11 @@ export class DirectoryPager extends PagerService<PagedFile> {
    */
   override async release(file: PagedFile): Promise<void> {
     await super.release(file);
+    if (file.opens === 0 && !file.retired && !file.completed) {
+      this.idle.delete(file); // to the most recent end
+      this.idle.add(file);
+      if (this.idle.size > this.maxIdleFiles) this.trimIdle(this.idle.size - this.maxIdleFiles);
+    }
     if (!this.canLetGo(file)) return;
     await file.withLock(async () => {
       if (!this.canLetGo(file)) return;
@@ -324,6 +360,29 @@ export class DirectoryPager extends PagerService<PagedFile> {
     this.log.debug({ path: file.relPath, was: file.backingStamp, now: stampOf(st) }, 'backing file changed behind pagerfs: new VMO for new opens');
     this.retire(file);
     return true;
+  }
+
+  /**
+   * Lets go of up to `count` idle files, least recently released first, that hold nothing pagerfs
+   * must keep (dirty, pinned or locked pages, fills in flight): their VMOs are detached and their
+   * backing descriptors closed now. Returns the closes, for a caller that needs the descriptors.
+   */
+  private trimIdle(count: number): Promise<void>[] {
+    const closes: Promise<void>[] = [];
+    for (const f of this.idle) {
+      if (closes.length >= count) break;
+      if (f.opens > 0 || f.retired || f.completed) {
+        this.idle.delete(f);
+        continue;
+      }
+      if (f.inFlight.length > 0) continue;
+      const c = f.vmo.counters();
+      if (c.dirtyPages + c.dirtyZeroPages + c.pinnedPages + c.lockedPages > 0) continue;
+      this.idle.delete(f);
+      this.retire(f);
+      closes.push(f.fh.close().catch(() => undefined)); // onComplete closes it too, later: harmless
+    }
+    return closes;
   }
 
   /**
@@ -381,11 +440,11 @@ export class DirectoryPager extends PagerService<PagedFile> {
     let fh: FileHandle;
     let writable = !this.readOnly;
     try {
-      fh = await fsp.open(full, (writable ? fsc.O_RDWR : fsc.O_RDONLY) | fsc.O_NOFOLLOW);
+      fh = await this.openBacking(full, (writable ? fsc.O_RDWR : fsc.O_RDONLY) | fsc.O_NOFOLLOW);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (!writable || (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM')) throw err;
-      fh = await fsp.open(full, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+      fh = await this.openBacking(full, fsc.O_RDONLY | fsc.O_NOFOLLOW);
       writable = false;
     }
     let st;
@@ -407,6 +466,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (existing !== undefined && !this.changedBehind(existing, st)) {
       await fh.close();
       existing.opens++;
+      this.idle.delete(existing);
       return existing;
     }
     const key = this.nextKey++;
@@ -436,6 +496,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
   protected async opened(_file: PagedFile): Promise<void> {}
 
   protected override onComplete(file: PagedFile): void {
+    this.idle.delete(file);
     if (this.openedAt.get(file.relPath) === file) this.openedAt.delete(file.relPath);
     void file.fh.close().catch(() => undefined);
   }
@@ -922,6 +983,17 @@ export class DirectoryPager extends PagerService<PagedFile> {
         this.forgetKnownZero(file, Math.ceil(sizeBytes / PAGE_SIZE), Number.MAX_SAFE_INTEGER);
       }
     });
+  }
+}
+
+/** Half the process's soft open-file limit (from /proc/self/limits), at least 64; 4096 if it cannot be read. */
+function defaultMaxIdleFiles(): number {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    if (m === null || m[1] === 'unlimited') return 4096;
+    return Math.max(64, Math.floor(Number(m[1]) / 2));
+  } catch {
+    return 4096;
   }
 }
 

@@ -179,6 +179,8 @@ export interface MountOptions {
   readyTimeoutMs?: number;
   /** Mount with no source directory (`mount --pager X <mnt>`, for pagers that serve none). */
   noBacking?: boolean;
+  /** A command that runs the daemon (`['prlimit', '--nofile=256']`): the daemon is its last argument list. */
+  wrap?: string[];
 }
 
 export class Mount {
@@ -276,7 +278,8 @@ export async function startMount(opts: MountOptions = {}): Promise<Mount> {
     await fsp.writeFile(path.join(backing, rel), content);
   }
   const args = [CLI, 'mount', ...(opts.noBacking === true ? [] : [backing]), mnt, '--memory-budget', opts.budget ?? '4MiB', '--log-level', opts.logLevel ?? 'warn', ...(opts.args ?? [])];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...pre] = [...(opts.wrap ?? []), process.execPath];
+  const child = spawn(cmd, [...pre, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const m = new Mount(backing, mnt, child);
   mounts.push(m);
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);

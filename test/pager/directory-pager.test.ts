@@ -485,6 +485,30 @@ describe('opening files', () => {
     });
   });
 
+  it('keeps at most maxIdleFiles closed files with a VMO, least recently released let go first; a dirty one stays', async () => {
+    const env = makeEnv({ budgetPages: 256, maxIdleFiles: 3, writebackDelayMs: 60_000 });
+    for (let i = 0; i < 6; i++) env.put(`i${i}.bin`, pattern(2 * PAGE_SIZE, 20 + i));
+    const dirty = await env.dp.open('i0.bin');
+    env.dp.mayResize(dirty);
+    await dirty.vmo.write(Buffer.from('unwritten'), 0);
+    await env.dp.release(dirty); // idle, but dirty: never let go while dirty
+    const files: PagedFile[] = [];
+    for (let i = 1; i < 6; i++) {
+      const f = await env.dp.open(`i${i}.bin`);
+      expect((await readVmo(f.vmo, 0, 2 * PAGE_SIZE)).equals(pattern(2 * PAGE_SIZE, 20 + i))).toBe(true);
+      await env.dp.release(f);
+      files.push(f);
+    }
+    // Six idle files, three allowed: i1, i2 and i3 (the oldest clean ones) went; i0 stayed (dirty).
+    await vi.waitFor(() => expect(env.dp.files().map((f) => f.relPath).sort()).toEqual(['i0.bin', 'i4.bin', 'i5.bin']));
+    expect(files.slice(0, 3).every((f) => f.completed)).toBe(true);
+    // A file let go opens again with a new VMO and reads right; the dirty one kept its bytes.
+    const again = await env.dp.open('i1.bin');
+    expect(again).not.toBe(files[0]);
+    expect((await readVmo(again.vmo, 0, 2 * PAGE_SIZE)).equals(pattern(2 * PAGE_SIZE, 21))).toBe(true);
+    expect((await readVmo(dirty.vmo, 0, 9)).toString()).toBe('unwritten');
+  });
+
   it('open after shutdown is BAD_STATE', async () => {
     const env = makeEnv();
     env.put('f.bin', pattern(10));
