@@ -57,6 +57,11 @@ export class Pager {
     return vmo;
   }
 
+  /** @internal A VMO of this pager was destroyed: forget it (close() has nothing left to tell it). */
+  vmoDestroyed(vmo: VmObjectPaged): void {
+    this.vmos.delete(vmo);
+  }
+
   /** The VMO as one of ours, or INVALID_ARGS. */
   private own(vmo: VmObject): VmObjectPaged {
     if (!(vmo instanceof VmObjectPaged) || vmo.pager !== this || vmo.kind !== 'pager') {

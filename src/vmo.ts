@@ -1298,6 +1298,7 @@ export class VmObjectPaged extends VmObject {
       this.source.failAll('the VMO was destroyed');
       if (!this.source.detached && !this.pager!.isClosed) this.source.sendComplete();
       this.source.detached = true;
+      this.pager!.vmoDestroyed(this);
     }
     const f = this.system.arena.frames;
     const all: number[] = [];

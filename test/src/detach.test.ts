@@ -47,6 +47,25 @@ describe('COMPLETE packets', () => {
   });
 });
 
+describe('a destroyed pager VMO leaves nothing behind', () => {
+  // Found through a mount: every file ever opened stayed in its pager's set of VMOs (25,000 files
+  // read kept ~30 MiB of heap); the pager now forgets a VMO when it is destroyed.
+  it('its pager forgets it, and closing the pager later is still safe', () => {
+    const tp = new TestPager();
+    const tracked = (): number => (tp.pager as unknown as { vmos: Set<unknown> }).vmos.size;
+    const live = tp.createVmo(1);
+    for (let i = 0; i < 100; i++) {
+      const vmo = tp.createVmo(2);
+      tp.supply(vmo, 0, 2);
+      vmo.close();
+      tp.expectRequest('COMPLETE', vmo, 0, 0);
+    }
+    expect(tracked()).toBe(1);
+    tp.pager.close();
+    expect(live.isDestroyed).toBe(false);
+  });
+});
+
 describe('detach decommits clean pages', () => {
   // Fuchsia: DecommitOnDetachTest, DecommitCleanOnDetach
   it('detach frees every clean page; reads through the VMO then fail BAD_STATE without a request', async () => {
