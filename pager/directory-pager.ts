@@ -403,8 +403,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * and the file's stamp is older than revalidateMs, the backing file is checked through the
    * handle's own descriptor (the same inode, whatever its name is now). If it changed, the file's
    * current VMO is returned, opened once more for the handle, which moves to it (the caller
-   * releases the old one when the handle closes). `tail -f` of a log written directly in the backing directory then sees
-   * the new lines. Returns null when nothing changed or the file is pagerfs's own.
+   * releases the old one when the handle closes). `tail -f` of a log written directly in the
+   * backing directory then sees the new lines. Returns null when nothing changed or the file is pagerfs's own.
    */
   override revalidate(file: PagedFile): Promise<PagedFile | null> | null {
     if (file.changedThroughMount || file.completed || this.shuttingDown) return null;

@@ -381,8 +381,8 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   /**
    * For a handle of `file` (a read at the end of its VMO, an fstat): the file's VMO the handle should
    * move to because the file changed behind the pager (opened once more for the handle; the caller
-   * releases `file` when the handle closes), or null to stay; null at once (no promise) when there is nothing to check.
-   * Default: null (a pager whose files change only through it).
+   * releases `file` when the handle closes), or null to stay; null at once (no promise) when
+   * there is nothing to check. Default: null (a pager whose files change only through it).
    */
   revalidate(_file: F): Promise<F | null> | null {
     return null;
