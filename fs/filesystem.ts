@@ -46,6 +46,11 @@ interface Handle {
   refused: boolean;
   /** Something was written through this handle (control files). */
   written: boolean;
+  /**
+   * Opened with O_APPEND: every write goes to the end of the file as pagerfs knows it, not to the
+   * offset the kernel computed from an attribute cache that may be stale (see write).
+   */
+  append?: boolean;
 }
 
 export interface FilesystemOptions {
@@ -351,7 +356,10 @@ export class PagerFilesystem {
         return cb(-ERRNO.EACCES);
       }
       if (writing) this.dp.mayResize(file); // before any write through this handle
-      cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing, dirtyControl: false, refused: false, written: false }));
+      cb(0, this.addHandle({
+        file, control: null, buffer: Buffer.alloc(0), writing, dirtyControl: false, refused: false, written: false,
+        append: (flags & fsc.O_APPEND) !== 0,
+      }));
     }, (err: unknown) => this.fail('open', p, err, cb));
   }
 
@@ -516,6 +524,10 @@ export class PagerFilesystem {
     if (h === undefined) return cb(-ERRNO.EBADF);
     if (h.control !== null) return this.writeControl(h, buf, len, pos, cb);
     const vmo = h.file!.vmo;
+    // O_APPEND: the kernel computed `pos` from its cached size, which misses a change made in the
+    // backing directory within --attr-timeout (it overwrote an outside append). The VMO's size is
+    // the file's end; extending it below, before any wait, keeps concurrent appends apart.
+    if (h.append === true) pos = vmo.contentSizeBytes;
     const oldSize = vmo.contentSizeBytes;
     const grows = pos + len > oldSize;
     // A write that fails, wholly or in part, must not leave the file longer than what it wrote:

@@ -291,6 +291,24 @@ print(end, len(data), set(data))
     expect(res.stdout.trim()).toBe('3000 3000 {1}');
   });
 
+  it('an append through the mount right after one made outside lands after it (O_APPEND ignores the kernel\'s stale size)', async () => {
+    await fsp.writeFile(m.b('appended.log'), '0123456789');
+    expect(await cat('appended.log')).toBe('0123456789'); // the kernel now caches size 10
+    await fsp.appendFile(m.b('appended.log'), 'OUT');
+    const r = await run('sh', ['-c', `printf 'IN' >> ${m.p('appended.log')}`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await cat('appended.log')).toBe('0123456789OUTIN');
+    expect(await fsp.readFile(m.b('appended.log'), 'utf8')).toBe('0123456789OUTIN');
+  });
+
+  it('two processes appending lines through the mount lose none', async () => {
+    const r = await run('sh', ['-c', `(for i in $(seq 300); do echo a$i >> ${m.p('two.log')}; done) & (for i in $(seq 300); do echo b$i >> ${m.p('two.log')}; done); wait`]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = (await cat('two.log')).trim().split('\n');
+    expect(lines).toHaveLength(600);
+    expect(new Set(lines).size).toBe(600);
+  });
+
   it('a large file rewritten outside reads back whole and new, past the budget', async () => {
     const v1 = randomData(BUDGET + 3 * PAGE);
     await fsp.writeFile(m.b('big-outside'), v1);
