@@ -2,12 +2,15 @@
  * The user side's view of a running pagerfs, through the mount only: which pagerfs mount a path lies
  * in, the stats document, the budget control file, and the user.pagerfs.* extended attributes.
  *
- * Node has no xattr calls, so attributes go through Debian's getfattr/setfattr (package attr, which
- * scripts/setup.sh installs) as child processes; their stderr carries strerror text, which
- * `xattrError` turns back into an errno code.
+ * Node has no xattr calls: attributes go through the patched fuse-native's lgetxattr / lsetxattr
+ * (one system call each, on libuv's pool), else through Debian's getfattr/setfattr (package attr,
+ * which scripts/setup.sh installs) as child processes, whose stderr carries strerror text that
+ * `xattrError` turns back into an errno code. A process per file made `pagerfs residency` of
+ * 25,000 files take 37 s.
  */
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, EXIT } from './config.js';
@@ -134,25 +137,50 @@ export async function writeBudget(mountpoint: string, bytes: number): Promise<vo
 
 // ---- extended attributes through getfattr / setfattr ----
 
-/** strerror texts (glibc) of the errors attribute calls on pagerfs can give, to codes. */
-const STRERROR: Array<[RegExp, string]> = [
-  [/Cannot allocate memory/i, 'ENOMEM'],
-  [/Invalid argument/i, 'EINVAL'],
-  [/No such attribute|No data available/i, 'ENODATA'],
-  [/No such file or directory/i, 'ENOENT'],
-  [/Device or resource busy/i, 'EBUSY'],
-  [/No space left on device/i, 'ENOSPC'],
-  [/Input\/output error/i, 'EIO'],
-  [/Connection timed out|Timer expired/i, 'ETIMEDOUT'],
-  [/Operation not supported/i, 'EOPNOTSUPP'],
-  [/Permission denied/i, 'EACCES'],
-  [/Operation not permitted/i, 'EPERM'],
-  [/Read-only file system/i, 'EROFS'],
-  [/Transport endpoint is not connected/i, 'ENOTCONN'],
-  [/Software caused connection abort/i, 'ECONNABORTED'],
-  [/Is a directory/i, 'EISDIR'],
-  [/Numerical result out of range/i, 'ERANGE'],
+/** strerror texts (glibc) of the errors attribute calls on pagerfs can give, and their codes. */
+const STRERROR: Array<[RegExp, string, string]> = [
+  [/Cannot allocate memory/i, 'ENOMEM', 'Cannot allocate memory'],
+  [/Invalid argument/i, 'EINVAL', 'Invalid argument'],
+  [/No such attribute|No data available/i, 'ENODATA', 'No data available'],
+  [/No such file or directory/i, 'ENOENT', 'No such file or directory'],
+  [/Device or resource busy/i, 'EBUSY', 'Device or resource busy'],
+  [/No space left on device/i, 'ENOSPC', 'No space left on device'],
+  [/Input\/output error/i, 'EIO', 'Input/output error'],
+  [/Connection timed out|Timer expired/i, 'ETIMEDOUT', 'Connection timed out'],
+  [/Operation not supported/i, 'EOPNOTSUPP', 'Operation not supported'],
+  [/Permission denied/i, 'EACCES', 'Permission denied'],
+  [/Operation not permitted/i, 'EPERM', 'Operation not permitted'],
+  [/Read-only file system/i, 'EROFS', 'Read-only file system'],
+  [/Transport endpoint is not connected/i, 'ENOTCONN', 'Transport endpoint is not connected'],
+  [/Software caused connection abort/i, 'ECONNABORTED', 'Software caused connection abort'],
+  [/Is a directory/i, 'EISDIR', 'Is a directory'],
+  [/Numerical result out of range/i, 'ERANGE', 'Numerical result out of range'],
 ];
+
+/** The patched binding's attribute calls (Node-style errors with `code`), or null without it. */
+interface NativeXattr {
+  lgetxattr(path: string, name: string, cb: (err: NodeJS.ErrnoException | null, value?: Buffer) => void): void;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number, cb: (err: NodeJS.ErrnoException | null) => void): void;
+}
+let nativeCalls: NativeXattr | null | undefined;
+
+function nativeXattr(): NativeXattr | null {
+  if (nativeCalls === undefined) {
+    try {
+      const Fuse = createRequire(import.meta.url)('fuse-native') as Partial<NativeXattr>;
+      nativeCalls = typeof Fuse.lgetxattr === 'function' && typeof Fuse.lsetxattr === 'function' ? Fuse as NativeXattr : null;
+    } catch {
+      nativeCalls = null; // libfuse2 or the build missing: getfattr/setfattr still work
+    }
+  }
+  return nativeCalls;
+}
+
+/** A native call's error as the tools would have said it. */
+function nativeError(err: NodeJS.ErrnoException): XattrError {
+  const code = err.code ?? 'EIO';
+  return new XattrError(code, STRERROR.find(([, c]) => c === code)?.[2] ?? err.message);
+}
 
 /** An attribute call that failed: `code` is the errno name, `detail` the tool's own words. */
 export class XattrError extends Error {
@@ -174,8 +202,18 @@ function xattrError(err: unknown): XattrError {
   return new XattrError(hit?.[1] ?? 'EIO', detail);
 }
 
-/** The raw value of attribute `name` of `file`. */
+/**
+ * The raw value of attribute `name` of `file`. The native calls do not follow a final symbolic
+ * link; the verbs' targets are regular files already resolved (collectTargets).
+ */
 export async function getXattr(file: string, name: string): Promise<string> {
+  const native = nativeXattr();
+  if (native !== null) {
+    return new Promise((resolve, reject) => native.lgetxattr(file, name, (err, value) => {
+      if (err) reject(nativeError(err));
+      else resolve((value ?? Buffer.alloc(0)).toString('utf8'));
+    }));
+  }
   try {
     const { stdout } = await exec('getfattr', ['--absolute-names', '--only-values', '-n', name, '--', file], { encoding: 'utf8', maxBuffer: 1 << 20 });
     return stdout;
@@ -185,6 +223,13 @@ export async function getXattr(file: string, name: string): Promise<string> {
 }
 
 export async function setXattr(file: string, name: string, value: string): Promise<void> {
+  const native = nativeXattr();
+  if (native !== null) {
+    return new Promise((resolve, reject) => native.lsetxattr(file, name, Buffer.from(value, 'utf8'), 0, (err) => {
+      if (err) reject(nativeError(err));
+      else resolve();
+    }));
+  }
   try {
     await exec('setfattr', ['-n', name, '-v', value, '--', file]);
   } catch (err) {

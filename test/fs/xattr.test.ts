@@ -157,3 +157,35 @@ describe('extended attribute pass-through', () => {
     console.log(`ls -lR of 1000 files through the mount: ${ms.toFixed(0)} ms`);
   }, 120_000);
 });
+
+describe('an attribute whose value grows between the size probe and the read', () => {
+  it('user.pagerfs.map of a file being streamed reads every time (ERANGE makes the caller probe again; it was EIO)', async () => {
+    // The caller (the binding's lgetxattr, as libattr does) asks the size, then reads with a buffer
+    // that size: the map of a file being read changes in between. fuse-native used to answer with
+    // the longer value anyway, which the kernel refuses ("writing device: Invalid argument").
+    const { getXattr } = await import('../../fs/client.js');
+    const m = await startMount({ budget: '2MiB', files: { 'hot/stream.bin': Buffer.alloc(3 * 1024 * 1024, 7) } });
+    const reader = python(`
+import sys, time
+end = time.time() + 30
+while time.time() < end:
+    with open(sys.argv[1], 'rb') as f:
+        while f.read(1 << 20): pass
+`, [m.p('hot/stream.bin')], { timeoutMs: 40_000 });
+    const failures = new Map<string, number>();
+    try {
+      for (let i = 0; i < 300; i++) {
+        try {
+          expect(await getXattr(m.p('hot/stream.bin'), 'user.pagerfs.map')).toMatch(/^[.cdlp0-9,=;a-z]+$/);
+        } catch (err) {
+          const key = String((err as { code?: string }).code ?? err);
+          failures.set(key, (failures.get(key) ?? 0) + 1);
+        }
+      }
+    } finally {
+      await m.unmount(['--lazy']);
+      await reader;
+    }
+    expect([...failures]).toEqual([]);
+  }, 60_000);
+});
