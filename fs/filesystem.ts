@@ -99,6 +99,11 @@ export class PagerFilesystem {
   private readonly tree: FileTree;
   private readonly log: Logger;
   private readonly handles = new Map<number, Handle>();
+  /** See refuseChanges: set once, when the daemon starts stopping. */
+  private stopping = false;
+  /** Writes accepted and not yet answered; refuseChanges waits for them (writesDrained). */
+  private writesInFlight = 0;
+  private writesDrained: Array<() => void> = [];
   private nextHandle = 1;
   private readonly control: Map<string, ControlFile>;
   private readonly startTime = new Date();
@@ -519,10 +524,28 @@ export class PagerFilesystem {
     })();
   }
 
-  write(p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void): void {
+  /**
+   * The daemon is stopping: from now on writes and truncates are refused with ENOTCONN, as they
+   * will be once the mount is gone, because a change accepted after the last writeback would be
+   * discarded when the VMOs are detached. Resolves when the writes already accepted have finished.
+   */
+  refuseChanges(): Promise<void> {
+    this.stopping = true;
+    if (this.writesInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.writesDrained.push(resolve));
+  }
+
+  write(p: string, fd: number, buf: Buffer, len: number, pos0: number, cb0: (n: number) => void): void {
     const h = this.handles.get(fd);
-    if (h === undefined) return cb(-ERRNO.EBADF);
-    if (h.control !== null) return this.writeControl(h, buf, len, pos, cb);
+    if (h === undefined) return cb0(-ERRNO.EBADF);
+    if (h.control !== null) return this.writeControl(h, buf, len, pos0, cb0);
+    if (this.stopping) return cb0(-ERRNO.ENOTCONN);
+    this.writesInFlight++;
+    const cb = (n: number): void => {
+      if (--this.writesInFlight === 0) for (const w of this.writesDrained.splice(0)) w();
+      cb0(n);
+    };
+    let pos = pos0;
     const vmo = h.file!.vmo;
     // O_APPEND: the kernel computed `pos` from its cached size, which misses a change made in the
     // backing directory within --attr-timeout (it overwrote an outside append). The VMO's size is
@@ -654,6 +677,7 @@ export class PagerFilesystem {
       return cb(0); // O_TRUNC on a control file: the writer's handle starts empty anyway
     }
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
+    if (this.stopping) return cb(-ERRNO.ENOTCONN);
     void (async () => {
       let file: ServedFile | undefined;
       try {
@@ -673,6 +697,7 @@ export class PagerFilesystem {
     if (h === undefined) return cb(-ERRNO.EBADF);
     if (h.control !== null) return cb(0);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
+    if (this.stopping) return cb(-ERRNO.ENOTCONN);
     this.dp.truncate(h.file!, size).then(() => cb(0), (err: unknown) => this.fail('ftruncate', p, err, cb));
   }
 

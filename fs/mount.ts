@@ -228,6 +228,9 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
   const unmount = (): Promise<void> => {
     unmounting ??= (async () => {
       try {
+        // No change accepted from here on can be lost: writes and truncates now fail (ENOTCONN),
+        // and the last writes accepted finish before the writeback.
+        await filesystem.refuseChanges();
         await pager.writebackAll(true);
       } catch (err) {
         log.error({ err: (err as Error).message }, 'writeback before unmount failed');
