@@ -25,7 +25,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import {
   PAGE_SIZE, PagerOp, VmoOptions, WRITEBACK_IS_ZERO, ZxError, ZxStatus, isZxError,
-  type VmObjectPaged,
+  type VmObjectPaged, type VmoCounters,
 } from '../src/index.js';
 import type { PageJob } from './port-server.js';
 import {
@@ -160,6 +160,12 @@ export class PagedFile extends ServedFile {
   backingStamp = '';
   /** When backingStamp was last found to match the backing file (performance.now()). */
   stampCheckedAt = 0;
+
+  /** The backing file is known to be `st` now: its stamp, checked this instant. */
+  stampFrom(st: FileStat): void {
+    this.backingStamp = stampOf(st);
+    this.stampCheckedAt = performance.now();
+  }
   private lock: Promise<void> = Promise.resolve();
 
   constructor(key: number, relPath: string, identity: string, vmo: VmObjectPaged, readonly fh: FileHandle, writable: boolean) {
@@ -294,15 +300,20 @@ export class DirectoryPager extends PagerService<PagedFile> {
       const st = backingStat !== undefined ? backingStat : await lstatPath(full).catch(() => null);
       if (st !== null && st.isFile() && identityOf(st) === known.identity && this.fileByIdentity(known.identity) === known &&
         !this.changedBehind(known, st)) {
-        known.opens++;
-        this.idle.delete(known);
-        return known;
+        return this.reopened(known);
       }
       this.openedAt.delete(rel);
     }
     const file = await this.openPath(rel, full);
     if (this.openedAt.size > 2 * this.byKey.size + 1024) this.openedAt.clear(); // stale aliases: start over
     this.openedAt.set(rel, file);
+    return file;
+  }
+
+  /** One more open of a file that has a VMO: it is no longer idle. */
+  private reopened(file: PagedFile): PagedFile {
+    file.opens++;
+    this.idle.delete(file);
     return file;
   }
 
@@ -332,8 +343,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
       const st = await file.fh.stat();
       // Reopened or written meanwhile (the checks again, after the await), or sizes apart: keep it.
       if (!this.canLetGo(file) || st.size !== file.vmo.contentSizeBytes) return;
-      file.backingStamp = stampOf(st);
-      file.stampCheckedAt = performance.now();
+      file.stampFrom(st);
       file.backingSize = st.size;
       file.changedThroughMount = false;
       if (file.servedNoticed) this.noticeServed(file, -1);
@@ -342,7 +352,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
 
   private canLetGo(file: PagedFile): boolean {
     return file.changedThroughMount && file.opens === 0 && !file.retired && !file.completed && !this.shuttingDown &&
-      file.backingSize === file.vmo.contentSizeBytes && this.pager.queryDirtyRanges(file.vmo, 0, file.vmo.sizeBytes, 0).available === 0;
+      file.backingSize === file.vmo.contentSizeBytes && unwrittenPages(file.vmo.counters()) === 0;
   }
 
   /**
@@ -389,7 +399,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
       }
       if (f.inFlight.length > 0) continue;
       const c = f.vmo.counters();
-      if (c.dirtyPages + c.dirtyZeroPages + c.pinnedPages + c.lockedPages > 0) continue;
+      if (unwrittenPages(c) + c.pinnedPages + c.lockedPages > 0) continue;
       this.idle.delete(f);
       this.retire(f);
       closes.push(f.fh.close().catch(() => undefined)); // onComplete closes it too, later: harmless
@@ -422,10 +432,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (file.changedThroughMount || file.completed) return null;
     if (!file.retired && !this.changedBehind(file, st)) return null;
     const current = this.fileByIdentity(file.identity);
-    if (current !== undefined && current !== file && !this.changedBehind(current, st)) {
-      current.opens++;
-      return current;
-    }
+    if (current !== undefined && current !== file && !this.changedBehind(current, st)) return this.reopened(current);
     const next = await this.open(file.relPath).catch(() => null);
     if (next === null) return null;
     if (next.identity !== file.identity) { // the name leads elsewhere now: stay with the old view
@@ -477,17 +484,14 @@ export class DirectoryPager extends PagerService<PagedFile> {
     const existing = this.fileByIdentity(identity);
     if (existing !== undefined && !this.changedBehind(existing, st)) {
       await fh.close();
-      existing.opens++;
-      this.idle.delete(existing);
-      return existing;
+      return this.reopened(existing);
     }
     const key = this.nextKey++;
     const vmo = this.pager.createVmo(VmoOptions.RESIZABLE | VmoOptions.TRAP_DIRTY, this.port, key, st.size);
     vmo.name = path.posix.basename(rel);
     const file = new PagedFile(key, rel, identity, vmo, fh, writable);
     file.backingSize = st.size;
-    file.backingStamp = stampOf(st);
-    file.stampCheckedAt = performance.now();
+    file.stampFrom(st);
     try {
       await this.opened(file);
     } catch (err) {
@@ -996,6 +1000,11 @@ export class DirectoryPager extends PagerService<PagedFile> {
       }
     });
   }
+}
+
+/** Pages not written back yet, from a VMO's counters (O(1)): dirty frames and dirty zero runs. */
+function unwrittenPages(c: VmoCounters): number {
+  return c.dirtyPages + c.dirtyZeroPages;
 }
 
 /** Half the process's soft open-file limit (from /proc/self/limits), at least 64; 4096 if it cannot be read. */
