@@ -10,12 +10,11 @@
  */
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { getSystemErrorName, promisify } from 'node:util';
 import { ConfigError, EXIT } from './config.js';
 import { CONTROL_DIR, type StatsDocument } from './control.js';
-import { XATTR_HINT, XATTR_MAP, XATTR_RESIDENCY } from './xattr.js';
+import { XATTR_HINT, XATTR_MAP, XATTR_RESIDENCY, native as nativeXattr } from './xattr.js';
 
 const exec = promisify(execFile);
 
@@ -157,29 +156,9 @@ const STRERROR: Array<[RegExp, string, string]> = [
   [/Numerical result out of range/i, 'ERANGE', 'Numerical result out of range'],
 ];
 
-/** The patched binding's attribute calls (Node-style errors with `code`), or null without it. */
-interface NativeXattr {
-  lgetxattr(path: string, name: string, cb: (err: NodeJS.ErrnoException | null, value?: Buffer) => void): void;
-  lsetxattr(path: string, name: string, value: Buffer, flags: number, cb: (err: NodeJS.ErrnoException | null) => void): void;
-}
-let nativeCalls: NativeXattr | null | undefined;
-
-function nativeXattr(): NativeXattr | null {
-  if (nativeCalls === undefined) {
-    try {
-      const Fuse = createRequire(import.meta.url)('fuse-native') as Partial<NativeXattr>;
-      nativeCalls = typeof Fuse.lgetxattr === 'function' && typeof Fuse.lsetxattr === 'function' ? Fuse as NativeXattr : null;
-    } catch {
-      nativeCalls = null; // libfuse2 or the build missing: getfattr/setfattr still work
-    }
-  }
-  return nativeCalls;
-}
-
-/** A native call's error as the tools would have said it. */
-function nativeError(err: NodeJS.ErrnoException): XattrError {
-  const code = err.code ?? 'EIO';
-  return new XattrError(code, STRERROR.find(([, c]) => c === code)?.[2] ?? err.message);
+/** A native call's failure (an errno name, or a negative errno) as the tools would have said it. */
+function nativeError(code: string, fallback: string): XattrError {
+  return new XattrError(code, STRERROR.find(([, c]) => c === code)?.[2] ?? fallback);
 }
 
 /** An attribute call that failed: `code` is the errno name, `detail` the tool's own words. */
@@ -207,10 +186,10 @@ function xattrError(err: unknown): XattrError {
  * link; the verbs' targets are regular files already resolved (collectTargets).
  */
 export async function getXattr(file: string, name: string): Promise<string> {
-  const native = nativeXattr();
-  if (native !== null) {
-    return new Promise((resolve, reject) => native.lgetxattr(file, name, (err, value) => {
-      if (err) reject(nativeError(err));
+  const n = nativeXattr();
+  if (n !== null) {
+    return new Promise((resolve, reject) => n.lgetxattrRaw(file, name, (res, value) => {
+      if (res < 0) reject(nativeError(getSystemErrorName(res), `errno ${-res}`));
       else resolve((value ?? Buffer.alloc(0)).toString('utf8'));
     }));
   }
@@ -223,11 +202,11 @@ export async function getXattr(file: string, name: string): Promise<string> {
 }
 
 export async function setXattr(file: string, name: string, value: string): Promise<void> {
-  const native = nativeXattr();
-  if (native !== null) {
-    return new Promise((resolve, reject) => native.lsetxattr(file, name, Buffer.from(value, 'utf8'), 0, (err) => {
-      if (err) reject(nativeError(err));
-      else resolve();
+  const n = nativeXattr();
+  if (n !== null) {
+    return new Promise((resolve, reject) => n.lsetxattr(file, name, Buffer.from(value, 'utf8'), 0, (err) => {
+      if (err === null) resolve();
+      else reject(nativeError((err as NodeJS.ErrnoException).code ?? 'EIO', err.message));
     }));
   }
   try {

@@ -103,9 +103,10 @@ let nativeXattr: NativeXattr | null | undefined;
 
 /**
  * The patched fuse-native's xattr helpers, or null (unpatched binding: fall back to getfattr/setfattr).
- * Loaded lazily, so that importing this module loads no native binding.
+ * Loaded lazily, so that importing this module loads no native binding. The CLI's attribute calls
+ * (fs/client.ts) use them too.
  */
-function native(): NativeXattr | null {
+export function native(): NativeXattr | null {
   if (nativeXattr === undefined) {
     let Fuse: Partial<NativeXattr> | null = null;
     try {
