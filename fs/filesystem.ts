@@ -235,12 +235,9 @@ export class PagerFilesystem {
         this.dp.statFile(file).then((st) => cb(0, this.statOf(st, file)), (err: unknown) => this.fail('fgetattr', p, err, cb));
       };
       const file = h.file;
-      const moving = this.dp.revalidate(file); // the file may have changed behind the pager
+      const moving = this.followChange(fd, h, file); // the file may have changed behind the pager
       if (moving === null) return stat(file);
-      moving.then(async (next) => {
-        if (next !== null) await this.moveHandle(fd, h, file, next);
-        stat(h.file ?? file);
-      }, (err: unknown) => this.fail('fgetattr', p, err, cb));
+      moving.then(() => stat(h.file ?? file), (err: unknown) => this.fail('fgetattr', p, err, cb));
       return;
     }
     this.getattr(p, cb);
@@ -254,18 +251,24 @@ export class PagerFilesystem {
   }
 
   /**
-   * Moves handle `fd` from `from` to `next` (opened for it by revalidate) if it is still open and
-   * still reads `from`; otherwise drops next's extra open. `from` stays open until the handle
-   * closes (movedFrom). Returns whether the handle moved.
+   * Asks the pager whether `from`, which handle `fd` reads, changed behind it (revalidate): null
+   * when there is nothing to check, else whether the handle moved to the file's current VMO. It
+   * moves only if it is still open and still reads `from` (else the extra open is dropped); `from`
+   * stays open until the handle closes (movedFrom).
    */
-  private async moveHandle(fd: number, h: Handle, from: ServedFile, next: ServedFile): Promise<boolean> {
-    if (this.handles.get(fd) !== h || h.file !== from) {
-      await this.dp.release(next);
-      return false;
-    }
-    h.file = next;
-    (h.movedFrom ??= []).push(from);
-    return true;
+  private followChange(fd: number, h: Handle, from: ServedFile): Promise<boolean> | null {
+    const revalidating = this.dp.revalidate(from);
+    if (revalidating === null) return null;
+    return revalidating.then(async (next) => {
+      if (next === null) return false;
+      if (this.handles.get(fd) !== h || h.file !== from) {
+        await this.dp.release(next);
+        return false;
+      }
+      h.file = next;
+      (h.movedFrom ??= []).push(from);
+      return true;
+    });
   }
 
   /**
@@ -480,13 +483,9 @@ export class PagerFilesystem {
     if (len === 0) return cb(0);
     if (pos >= size) {
       // At the end: the file may have grown behind the pager (tail -f); its pager says.
-      const moving = this.dp.revalidate(file);
+      const moving = this.followChange(fd, h, file);
       if (moving === null) return cb(0);
-      moving.then(async (next) => {
-        if (next === null) return cb(0);
-        if (await this.moveHandle(fd, h, file, next)) return this.read(p, fd, buf, len, pos, cb);
-        cb(0);
-      }, (err: unknown) => this.fail('read', p, err, cb));
+      moving.then((moved) => (moved ? this.read(p, fd, buf, len, pos, cb) : cb(0)), (err: unknown) => this.fail('read', p, err, cb));
       return;
     }
     const n = Math.min(len, size - pos);
