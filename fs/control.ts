@@ -39,7 +39,7 @@ export interface StatsDocument {
   dirtyBytes: number;
   pinnedBytes: number;
   freeBytes: number;
-  /** Bytes of the arena's reserved memory asked to be transparent huge pages (0 with --no-huge-pages or THP off). */
+  /** Bytes of the arena's reserved memory asked to be transparent huge pages (0 without --huge-pages, or with THP off). */
   hugePageBytes: number;
   pageRequests: number;
   readRequests: number;

@@ -24,13 +24,18 @@ export function transparentHugePageMode(file = '/sys/kernel/mm/transparent_hugep
   }
 }
 
+/** Whether MADV_HUGEPAGE can take effect under the system's mode ('never' and no THP ignore it). */
+export function hugePagesTakeEffect(mode: string): boolean {
+  return mode === 'always' || mode === 'madvise';
+}
+
 /**
  * A frame memory source that maps through the binding and asks for huge pages. It reports huge
  * pages only where the advice can take effect: with the system's mode 'never' (or no THP at all)
  * the advice is accepted and ignored, and the arena is made of 4 KiB pages.
  */
 export function hugePageFrameMemory(binding: FrameMemoryBinding, mode = transparentHugePageMode()): FrameMemorySource {
-  const effective = mode === 'always' || mode === 'madvise';
+  const effective = hugePagesTakeEffect(mode);
   return (bytes) => {
     const { memory, hugePages } = binding(bytes, true);
     return { memory, hugePages: hugePages && effective };

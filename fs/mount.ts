@@ -36,7 +36,7 @@ import { ConfigError, EXIT, checkPaths, type MountConfig } from './config.js';
 import { CONTROL_DIR } from './control.js';
 import { PagerFilesystem } from './filesystem.js';
 import type { MetricsServer } from './metrics-server.js';
-import { hugePageFrameMemory, transparentHugePageMode } from './frame-memory.js';
+import { hugePageFrameMemory, hugePagesTakeEffect, transparentHugePageMode } from './frame-memory.js';
 import { XATTR_PREFIX } from './xattr.js';
 
 const exec = promisify(execFile);
@@ -139,7 +139,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
   let frameMemory: FrameMemorySource | undefined;
   if (config.hugePages && Fuse.frameMemory !== undefined) {
     const mode = transparentHugePageMode();
-    if (mode !== 'always' && mode !== 'madvise') log.info({ transparentHugePages: mode }, 'transparent huge pages are off on this system: the arena uses 4 KiB pages');
+    if (!hugePagesTakeEffect(mode)) log.info({ transparentHugePages: mode }, 'transparent huge pages are off on this system: the arena uses 4 KiB pages');
     frameMemory = hugePageFrameMemory(Fuse.frameMemory, mode);
   }
   const system = new VmSystem({

@@ -8,7 +8,7 @@
 import { readFileSync, promises as fsp } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { hugePageFrameMemory, transparentHugePageMode } from '../../fs/frame-memory.js';
+import { hugePageFrameMemory, hugePagesTakeEffect, transparentHugePageMode } from '../../fs/frame-memory.js';
 import { randomData, sha256, startMount, tempDir, useMountHooks } from './harness.js';
 
 useMountHooks();
@@ -41,7 +41,7 @@ function vmas(pid: number | 'self'): Vma[] {
 
 function requireThp(): string {
   const mode = transparentHugePageMode();
-  if (mode !== 'madvise' && mode !== 'always') {
+  if (!hugePagesTakeEffect(mode)) {
     throw new Error(`these tests need transparent huge pages in madvise or always mode; /sys/kernel/mm/transparent_hugepage/enabled says ${mode}`);
   }
   return mode;
