@@ -18,8 +18,6 @@ import { XATTR_HINT, XATTR_MAP, XATTR_RESIDENCY, native as nativeXattr } from '.
 
 const exec = promisify(execFile);
 
-/** Exit code of an operation the filesystem refused (EBUSY, ENOMEM, EIO, ...). */
-export const EXIT_REFUSED = 1;
 
 /** Reads a file through one handle until read returns 0 (control files report size 0). */
 export async function readToEnd(file: string): Promise<Buffer> {

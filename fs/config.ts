@@ -48,7 +48,7 @@ export type HeapMode = 'small' | 'fast';
 /** `--heap auto` picks small up to this budget: above it the ~30 MiB the small heap saves is under ~6% of the budget. */
 export const SMALL_HEAP_MAX_BUDGET = 256 * 1024 * 1024;
 
-/** Exit codes of the CLI. */
+/** Exit codes of the CLI. REFUSED: the filesystem refused the operation (EBUSY, ENOMEM, EIO, ...). */
 export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2, BAD_PATH: 3, MOUNT_FAILED: 4 } as const;
 
 export class ConfigError extends Error {

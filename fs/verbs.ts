@@ -18,7 +18,7 @@ import path from 'node:path';
 import { MIN_BUDGET_PAGES, PAGE_SIZE } from '../src/index.js';
 import { formatSize, parseSize } from '../pager/index.js';
 import {
-  EXIT_REFUSED, XattrError, getMap, getResidency, locate, readBudget, readStats, setHint, writeBudget,
+  XattrError, getMap, getResidency, locate, readBudget, readStats, setHint, writeBudget,
   type Hint, type Residency,
 } from './client.js';
 import { ConfigError, EXIT } from './config.js';
@@ -178,7 +178,7 @@ async function applyHint(verb: string, targets: Targets, hint: Hint, concurrency
 
 function finish(summary: Array<[string, string]>, failures: number, verb: string): void {
   process.stdout.write(`${summaryBlock(summary)}\n`);
-  if (failures > 0) throw new ConfigError(`${verb}: ${failures} file${failures === 1 ? '' : 's'} failed (see above)`, EXIT_REFUSED);
+  if (failures > 0) throw new ConfigError(`${verb}: ${failures} file${failures === 1 ? '' : 's'} failed (see above)`, EXIT.REFUSED);
 }
 
 // ---- the verbs ----
@@ -243,9 +243,9 @@ export async function lockCommand(operands: string[]): Promise<void> {
       if (err instanceof XattrError && err.code === 'ENOMEM') {
         const s = await readStats(t.mountpoint);
         throw new ConfigError(`Cannot lock "${t.display}" (${pagesText(t.pages)}): locked pages may hold only a share of the budget ` +
-          `(${formatSize(s.lockedBytes)} of ${formatSize(s.budgetBytes)} locked now; see mount --max-locked) (ENOMEM); ${undone}`, EXIT_REFUSED);
+          `(${formatSize(s.lockedBytes)} of ${formatSize(s.budgetBytes)} locked now; see mount --max-locked) (ENOMEM); ${undone}`, EXIT.REFUSED);
       }
-      throw new ConfigError(`Cannot lock "${t.display}": ${errText(err)}; ${undone}`, EXIT_REFUSED);
+      throw new ConfigError(`Cannot lock "${t.display}": ${errText(err)}; ${undone}`, EXIT.REFUSED);
     }
     if (had !== null && had.locked === 0) lockedHere.push(t);
     donePages += t.pages;
@@ -365,7 +365,7 @@ export async function budgetCommand(target: string, size: string | undefined): P
   const before = await readStats(loc.mountpoint);
   const refusal = (held: number): ConfigError => new ConfigError(
     `Cannot set the budget of "${target}" to ${formatSize(bytes)}: ${formatSize(held)} of locked or pinned pages alone exceed it ` +
-    `(unlock some first) (EBUSY); the budget stays ${formatSize(before.budgetBytes)}`, EXIT_REFUSED);
+    `(unlock some first) (EBUSY); the budget stays ${formatSize(before.budgetBytes)}`, EXIT.REFUSED);
   // Locked pages are known in advance: refuse without asking the daemon (which would reclaim first).
   if (before.lockedBytes > bytes) throw refusal(before.lockedBytes);
   try {
@@ -377,7 +377,7 @@ export async function budgetCommand(target: string, size: string | undefined): P
       throw refusal(s.lockedBytes + s.pinnedBytes);
     }
     if (code === 'EINVAL') throw new ConfigError(`Invalid budget "${size}": refused by the daemon (EINVAL)`);
-    throw new ConfigError(`Cannot set the budget of "${target}": ${errText(err)}`, EXIT_REFUSED);
+    throw new ConfigError(`Cannot set the budget of "${target}": ${errText(err)}`, EXIT.REFUSED);
   }
   const after = await readStats(loc.mountpoint);
   const evicted = after.evictedPages - before.evictedPages;
