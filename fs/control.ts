@@ -140,7 +140,7 @@ interface ControlSite {
   openFiles(): number;
 }
 
-export function controlFiles(dp: PagerService, hooks: ControlHooks = {}, site: ControlSite = { openFiles: () => 0 }): Map<string, ControlFile> {
+export function controlFiles(dp: PagerService, hooks: ControlHooks, site: ControlSite): Map<string, ControlFile> {
   const files: ControlFile[] = [
     {
       name: 'stats',

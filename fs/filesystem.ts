@@ -117,7 +117,7 @@ export class PagerFilesystem {
     this.dp = options.pager;
     this.tree = options.pager.tree;
     this.log = options.logger;
-    this.control = controlFiles(this.dp, options.hooks, { openFiles: () => this.openFileCount() });
+    this.control = controlFiles(this.dp, options.hooks ?? {}, { openFiles: () => this.openFileCount() });
     this.createAsCaller = options.createAsCaller ?? false;
     this.controlIno = new Map([...this.control.keys()].map((name, i) => [name, CONTROL_INO_TOP - 1 - i]));
   }
