@@ -101,7 +101,7 @@ export class PagerFilesystem {
   private readonly handles = new Map<number, Handle>();
   /** See refuseChanges: set once, when the daemon starts stopping. */
   private stopping = false;
-  /** Writes accepted and not yet answered; refuseChanges waits for them (writesDrained). */
+  /** Writes (and fallocates) accepted and not yet answered; refuseChanges waits for them (writesDrained). */
   private writesInFlight = 0;
   private writesDrained: Array<() => void> = [];
   private nextHandle = 1;
@@ -126,7 +126,7 @@ export class PagerFilesystem {
   operations(): Record<string, unknown> {
     const ops: Record<string, unknown> = {};
     for (const name of ['init', 'getattr', 'fgetattr', 'readdir', 'open', 'create', 'read', 'write', 'flush', 'fsync',
-      'release', 'truncate', 'ftruncate', 'unlink', 'rename', 'mkdir', 'mknod', 'rmdir', 'symlink', 'readlink', 'link',
+      'release', 'truncate', 'ftruncate', 'fallocate', 'unlink', 'rename', 'mkdir', 'mknod', 'rmdir', 'symlink', 'readlink', 'link',
       'chmod', 'chown', 'utimens', 'statfs', 'access', 'opendir', 'releasedir', 'fsyncdir',
       'getxattr', 'setxattr', 'listxattr', 'removexattr'] as const) {
       const fn = (this as unknown as Record<string, unknown>)[name];
@@ -698,6 +698,24 @@ export class PagerFilesystem {
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     if (this.stopping) return cb(-ERRNO.ENOTCONN);
     this.dp.truncate(h.file!, size).then(() => cb(0), (err: unknown) => this.fail('ftruncate', p, err, cb));
+  }
+
+  /** fallocate(2) of an open file (mode as fallocate's; see DirectoryPager.fallocate). */
+  fallocate(p: string, fd: number, mode: number, offset: number, length: number, cb: Cb): void {
+    const h = this.handles.get(fd);
+    if (h === undefined) return cb(-ERRNO.EBADF);
+    if (h.control !== null) return cb(-ERRNO.EOPNOTSUPP);
+    if (this.tree.readOnly) return cb(-ERRNO.EROFS);
+    if (this.stopping) return cb(-ERRNO.ENOTCONN);
+    // A change like a write: stopping waits for it before the last writeback.
+    this.writesInFlight++;
+    const settled = (): void => {
+      if (--this.writesInFlight === 0) for (const w of this.writesDrained.splice(0)) w();
+    };
+    this.dp.fallocate(h.file!, mode, offset, length).then(
+      () => { settled(); cb(0); },
+      (err: unknown) => { settled(); this.fail('fallocate', p, err, cb); },
+    );
   }
 
   unlink(p: string, cb: Cb): void {

@@ -168,6 +168,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
         readCached: Fuse.preadCached,
         pageCheck: Fuse.sha256BadPages,
         servedInodes: Fuse.servedInode,
+        fallocate: Fuse.fallocate,
         revalidateMs: config.attrTimeoutMs,
       },
     });

@@ -24,7 +24,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
-  PAGE_SIZE, PagerOp, VmoOptions, WRITEBACK_IS_ZERO, ZxError, ZxStatus, isZxError,
+  MAX_VMO_SIZE_BYTES, PAGE_SIZE, PagerOp, VmoOptions, WRITEBACK_IS_ZERO, ZxError, ZxStatus, isZxError,
   type VmObjectPaged, type VmoCounters,
 } from '../src/index.js';
 import type { PageJob } from './port-server.js';
@@ -60,6 +60,11 @@ export interface DirectoryPagerOptions extends PagerServiceOptions {
   /** See ServedInodeNotice. Default: none. */
   servedInodes?: ServedInodeNotice;
   /**
+   * fallocate(2) on a backing file descriptor (see BackingFallocate). The mount passes the patched
+   * binding's; without it fallocate through the mount is EOPNOTSUPP (Node has no fallocate).
+   */
+  fallocate?: BackingFallocate;
+  /**
    * How old a file's backing stamp may get before a read at the end of its VMO, or an fstat of a
    * handle, checks the backing file again (see revalidate); the mount passes --attr-timeout.
    * Default 1000 ms.
@@ -81,6 +86,18 @@ export interface DirectoryPagerOptions extends PagerServiceOptions {
  * system cannot tell. Any negative answer sends the read to the thread pool, which reports errors.
  */
 export type CachedRead = (fd: number, views: Buffer[], position: number) => number;
+
+/** fallocate(2) on `fd` (mode as fallocate's); cb(null) or a Node-style error (code, errno). */
+export type BackingFallocate = (fd: number, mode: number, offset: number, length: number, cb: (err: Error | null) => void) => void;
+
+/** fallocate(2) mode bits (linux/falloc.h). */
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
+/** The fallocate modes pagerfs serves; collapse, insert and unshare are EOPNOTSUPP. */
+const FALLOCATE_MODES: ReadonlySet<number> = new Set([
+  0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+]);
 
 /**
  * Told when the size of a backing inode becomes the pager's to say (delta 1: it has a VMO that was
@@ -167,9 +184,27 @@ export class PagedFile extends ServedFile {
     this.stampCheckedAt = performance.now();
   }
   private lock: Promise<void> = Promise.resolve();
+  /**
+   * Set while a fallocate zeroes a range (holdFills): new fills of this file wait for it to clear,
+   * and the fallocate starts only once `activeFills` (fills past that wait, reading now) is 0, so no
+   * page read from the backing file before the change is supplied after it.
+   */
+  fillGate: Promise<void> | null = null;
+  activeFills = 0;
+  private fillsIdle: Array<() => void> = [];
 
   constructor(key: number, relPath: string, identity: string, vmo: VmObjectPaged, readonly fh: FileHandle, writable: boolean) {
     super(key, relPath, identity, vmo, writable);
+  }
+
+  /** A fill of this file is done reading and supplying (see fillGate). */
+  fillEnded(): void {
+    if (--this.activeFills === 0) for (const w of this.fillsIdle.splice(0)) w();
+  }
+
+  /** Resolves when no fill of this file is reading (see fillGate). */
+  fillsSettled(): Promise<void> {
+    return this.activeFills === 0 ? Promise.resolve() : new Promise((r) => this.fillsIdle.push(r));
   }
 
   /** Runs `fn` after every earlier locked operation on this file (writeback, truncate). */
@@ -231,6 +266,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
   private smallReadAux: VmObjectPaged | null = null;
   /** chdirToRoot: the working directory as process.cwd() reports it right after the chdir. */
   private readonly cwdRoot: string | null = null;
+  /** See DirectoryPagerOptions.fallocate; null: fallocate is EOPNOTSUPP. */
+  private readonly fallocateBacking: BackingFallocate | null;
 
   constructor(options: DirectoryPagerOptions) {
     super(options);
@@ -242,6 +279,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     this.readOnly = options.readOnly ?? false;
     this.readCached = options.readCached ?? null;
     this.servedInodes = options.servedInodes ?? null;
+    this.fallocateBacking = options.fallocate ?? null;
     this.revalidateMs = options.revalidateMs ?? 1000;
     this.maxIdleFiles = options.maxIdleFiles ?? defaultMaxIdleFiles();
     this.tree = new BackingTree(this, options.hiddenNames ?? [], this.readOnly);
@@ -559,7 +597,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
    */
   private fillCachedNow(file: PagedFile, startPage: number, endPage: number): boolean {
     const count = endPage - startPage;
-    if (this.readCached === null || this.verifiesPages() || !this.fillsOpen ||
+    if (this.readCached === null || this.verifiesPages() || !this.fillsOpen || file.fillGate !== null ||
       count * PAGE_SIZE > CACHED_READ_MAX_BYTES || this.system.availableFrames < count) return false;
     const offset = startPage * PAGE_SIZE;
     const expected = expectedBytes(file, offset, count);
@@ -657,8 +695,14 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * Reads pages [pos, pos + count) into an aux VMO and supplies them. Failures of the required part
    * (pages below reqEnd) are answered with FAIL; returns 'stop' when the job is answered for good.
    */
-  private fillChunk(file: PagedFile, pos: number, count: number, reqEnd: number, retryNoMemory: boolean): Promise<'next' | 'stop' | 'no-memory'> {
-    return this.whileFilling(() => this.fillChunkNow(file, pos, count, reqEnd, retryNoMemory));
+  private async fillChunk(file: PagedFile, pos: number, count: number, reqEnd: number, retryNoMemory: boolean): Promise<'next' | 'stop' | 'no-memory'> {
+    while (file.fillGate !== null) await file.fillGate;
+    file.activeFills++;
+    try {
+      return await this.whileFilling(() => this.fillChunkNow(file, pos, count, reqEnd, retryNoMemory));
+    } finally {
+      file.fillEnded();
+    }
   }
 
   /** `retryNoMemory`: with no frame for a required page, return 'no-memory' (the caller retries) instead of failing it. */
@@ -999,6 +1043,100 @@ export class DirectoryPager extends PagerService<PagedFile> {
         this.forgetKnownZero(file, Math.ceil(sizeBytes / PAGE_SIZE), Number.MAX_SAFE_INTEGER);
       }
     });
+  }
+
+  /**
+   * fallocate(2) through the mount (mode as fallocate's), the backing file first, then the VMO to
+   * match, under the file's lock:
+   *  - 0 and KEEP_SIZE reserve the backing blocks; without KEEP_SIZE a range past the end grows
+   *    the file, the VMO as a truncate would grow it (zeros).
+   *  - PUNCH_HOLE|KEEP_SIZE and ZERO_RANGE[|KEEP_SIZE] make the range (within the size) read as
+   *    zeros: the backing file is punched or zeroed, then the VMO's whole pages there become a
+   *    dirty zero run (known zero: writeback leaves the hole alone) and its resident partial pages
+   *    get zeros written; partial pages not resident read the backing file's new zeros. Fills of
+   *    the file are held back meanwhile (holdFills), so none supplies bytes read before the change.
+   * Other modes, and a pager without BackingFallocate, are EOPNOTSUPP; the backing file system's
+   * own refusal (EOPNOTSUPP, ENOSPC, ...) is the caller's, with the VMO unchanged.
+   */
+  override fallocate(file: PagedFile, mode: number, offset: number, length: number): Promise<void> {
+    const native = this.fallocateBacking;
+    if (!FALLOCATE_MODES.has(mode) || native === null) {
+      return Promise.reject(fsError('EOPNOTSUPP', 95, native === null ? 'fallocate needs the patched fuse-native binding' : `fallocate mode 0x${mode.toString(16)} is not supported`));
+    }
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) {
+      return Promise.reject(fsError('EINVAL', 22, `fallocate of ${length} bytes at ${offset}`));
+    }
+    if (offset + length > MAX_VMO_SIZE_BYTES) return Promise.reject(fsError('EFBIG', 27, `fallocate past the largest file size (${MAX_VMO_SIZE_BYTES})`));
+    if (!file.writable) return Promise.reject(fsError('EROFS', 30, 'read-only backing file'));
+    const keepSize = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
+    const zeroes = (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) !== 0;
+    this.mayResize(file);
+    const change = (): Promise<void> => file.withLock(async () => {
+      await new Promise<void>((resolve, reject) => native(file.fh.fd, mode, offset, length, (err) => (err === null ? resolve() : reject(err))));
+      file.unsynced = true;
+      this.spaceCache = null;
+      const size = file.vmo.contentSizeBytes;
+      if (zeroes) await this.zeroChanged(file, offset, Math.min(offset + length, size));
+      if (!keepSize) {
+        const end = offset + length;
+        if (end > size) {
+          file.vmo.resize(end);
+          file.knownZero.push({ start: Math.ceil(size / PAGE_SIZE), end: Math.ceil(end / PAGE_SIZE) });
+        }
+        file.backingSize = Math.max(file.backingSize, end);
+      }
+    });
+    return zeroes ? this.holdFills(file, change) : change();
+  }
+
+  /**
+   * Runs `change` with the file's fills held back: new ones wait, and `change` starts once the
+   * ones reading now have supplied. (Not under the file's lock: a fill short of memory may write
+   * this file back, which takes the lock.)
+   */
+  private async holdFills(file: PagedFile, change: () => Promise<void>): Promise<void> {
+    while (file.fillGate !== null) await file.fillGate;
+    let open!: () => void;
+    file.fillGate = new Promise((r) => { open = r; });
+    try {
+      await file.fillsSettled();
+      await change();
+    } finally {
+      file.fillGate = null;
+      open();
+    }
+  }
+
+  /**
+   * The VMO after [start, stop) of its backing file became zeros (fallocate, under the file's lock,
+   * fills held): whole pages become a dirty zero run known to be zero behind it; resident partial
+   * pages are dirtied and zeroed there. Nothing here waits for a page request but the DIRTY of a
+   * pinned page (resident: answered without the lock or a frame).
+   */
+  private async zeroChanged(file: PagedFile, start: number, stop: number): Promise<void> {
+    if (stop <= start) return;
+    const vmo = file.vmo;
+    const firstWhole = Math.ceil(start / PAGE_SIZE);
+    const lastWhole = Math.floor(stop / PAGE_SIZE);
+    if (firstWhole < lastWhole) {
+      await vmo.zeroRange(firstWhole * PAGE_SIZE, (lastWhole - firstWhole) * PAGE_SIZE);
+      this.forgetKnownZero(file, firstWhole, lastWhole);
+      file.knownZero.push({ start: firstWhole, end: lastWhole });
+      file.dirtySince ??= performance.now();
+    }
+    const edges: Array<[number, number]> = firstWhole > lastWhole
+      ? [[start, stop]]
+      : [[start, firstWhole * PAGE_SIZE], [lastWhole * PAGE_SIZE, stop]];
+    for (const [a, b] of edges) {
+      if (b <= a) continue;
+      const pageStart = Math.floor(a / PAGE_SIZE) * PAGE_SIZE;
+      if (vmo.attributedPagesInRange(pageStart, PAGE_SIZE) === 0) continue; // not resident: the backing file's zeros
+      this.markDirty(file, pageStart, pageStart + PAGE_SIZE);
+      if (vmo.writeStep(this.system.zeroPage, 0, a, b - a) !== b - a) {
+        throw new ZxError(ZxStatus.ERR_BAD_STATE, 'a dirtied page did not take the zeros');
+      }
+      file.dirtySince ??= performance.now();
+    }
   }
 }
 

@@ -20,7 +20,7 @@ import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type * as Library from './api.js';
 import type { Pager, VmObjectPaged, VmSystem, ZxStatus } from '../src/index.js';
-import type { CachedRead, ServedInodeNotice } from './directory-pager.js';
+import type { BackingFallocate, CachedRead, ServedInodeNotice } from './directory-pager.js';
 import type { FaultInjector } from './faults.js';
 import type { NativePageCheck } from './page-hasher.js';
 import type { PagerService, PagerServiceOptions } from './service.js';
@@ -71,6 +71,8 @@ export interface ServiceSettings {
   readonly pageCheck?: NativePageCheck;
   /** Told which backing inodes the pager serves (the mount: the patched binding's Fuse.servedInode). */
   readonly servedInodes?: ServedInodeNotice;
+  /** fallocate(2) on backing files (the mount: the patched binding's Fuse.fallocate). */
+  readonly fallocate?: BackingFallocate;
   /** How old a backing file's last check may get before a handle checks it again (the mount: --attr-timeout). */
   readonly revalidateMs?: number;
 }

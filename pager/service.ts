@@ -271,6 +271,10 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   abstract writeback(file: F, sync?: boolean): Promise<void>;
   /** Sets the file's size. */
   abstract truncate(file: F, sizeBytes: number): Promise<void>;
+  /** fallocate(2) of an open file (mode as fallocate's). Default: EOPNOTSUPP, no space to reserve. */
+  fallocate(_file: F, _mode: number, _offset: number, _length: number): Promise<void> {
+    return Promise.reject(fsError('EOPNOTSUPP', 95, 'this pager does not support fallocate'));
+  }
   /**
    * Answers a READ job (after the fault rules): supply or fail every page of it. Returns nothing
    * when it answered before returning, else the promise of the answer (see PageJobHandler.handle).

@@ -10,7 +10,7 @@ import { serviceOptions, type PagerModule, type PagerModuleContext } from '../mo
 export function directoryServiceOptions(ctx: PagerModuleContext): DirectoryPagerOptions {
   const s = ctx.service;
   return { ...serviceOptions(ctx), backingDir: ctx.source!, chdirToRoot: s.chdirToRoot, readCached: s.readCached, servedInodes: s.servedInodes,
-    revalidateMs: s.revalidateMs };
+    revalidateMs: s.revalidateMs, fallocate: s.fallocate };
 }
 
 const directory: PagerModule = {
