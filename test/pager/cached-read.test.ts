@@ -131,7 +131,7 @@ describe('DirectoryPager with readCached', () => {
     expect(env.dp.metrics.latency.quantile(0.5)).toBeGreaterThan(0);
     await env.dp.shutdown();
     // Only the file's own VMO (detached, empty) outlives the shutdown: the aux VMO went with it.
-    expect(env.system.liveVmos().filter((v) => !v.isPagerBacked).map((v) => v.id)).toEqual([]);
+    expect(env.system.liveVmos().filter((v) => v.kind !== 'pager').map((v) => v.id)).toEqual([]);
     expect(env.system.arena.usedFrames).toBe(0);
   });
 
