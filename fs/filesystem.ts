@@ -33,10 +33,12 @@ type Cb<T = void> = T extends void ? (err: number) => void : (err: number, value
 interface Handle {
   file: ServedFile | null;
   /**
-   * Files this handle moved away from (revalidate), kept open until the handle closes: a read of
-   * the handle may still be waiting on one of their pages.
+   * Files this handle moved away from (revalidate) while a read or write of it was waiting on their
+   * pages (`waiting`): let go once none is (releaseMovedFrom), or at the handle's close.
    */
   movedFrom?: ServedFile[];
+  /** Reads and writes of this handle waiting for the pager now (their slow paths). */
+  waiting?: number;
   control: ControlFile | null;
   /** Control files: content as of open (readers) or text written so far (writers). */
   buffer: Buffer;
@@ -253,8 +255,10 @@ export class PagerFilesystem {
   /**
    * Asks the pager whether `from`, which handle `fd` reads, changed behind it (revalidate): null
    * when there is nothing to check, else whether the handle moved to the file's current VMO. It
-   * moves only if it is still open and still reads `from` (else the extra open is dropped); `from`
-   * stays open until the handle closes (movedFrom).
+   * moves only if it is still open and still reads `from` (else the extra open is dropped). `from`
+   * is let go at once unless a read or write of the handle waits on its pages (then movedFrom):
+   * a `tail -f` of a file appended outside moves every --attr-timeout, and each file kept until
+   * the close held a backing descriptor.
    */
   private followChange(fd: number, h: Handle, from: ServedFile): Promise<boolean> | null {
     const revalidating = this.dp.revalidate(from);
@@ -267,8 +271,28 @@ export class PagerFilesystem {
       }
       h.file = next;
       (h.movedFrom ??= []).push(from);
+      if ((h.waiting ?? 0) === 0) this.releaseMovedFrom(h);
       return true;
     });
+  }
+
+  /** A read or write of the handle starts waiting for the pager. */
+  private waitStarted(h: Handle): void {
+    h.waiting = (h.waiting ?? 0) + 1;
+  }
+
+  /** ... and ends; the last one lets go of the files the handle moved away from meanwhile. */
+  private waitEnded(h: Handle): void {
+    h.waiting = (h.waiting ?? 1) - 1;
+    if (h.waiting === 0 && h.movedFrom !== undefined) this.releaseMovedFrom(h);
+  }
+
+  private releaseMovedFrom(h: Handle): void {
+    const files = h.movedFrom ?? [];
+    h.movedFrom = undefined;
+    for (const f of files) {
+      this.dp.release(f).catch((err: unknown) => this.log.warn({ path: f.relPath, err: (err as Error).message }, 'could not let go of a file a handle moved away from'));
+    }
   }
 
   /**
@@ -499,11 +523,16 @@ export class PagerFilesystem {
       this.dp.noteRead(file, pos, n);
       return cb(n);
     }
-    this.readSlow(p, file, buf, pos, n, done, cb);
+    this.readSlow(p, h, file, buf, pos, n, done, cb);
   }
 
-  private readSlow(p: string, file: ServedFile, buf: Buffer, pos: number, n: number, doneSoFar: number, cb: (n: number) => void): void {
+  private readSlow(p: string, h: Handle, file: ServedFile, buf: Buffer, pos: number, n: number, doneSoFar: number, cb0: (n: number) => void): void {
     const vmo = file.vmo;
+    this.waitStarted(h);
+    const cb = (n: number): void => {
+      this.waitEnded(h);
+      cb0(n);
+    };
     void (async () => {
       let done = doneSoFar;
       try {
@@ -572,6 +601,7 @@ export class PagerFilesystem {
       return this.fail('write', p, err, cb);
     }
     if (done === len) return cb(len);
+    this.waitStarted(h);
     void (async () => {
       try {
         while (done < len) {
@@ -583,6 +613,8 @@ export class PagerFilesystem {
         settle(done);
         if (done > 0) cb(done);
         else this.fail('write', p, err, cb);
+      } finally {
+        this.waitEnded(h);
       }
     })();
   }

@@ -271,6 +271,34 @@ print(repr((seen, size, more)))
     expect(await waitFor(async () => (await m.stats()).files.filter((f) => f.path === 'tailed.log').length === 1), 'one VMO left').toBe(true);
   });
 
+  it('tail -f of a file appended outside for a while keeps one VMO and one backing descriptor, not one per change seen', async () => {
+    await fsp.writeFile(m.b('growing.log'), 'line 0\n');
+    const fds = async (): Promise<number> => (await fsp.readdir(`/proc/${m.pid}/fd`)).length;
+    const before = await fds();
+    const res = await python(`
+import json, os, sys, time
+path, back, stats = sys.argv[1], sys.argv[2], sys.argv[3]
+fd = os.open(path, os.O_RDONLY)
+got = b''
+for i in range(1, 6):
+    with open(back, 'a') as f: f.write('line %d\\n' % i)
+    time.sleep(1.15)
+    while True:
+        b = os.read(fd, 4096)
+        if not b: break
+        got += b
+with open(stats) as f: files = [x for x in json.load(f)['files'] if x['path'] == 'growing.log']
+print(json.dumps({'got': got.decode(), 'vmos': len(files)}))
+os.close(fd)
+`, [m.p('growing.log'), m.b('growing.log'), m.p('.pagerfs/stats')], { timeoutMs: 60_000 });
+    expect(res.code, res.stderr).toBe(0);
+    const out = JSON.parse(res.stdout) as { got: string; vmos: number };
+    expect(out.got).toBe([0, 1, 2, 3, 4, 5].map((i) => `line ${i}\n`).join(''));
+    // Five changes followed: the handle let go of each VMO it moved away from (no read waited on it).
+    expect(out.vmos, 'VMOs of the file while the handle was still open').toBe(1);
+    expect(await fds(), 'daemon descriptors after the reader closed').toBeLessThanOrEqual(before + 1);
+  }, 60_000);
+
   it('lseek(SEEK_END) of an open file measures that file, not whatever its name leads to now (fgetattr)', async () => {
     // The kernel asks attributes with the file handle (fgetattr) for SEEK_END; fuse-native used to
     // send that to getattr(path), which describes the name's new file (patch level 9). fstat itself
