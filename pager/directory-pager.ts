@@ -521,11 +521,20 @@ export class DirectoryPager extends PagerService<PagedFile> {
     const identity = identityOf(st);
     const existing = this.fileByIdentity(identity);
     if (existing !== undefined && !this.changedBehind(existing, st)) {
-      await fh.close();
-      return this.reopened(existing);
+      // Counted open before the await: meanwhile an idle trim or a retire could let it go.
+      const file = this.reopened(existing);
+      await fh.close().catch(() => undefined);
+      return file;
     }
     const key = this.nextKey++;
-    const vmo = this.pager.createVmo(VmoOptions.RESIZABLE | VmoOptions.TRAP_DIRTY, this.port, key, st.size);
+    let vmo: VmObjectPaged;
+    try {
+      vmo = this.pager.createVmo(VmoOptions.RESIZABLE | VmoOptions.TRAP_DIRTY, this.port, key, st.size);
+    } catch (err) {
+      await fh.close(); // too large for a VMO, or the pager closed: the descriptor must not stay behind
+      if (isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) throw fsError('EFBIG', 27, `"${rel}" is larger than a VMO can be (${st.size} bytes)`);
+      throw err;
+    }
     vmo.name = path.posix.basename(rel);
     const file = new PagedFile(key, rel, identity, vmo, fh, writable);
     file.backingSize = st.size;
@@ -537,6 +546,16 @@ export class DirectoryPager extends PagerService<PagedFile> {
       vmo.close();
       await fh.close();
       throw err;
+    }
+    // Another open of the same inode may have registered it meanwhile (opened() awaits in the
+    // verified pager): one VMO per inode, so take that one.
+    const raced = this.fileByIdentity(identity);
+    if (raced !== undefined && !raced.retired && !raced.completed) {
+      this.pager.detachVmo(vmo);
+      vmo.close();
+      const other = this.reopened(raced);
+      await fh.close().catch(() => undefined);
+      return other;
     }
     file.opens = 1;
     this.register(file);

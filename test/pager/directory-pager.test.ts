@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { linkSync, mkdirSync, renameSync, statSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { ZxError, ZxStatus } from '../../src/index.js';
@@ -242,6 +242,27 @@ describe('backing files changed behind the pager', () => {
 });
 
 describe('opening files', () => {
+  it('a backing file larger than a VMO can be is EFBIG, and its descriptor is closed again', async () => {
+    const env = makeEnv();
+    // A sparse file of 17 TiB: past ext4's limit, so on a small tmpfs (which allows it).
+    const dir = path.join(env.dir, 'big');
+    mkdirSync(dir);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir]);
+    try {
+      env.put('big/huge.bin', Buffer.alloc(0));
+      truncateSync(path.join(dir, 'huge.bin'), 17 * 2 ** 40);
+      const fds = (): number => readdirSync('/proc/self/fd').length;
+      const before = fds();
+      for (let i = 0; i < 3; i++) {
+        await expect(env.dp.open('big/huge.bin')).rejects.toMatchObject({ code: 'EFBIG' });
+      }
+      expect(fds()).toBe(before);
+      expect(env.dp.files()).toHaveLength(0);
+    } finally {
+      execFileSync('umount', ['-l', dir]);
+    }
+  });
+
   it('hard links share one VMO: opening either name gives the same PagedFile', async () => {
     const env = makeEnv();
     const data = pattern(3 * PAGE_SIZE, 14);
