@@ -606,7 +606,12 @@ export class PagerFilesystem {
       try {
         while (done < len) {
           await vmo.system.waitFor(vmo.takeWait());
-          done += vmo.writeStep(buf, done, pos + done, len - done);
+          // A truncate may have cut the file below this write's end while it waited: the write
+          // then counts as made before the truncate (as if it had run first, the way Linux orders
+          // the two): its bytes up to the new end land, the rest is what the truncate cut away.
+          const end = Math.min(len, Math.max(0, vmo.contentSizeBytes - pos));
+          if (done < end) done += vmo.writeStep(buf, done, pos + done, end - done);
+          if (end < len && done >= end) done = len;
         }
         cb(done);
       } catch (err) {

@@ -1,0 +1,74 @@
+/**
+ * PagerFilesystem's operations called directly, without a mount, where a test needs an exact
+ * interleaving that the kernel would only produce by chance: the FUSE handlers are plain methods
+ * with callbacks, over a real DirectoryPager and real backing files.
+ */
+import { constants as fsc, mkdtempSync, promises as fsp, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PAGE_SIZE, VmSystem } from '../../src/index.js';
+import { DirectoryPager } from '../../pager/index.js';
+import { PagerFilesystem } from '../../fs/filesystem.js';
+
+interface Setup {
+  dir: string;
+  dp: DirectoryPager;
+  fsys: PagerFilesystem;
+}
+
+const made: Setup[] = [];
+afterEach(async () => {
+  for (const s of made.splice(0)) {
+    await s.dp.shutdown().catch(() => undefined);
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+function setup(files: Record<string, Buffer | string> = {}): Setup {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pagerfs-ops-'));
+  for (const [name, data] of Object.entries(files)) writeFileSync(path.join(dir, name), data);
+  const system = new VmSystem({ budgetBytes: 64 * PAGE_SIZE });
+  const dp = new DirectoryPager({ system, backingDir: dir, writebackDelayMs: 60_000 });
+  dp.start();
+  const fsys = new PagerFilesystem({ pager: dp, logger: pino({ level: 'silent' }) });
+  const s = { dir, dp, fsys };
+  made.push(s);
+  return s;
+}
+
+/** Calls a callback-style handler; resolves with the callback's arguments. */
+function call<A extends unknown[]>(fn: (cb: (...args: A) => void) => void): Promise<A> {
+  return new Promise((resolve) => fn((...args: A) => resolve(args)));
+}
+
+async function open(s: Setup, p: string, flags: number): Promise<number> {
+  const [err, fd] = await call<[number, number?]>((cb) => s.fsys.open(p, flags, cb));
+  expect(err, `open ${p}`).toBe(0);
+  return fd!;
+}
+
+describe('operations in an exact interleaving', () => {
+  it('a write waiting for the pager when a truncate cuts the file counts as made before it: it succeeds, and the size is the truncate\'s', async () => {
+    const s = setup({ 'log.txt': '' });
+    const appender = await open(s, '/log.txt', fsc.O_WRONLY | fsc.O_APPEND);
+    const other = await open(s, '/log.txt', fsc.O_WRONLY);
+    const line = Buffer.alloc(5000, 0x78);
+    // The append grows the file into a dirty zero run: its pages trap DIRTY, so the write waits
+    // for the pager, and the truncate (logrotate's copytruncate) runs meanwhile.
+    const write = call<[number]>((cb) => s.fsys.write('/log.txt', appender, line, line.length, 0, cb));
+    const truncate = call<[number]>((cb) => s.fsys.ftruncate('/log.txt', other, 0, cb));
+    expect(await write).toEqual([line.length]); // was EINVAL: the wait ended past the new end
+    expect(await truncate).toEqual([0]);
+    expect(s.dp.files()[0]!.vmo.contentSizeBytes).toBe(0);
+    // The next append lands at the new end.
+    expect(await call<[number]>((cb) => s.fsys.write('/log.txt', appender, line, 10, 0, cb))).toEqual([10]);
+    expect(s.dp.files()[0]!.vmo.contentSizeBytes).toBe(10);
+    for (const fd of [appender, other]) { // close(2): FLUSH (writes back), then RELEASE
+      expect(await call((cb) => s.fsys.flush('/log.txt', fd, cb))).toEqual([0]);
+      await call((cb) => s.fsys.release('/log.txt', fd, cb));
+    }
+    expect(await fsp.readFile(path.join(s.dir, 'log.txt'))).toEqual(line.subarray(0, 10));
+  });
+});
