@@ -992,11 +992,14 @@ export class DirectoryPager extends PagerService<PagedFile> {
         if (now > 0) this.pager.opRange(PagerOp.WRITEBACK_END, vmo, r.offset, now);
         this.metrics.writebackPages += length / PAGE_SIZE;
       }
-      if (backingSize !== vmo.contentSizeBytes) {
+      // The size given to the backing file is the one recorded: a write may move the VMO's size
+      // while the truncate is under way (and a failed one move it back).
+      const size = vmo.contentSizeBytes;
+      if (backingSize !== size) {
         file.unsynced = true;
-        await file.fh.truncate(vmo.contentSizeBytes);
+        await file.fh.truncate(size);
       }
-      file.backingSize = vmo.contentSizeBytes;
+      file.backingSize = size;
       if (sync) {
         await file.fh.datasync();
         file.unsynced = false;
@@ -1046,22 +1049,59 @@ export class DirectoryPager extends PagerService<PagedFile> {
     file.knownZero = out;
   }
 
-  /** Sets the file's size: the VMO first (pages past the end dropped unwritten), then the backing file. */
+  /**
+   * Sets the file's size. Growing, the backing file first (it may refuse: EFBIG, EIO), then the
+   * VMO, whose new zero pages the backing file already has (grownWithZeros). Shrinking, the VMO
+   * first (pages past the end dropped unwritten, reads there end), then the backing file; if that
+   * fails, the file is due for writeback, which sets the size again. A read-only backing file is
+   * EROFS with nothing changed.
+   */
   truncate(file: PagedFile, sizeBytes: number): Promise<void> {
+    if (!file.writable) return Promise.reject(fsError('EROFS', 30, 'read-only backing file'));
     this.mayResize(file);
     return file.withLock(async () => {
-      const oldSize = file.vmo.contentSizeBytes;
-      file.vmo.resize(sizeBytes);
-      if (!file.writable) throw Object.assign(new Error('read-only backing file'), { code: 'EROFS', errno: -30 });
-      file.unsynced = true;
-      await file.fh.truncate(sizeBytes);
-      file.backingSize = sizeBytes;
-      if (sizeBytes > oldSize) {
-        file.knownZero.push({ start: Math.ceil(oldSize / PAGE_SIZE), end: Math.ceil(sizeBytes / PAGE_SIZE) });
-      } else {
-        this.forgetKnownZero(file, Math.ceil(sizeBytes / PAGE_SIZE), Number.MAX_SAFE_INTEGER);
+      if (sizeBytes > file.vmo.contentSizeBytes) {
+        await file.fh.truncate(sizeBytes);
+        file.unsynced = true;
+        file.backingSize = sizeBytes;
+        this.grownWithZeros(file, sizeBytes); // unless a write grew it past that meanwhile
+        return;
       }
+      file.vmo.resize(sizeBytes);
+      file.unsynced = true;
+      this.forgetKnownZero(file, Math.ceil(sizeBytes / PAGE_SIZE), Number.MAX_SAFE_INTEGER);
+      try {
+        await file.fh.truncate(sizeBytes);
+      } catch (err) {
+        file.dirtySince ??= performance.now();
+        throw err;
+      }
+      file.backingSize = sizeBytes;
     });
+  }
+
+  /**
+   * The backing file was just made `sizeBytes` long with zeros past the VMO's end (ftruncate,
+   * fallocate): the VMO grows to match, and its new pages, which a VMO grows as a dirty zero run,
+   * are marked written at once (WRITEBACK_BEGIN IS_ZERO + END): nothing is left to write back, so
+   * the file's last close can hand it back to its backing file. Under the file's lock.
+   */
+  private grownWithZeros(file: PagedFile, sizeBytes: number): void {
+    const oldSize = file.vmo.contentSizeBytes;
+    if (sizeBytes <= oldSize) return;
+    file.vmo.resize(sizeBytes);
+    const start = Math.ceil(oldSize / PAGE_SIZE);
+    const end = Math.ceil(sizeBytes / PAGE_SIZE);
+    file.knownZero.push({ start, end });
+    this.zerosWritten(file, start, end);
+  }
+
+  /** The backing file reads zeros over pages [start, end): the VMO's dirty zero runs there are written. */
+  private zerosWritten(file: PagedFile, start: number, end: number): void {
+    const stop = Math.min(end, file.vmo.sizePages);
+    if (stop <= start) return;
+    this.pager.opRange(PagerOp.WRITEBACK_BEGIN, file.vmo, start * PAGE_SIZE, (stop - start) * PAGE_SIZE, WRITEBACK_IS_ZERO);
+    this.pager.opRange(PagerOp.WRITEBACK_END, file.vmo, start * PAGE_SIZE, (stop - start) * PAGE_SIZE);
   }
 
   /**
@@ -1070,9 +1110,9 @@ export class DirectoryPager extends PagerService<PagedFile> {
    *  - 0 and KEEP_SIZE reserve the backing blocks; without KEEP_SIZE a range past the end grows
    *    the file, the VMO as a truncate would grow it (zeros).
    *  - PUNCH_HOLE|KEEP_SIZE and ZERO_RANGE[|KEEP_SIZE] make the range (within the size) read as
-   *    zeros: the backing file is punched or zeroed, then the VMO's whole pages there become a
-   *    dirty zero run (known zero: writeback leaves the hole alone) and its resident partial pages
-   *    get zeros written; partial pages not resident read the backing file's new zeros. Fills of
+   *    zeros: the backing file is punched or zeroed, then the VMO's whole pages there become zero
+   *    (a zero run already written: the hole stays a hole) and its resident partial pages get
+   *    zeros written; partial pages not resident read the backing file's new zeros. Fills of
    *    the file are held back meanwhile (holdFills), so none supplies bytes read before the change.
    * Other modes, and a pager without BackingFallocate, are EOPNOTSUPP; the backing file system's
    * own refusal (EOPNOTSUPP, ENOSPC, ...) is the caller's, with the VMO unchanged.
@@ -1094,15 +1134,10 @@ export class DirectoryPager extends PagerService<PagedFile> {
       await new Promise<void>((resolve, reject) => native(file.fh.fd, mode, offset, length, (err) => (err === null ? resolve() : reject(err))));
       file.unsynced = true;
       this.spaceCache = null;
-      const size = file.vmo.contentSizeBytes;
-      if (zeroes) await this.zeroChanged(file, offset, Math.min(offset + length, size));
+      if (zeroes) await this.zeroChanged(file, offset, Math.min(offset + length, file.vmo.contentSizeBytes));
       if (!keepSize) {
-        const end = offset + length;
-        if (end > size) {
-          file.vmo.resize(end);
-          file.knownZero.push({ start: Math.ceil(size / PAGE_SIZE), end: Math.ceil(end / PAGE_SIZE) });
-        }
-        file.backingSize = Math.max(file.backingSize, end);
+        this.grownWithZeros(file, offset + length);
+        file.backingSize = Math.max(file.backingSize, offset + length);
       }
     });
     return zeroes ? this.holdFills(file, change) : change();
@@ -1128,8 +1163,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
 
   /**
    * The VMO after [start, stop) of its backing file became zeros (fallocate, under the file's lock,
-   * fills held): whole pages become a dirty zero run known to be zero behind it; resident partial
-   * pages are dirtied and zeroed there. Nothing here waits for a page request but the DIRTY of a
+   * fills held): whole pages become a zero run, written already (the backing file has the zeros);
+   * resident partial pages are dirtied and zeroed there. Nothing here waits for a page request but the DIRTY of a
    * pinned page (resident: answered without the lock or a frame).
    */
   private async zeroChanged(file: PagedFile, start: number, stop: number): Promise<void> {
@@ -1141,7 +1176,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
       await vmo.zeroRange(firstWhole * PAGE_SIZE, (lastWhole - firstWhole) * PAGE_SIZE);
       this.forgetKnownZero(file, firstWhole, lastWhole);
       file.knownZero.push({ start: firstWhole, end: lastWhole });
-      file.dirtySince ??= performance.now();
+      this.zerosWritten(file, firstWhole, lastWhole); // pinned pages got zeros as data: still dirty
+      if (unwrittenPages(vmo.counters()) > 0) file.dirtySince ??= performance.now();
     }
     const edges: Array<[number, number]> = firstWhole > lastWhole
       ? [[start, stop]]

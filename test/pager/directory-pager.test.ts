@@ -540,6 +540,35 @@ describe('opening files', () => {
 });
 
 describe('writing, writeback and truncate', () => {
+  it('a truncate of a read-only backing file is EROFS and changes nothing', async () => {
+    const env = makeEnv({ readOnly: true });
+    const data = pattern(3 * PAGE_SIZE, 18);
+    env.put('ro.bin', data);
+    const f = await env.dp.open('ro.bin');
+    for (const size of [0, 10 * PAGE_SIZE]) {
+      await expect(env.dp.truncate(f, size)).rejects.toMatchObject({ code: 'EROFS' });
+      expect(f.vmo.contentSizeBytes).toBe(data.length);
+      expect(f.changedThroughMount).toBe(false);
+    }
+    expect((await readVmo(f.vmo, 0, data.length)).equals(data)).toBe(true);
+  });
+
+  it('a file grown by truncate has nothing left to write back: its last close hands it back, and an outside change then shows', async () => {
+    const env = makeEnv({ writebackDelayMs: 60_000 });
+    env.put('g.bin', pattern(PAGE_SIZE + 10, 19));
+    const f = await env.dp.open('g.bin');
+    await env.dp.truncate(f, 64 * PAGE_SIZE); // truncate(2) by path: no flush follows
+    expect(statSync(path.join(env.dir, 'g.bin')).size).toBe(64 * PAGE_SIZE);
+    expect(f.vmo.counters().dirtyZeroPages, 'the grown pages are zero in the backing file already').toBe(0);
+    await env.dp.release(f);
+    expect(f.changedThroughMount, 'handed back at the last close').toBe(false);
+    await tick(5);
+    env.put('g.bin', Buffer.from('rewritten outside'));
+    const g = await env.dp.open('g.bin');
+    expect(g).not.toBe(f);
+    expect((await readVmo(g.vmo, 0, 17)).toString()).toBe('rewritten outside');
+  });
+
   it('writeback then re-read equals what was written, through the VMO and in the backing file', async () => {
     const env = makeEnv({ validate: true });
     const data = pattern(10 * PAGE_SIZE + 300, 15);
