@@ -459,7 +459,8 @@ export class PagerFilesystem {
     }
   }
 
-  create(p: string, mode: number, cb: Cb<number>): void {
+  /** `flags`: the open flags (patched binding, level 10; upstream passes none): O_APPEND matters. */
+  create(p: string, mode: number, cb: Cb<number>, flags = 0): void {
     const who = this.creator();
     if (this.controlAtSafe(p) !== undefined || this.rel(p) === CONTROL_DIR) return cb(-ERRNO.EACCES);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
@@ -482,7 +483,8 @@ export class PagerFilesystem {
       }
       const file = await this.dp.open(this.rel(p));
       this.dp.mayResize(file);
-      cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false, refused: false, written: false }));
+      cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false, refused: false, written: false,
+        append: (flags & fsc.O_APPEND) !== 0 }));
     })().catch((err: unknown) => this.fail('create', p, err, cb));
   }
 

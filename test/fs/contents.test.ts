@@ -329,6 +329,24 @@ print(end, len(data), set(data))
     expect(await fsp.readFile(m.b('appended.log'), 'utf8')).toBe('0123456789OUTIN');
   });
 
+  it('a file created with O_APPEND appends at its end: a write through a hard link meanwhile is not overwritten', async () => {
+    // Each name of a hard-linked file is its own kernel inode (libfuse2): the creating name's
+    // cached size misses the write made through the other name.
+    const res = await python(`
+import os, sys
+a, b = sys.argv[1], sys.argv[2]
+fa = os.open(a, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o644)
+os.write(fa, b'A1\\n')
+os.link(a, b)
+fb = os.open(b, os.O_WRONLY | os.O_APPEND)
+os.write(fb, b'B1\\n')
+os.write(fa, b'A2\\n')
+os.close(fa); os.close(fb)
+`, [m.p('created.log'), m.p('created-link.log')]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(await cat('created.log')).toBe('A1\nB1\nA2\n');
+  });
+
   it('two processes appending lines through the mount lose none', async () => {
     const r = await run('sh', ['-c', `(for i in $(seq 300); do echo a$i >> ${m.p('two.log')}; done) & (for i in $(seq 300); do echo b$i >> ${m.p('two.log')}; done); wait`]);
     expect(r.code, r.stderr).toBe(0);
