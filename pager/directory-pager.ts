@@ -735,9 +735,12 @@ export class DirectoryPager extends PagerService<PagedFile> {
     try {
       // Frames are not zeroed first: the read overwrites them and zeroTail clears the rest.
       const views = aux.mapPages(0, count * PAGE_SIZE, { zeroFill: false });
-      const expected = expectedBytes(file, offset, count);
+      let expected = expectedBytes(file, offset, count);
       const got = await this.readInto(file, views, offset, expected);
       zeroFrom(views, got);
+      // A truncate while the read was under way may have made the file shorter: what counts as
+      // missing is measured against its size now (pages past the new end are not supplied anyway).
+      if (got < expected) expected = Math.min(expected, expectedBytes(file, offset, count));
       let goodPages = count;
       if (got < expected) {
         // The backing file is shorter than pagerfs knew (changed behind its back): supply only the

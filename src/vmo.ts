@@ -1087,9 +1087,15 @@ export class VmObjectPaged extends VmObject {
   // ---------------------------------------------------------------------------------------------
   // Pager-facing internals (called by Pager after it validated the call).
 
-  /** @internal Installs frames from `frames` (one per page from startPage; NO_FRAME = zero page). */
+  /**
+   * @internal Installs frames from `frames` (one per page from startPage; NO_FRAME = zero page).
+   * The page holding the content size gets zeros past it, as resize gives a resident one: a supply
+   * read before a shrink must not bring old bytes back there (they would show after a grow).
+   */
   supplyFrames(startPage: number, frames: number[]): number {
     const f = this.system.arena.frames;
+    const tail = this.contentSize % PAGE_SIZE;
+    const tailPage = tail === 0 ? -1 : Math.floor(this.contentSize / PAGE_SIZE);
     let added = 0;
     for (let i = 0; i < frames.length; i++) {
       const p = startPage + i;
@@ -1100,6 +1106,7 @@ export class VmObjectPaged extends VmObject {
         this.system.arena.freeFrame(frame);
         continue;
       }
+      if (p === tailPage) this.system.arena.fill(frame, tail, PAGE_SIZE - tail, 0);
       this.installFrame(p, frame, DirtyState.Clean);
       added++;
     }
