@@ -106,6 +106,20 @@ export class PagerFilesystem {
   /** Writes (and fallocates) accepted and not yet answered; refuseChanges waits for them (writesDrained). */
   private writesInFlight = 0;
   private writesDrained: Array<() => void> = [];
+  /**
+   * Per file, the end of the furthest write acknowledged through the mount, lowered by truncates:
+   * a write that fails and undoes its extension of the file never cuts below it (write's settle),
+   * so a write another process got acknowledged in that extension stays.
+   */
+  private readonly writtenEnd = new WeakMap<ServedFile, number>();
+  /** Per file with writes under way, how many: settle leaves the size alone while others run. */
+  private readonly writing = new Map<ServedFile, number>();
+  /**
+   * Per file, the extension a failed write left while others were under way: the size it made
+   * (`from`) and the size to go back to (`to`), applied when the last of them ends if the size is
+   * still `from` (never below an acknowledged write).
+   */
+  private readonly undoExtension = new Map<ServedFile, { from: number; to: number }>();
   private nextHandle = 1;
   private readonly control: Map<string, ControlFile>;
   private readonly startTime = new Date();
@@ -571,12 +585,21 @@ export class PagerFilesystem {
     if (h.control !== null) return this.writeControl(h, buf, len, pos0, cb0);
     if (this.stopping) return cb0(-ERRNO.ENOTCONN);
     this.writesInFlight++;
+    const file = h.file!;
+    this.writing.set(file, (this.writing.get(file) ?? 0) + 1);
     const cb = (n: number): void => {
+      const others = this.writing.get(file)! - 1;
+      if (others === 0) {
+        this.writing.delete(file);
+        if (this.undoExtension.size > 0) this.undoDeferred(p, file);
+      } else {
+        this.writing.set(file, others);
+      }
       if (--this.writesInFlight === 0) for (const w of this.writesDrained.splice(0)) w();
       cb0(n);
     };
     let pos = pos0;
-    const vmo = h.file!.vmo;
+    const vmo = file.vmo;
     // O_APPEND: the kernel computed `pos` from its cached size, which misses a change made in the
     // backing directory within --attr-timeout (it overwrote an outside append). The VMO's size is
     // the file's end; extending it below, before any wait, keeps concurrent appends apart.
@@ -584,15 +607,15 @@ export class PagerFilesystem {
     const oldSize = vmo.contentSizeBytes;
     const grows = pos + len > oldSize;
     // A write that fails, wholly or in part, must not leave the file longer than what it wrote:
-    // undo our extension (unless another writer moved the size meanwhile).
+    // undo our extension, unless another writer moved the size meanwhile, another write of the
+    // file is under way (it may be writing into the extension: cutting it would look like a
+    // truncate to it), or an acknowledged write lies in it (writtenEnd).
     const settle = (done: number): void => {
-      if (grows && done < len && vmo.contentSizeBytes === pos + len) {
-        try {
-          vmo.resize(done > 0 ? Math.max(oldSize, pos + done) : oldSize);
-        } catch (err) {
-          this.log.warn({ path: p, err: (err as Error).message }, 'could not undo a failed write\'s extension');
-        }
-      }
+      if (done > 0) this.wrote(file, pos + done);
+      const keep = Math.max(done > 0 ? Math.max(oldSize, pos + done) : oldSize, this.writtenEnd.get(file) ?? 0);
+      if (!grows || done >= len || vmo.contentSizeBytes !== pos + len || keep >= pos + len) return;
+      if (this.writing.get(file) === 1) this.shrinkBack(p, file, keep);
+      else this.undoExtension.set(file, { from: pos + len, to: keep });
     };
     let done = 0;
     try {
@@ -602,7 +625,10 @@ export class PagerFilesystem {
       settle(done);
       return this.fail('write', p, err, cb);
     }
-    if (done === len) return cb(len);
+    if (done === len) {
+      this.wrote(file, pos + len);
+      return cb(len);
+    }
     this.waitStarted(h);
     void (async () => {
       try {
@@ -615,6 +641,7 @@ export class PagerFilesystem {
           if (done < end) done += vmo.writeStep(buf, done, pos + done, end - done);
           if (end < len && done >= end) done = len;
         }
+        this.wrote(file, Math.min(pos + done, vmo.contentSizeBytes));
         cb(done);
       } catch (err) {
         settle(done);
@@ -624,6 +651,32 @@ export class PagerFilesystem {
         this.waitEnded(h);
       }
     })();
+  }
+
+  /** The last write of the file ended: apply a failed write's extension undo it deferred. */
+  private undoDeferred(p: string, file: ServedFile): void {
+    const undo = this.undoExtension.get(file);
+    if (undo === undefined) return;
+    this.undoExtension.delete(file);
+    if (file.vmo.contentSizeBytes === undo.from) this.shrinkBack(p, file, Math.max(undo.to, this.writtenEnd.get(file) ?? 0));
+  }
+
+  private shrinkBack(p: string, file: ServedFile, size: number): void {
+    if (size >= file.vmo.contentSizeBytes) return;
+    try {
+      file.vmo.resize(size);
+    } catch (err) {
+      this.log.warn({ path: p, err: (err as Error).message }, 'could not undo a failed write\'s extension');
+    }
+  }
+
+  private wrote(file: ServedFile, end: number): void {
+    if (end > (this.writtenEnd.get(file) ?? 0)) this.writtenEnd.set(file, end);
+  }
+
+  /** The file was truncated to `size`: acknowledged writes past it are gone. */
+  private truncatedTo(file: ServedFile, size: number): void {
+    if ((this.writtenEnd.get(file) ?? 0) > size) this.writtenEnd.set(file, size);
   }
 
   /** Applies what a writer handle holds, once (unless a write was refused). Returns 0 or -EINVAL. */
@@ -721,6 +774,7 @@ export class PagerFilesystem {
       try {
         file = await this.dp.open(this.rel(p));
         await this.dp.truncate(file, size);
+        this.truncatedTo(file, size);
         cb(0);
       } catch (err) {
         this.fail('truncate', p, err, cb);
@@ -736,7 +790,11 @@ export class PagerFilesystem {
     if (h.control !== null) return cb(0);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     if (this.stopping) return cb(-ERRNO.ENOTCONN);
-    this.dp.truncate(h.file!, size).then(() => cb(0), (err: unknown) => this.fail('ftruncate', p, err, cb));
+    const file = h.file!;
+    this.dp.truncate(file, size).then(() => {
+      this.truncatedTo(file, size);
+      cb(0);
+    }, (err: unknown) => this.fail('ftruncate', p, err, cb));
   }
 
   /** fallocate(2) of an open file (mode as fallocate's; see DirectoryPager.fallocate). */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PAGE_SIZE, VmSystem } from '../../src/index.js';
-import { DirectoryPager } from '../../pager/index.js';
+import { DirectoryPager, FaultInjector, parseFaultRules } from '../../pager/index.js';
 import { PagerFilesystem } from '../../fs/filesystem.js';
 
 interface Setup {
@@ -26,11 +26,14 @@ afterEach(async () => {
   }
 });
 
-function setup(files: Record<string, Buffer | string> = {}): Setup {
+function setup(files: Record<string, Buffer | string> = {}, faults = ''): Setup {
   const dir = mkdtempSync(path.join(tmpdir(), 'pagerfs-ops-'));
   for (const [name, data] of Object.entries(files)) writeFileSync(path.join(dir, name), data);
   const system = new VmSystem({ budgetBytes: 64 * PAGE_SIZE });
-  const dp = new DirectoryPager({ system, backingDir: dir, writebackDelayMs: 60_000 });
+  const dp = new DirectoryPager({
+    system, backingDir: dir, writebackDelayMs: 60_000,
+    faults: new FaultInjector(faults === '' ? [] : parseFaultRules(faults)),
+  });
   dp.start();
   const fsys = new PagerFilesystem({ pager: dp, logger: pino({ level: 'silent' }) });
   const s = { dir, dp, fsys };
@@ -70,5 +73,24 @@ describe('operations in an exact interleaving', () => {
       await call((cb) => s.fsys.release('/log.txt', fd, cb));
     }
     expect(await fsp.readFile(path.join(s.dir, 'log.txt'))).toEqual(line.subarray(0, 10));
+  });
+
+  it('a write that fails and undoes its extension of the file keeps what another write acknowledged meanwhile in that extension', async () => {
+    // Page 0's DIRTY request fails (an injected IO error); page 1's succeeds.
+    const s = setup({ 'ext.bin': '' }, 'ext.bin:0-4095=IO');
+    const a = await open(s, '/ext.bin', fsc.O_WRONLY);
+    const b = await open(s, '/ext.bin', fsc.O_WRONLY);
+    const big = Buffer.alloc(2 * PAGE_SIZE, 0x61);
+    const small = Buffer.from('acknowledged');
+    // A extends the file to two pages and waits for the pager; B writes into page 1 meanwhile.
+    const writeA = call<[number]>((cb) => s.fsys.write('/ext.bin', a, big, big.length, 0, cb));
+    const writeB = call<[number]>((cb) => s.fsys.write('/ext.bin', b, small, small.length, PAGE_SIZE + 100, cb));
+    expect(await writeB).toEqual([small.length]);
+    expect((await writeA)[0]).toBeLessThan(0); // EIO
+    const vmo = s.dp.files()[0]!.vmo;
+    expect(vmo.contentSizeBytes, 'the size keeps B\'s acknowledged bytes').toBe(PAGE_SIZE + 100 + small.length);
+    const got = Buffer.alloc(small.length);
+    await vmo.read(got, PAGE_SIZE + 100);
+    expect(got).toEqual(small);
   });
 });
