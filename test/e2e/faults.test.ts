@@ -10,17 +10,11 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { cleanupMounts, codeOf, python, readToEnd, startMount, useMountHooks, type Mount } from '../fs/harness.js';
-import { KiB, MiB, PY_CONTENT, cleanupTmpfs, content, mountTmpfs } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { codeOf, python, readToEnd, startMount, useMountHooks, type Mount } from '../fs/harness.js';
+import { KiB, MiB, PY_CONTENT, content, mountTmpfs, useTmpfsCleanup } from './helpers.js';
 
-const tmpfsDirs: string[] = [];
-afterEach(async () => {
-  // FUSE mounts on a tmpfs go first (whatever order the hooks run in), then the tmpfs itself.
-  await cleanupMounts((m) => tmpfsDirs.some((d) => m.backing.startsWith(d)));
-  tmpfsDirs.length = 0;
-  await cleanupTmpfs();
-});
+useTmpfsCleanup();
 useMountHooks();
 
 const CHUNK = 64 * KiB;
@@ -368,7 +362,6 @@ async function fillUp(file: string): Promise<number> {
 describe('a full backing store (8 MiB tmpfs)', () => {
   it('writing more than fits fails with ENOSPC without hanging; the accepted bytes read back, and after space is freed fsync writes them to the backing file', async () => {
     const backing = await mountTmpfs('8m');
-    tmpfsDirs.push(backing);
     await fsp.writeFile(path.join(backing, 'filler.bin'), Buffer.alloc(3 * MiB, 1));
     const sfs = await fsp.statfs(backing);
     const freeBefore = sfs.bavail * sfs.bsize;
@@ -413,7 +406,6 @@ describe('a full backing store (8 MiB tmpfs)', () => {
 
   it('dirty data whose writeback meets a full store stays dirty and readable: fsync and close report ENOSPC, and once space is freed fsync writes it all', async () => {
     const backing = await mountTmpfs('8m');
-    tmpfsDirs.push(backing);
     const m = await startMount({ backing, budget: '16MiB', args: ['--writeback-delay', '60s'] });
     const SIZE = 3 * MiB;
     const data = content('data.bin', SIZE);

@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { run, sleep, tempDir, type Mount, type Stats } from '../fs/harness.js';
+import { afterEach } from 'vitest';
+import { cleanupMounts, run, sleep, tempDir, type Mount, type Stats } from '../fs/harness.js';
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
@@ -119,6 +120,18 @@ export async function mountTmpfs(size: string): Promise<string> {
   if (res.code !== 0) throw new Error(`mount -t tmpfs failed: ${res.stderr}`);
   tmpfsMounts.push(dir);
   return dir;
+}
+
+/**
+ * For a test file that mounts tmpfs backing stores: after each test, the FUSE mounts on a tmpfs go
+ * first (whatever order the hooks run in), then the tmpfs mounts themselves.
+ */
+export function useTmpfsCleanup(): void {
+  afterEach(async () => {
+    const dirs = [...tmpfsMounts];
+    await cleanupMounts((m) => dirs.some((d) => m.backing.startsWith(d)));
+    await cleanupTmpfs();
+  });
 }
 
 /** Unmounts every tmpfs `mountTmpfs` made (lazily if busy). Call after the FUSE mounts on top are gone. */

@@ -8,16 +8,11 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { cleanupTmpfs, mountTmpfs } from '../e2e/helpers.js';
-import { PAGE, cleanupMounts, python, randomData, readToEnd, run, startMount, tempDir, useMountHooks } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { mountTmpfs, useTmpfsCleanup } from '../e2e/helpers.js';
+import { PAGE, python, randomData, readToEnd, run, startMount, tempDir, useMountHooks } from './harness.js';
 
-const tmpfsDirs: string[] = [];
-afterEach(async () => {
-  await cleanupMounts((m) => tmpfsDirs.some((d) => m.backing.startsWith(d)));
-  tmpfsDirs.length = 0;
-  await cleanupTmpfs();
-});
+useTmpfsCleanup();
 useMountHooks();
 
 const KiB = 1024;
@@ -99,7 +94,6 @@ describe('fallocate through the mount', () => {
 
   it('a full backing store answers ENOSPC and the file keeps its size and bytes', async () => {
     const backing = await mountTmpfs('8m');
-    tmpfsDirs.push(backing);
     const m = await startMount({ backing, budget: '1MiB' });
     const data = randomData(100 * KiB);
     await fsp.writeFile(m.p('full'), data);

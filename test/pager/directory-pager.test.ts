@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ZxError, ZxStatus } from '../../src/index.js';
 import { DirectoryPager, statusForIoError, type PagedFile, type PageJob } from '../../pager/index.js';
 import {
-  PAGE_SIZE, cleanupEnvs, deferred, errnoError, expectZx, makeEnv, pattern, readVmo, rejectionStatus, tick,
+  PAGE_SIZE, cleanupEnvs, deferred, errnoError, expectZx, holdBackingReads, makeEnv, pattern, readVmo, rejectionStatus, tick, type Env,
 } from './helpers.js';
 
 afterEach(cleanupEnvs);
@@ -540,29 +540,29 @@ describe('opening files', () => {
 });
 
 describe('writing, writeback and truncate', () => {
-  it('a page read before a truncate and supplied after it shows zeros past the new end, also once the file grows again', async () => {
+  /**
+   * Reads 50 bytes of page 2 of a 3-page file while a truncate to 2 pages + 100 bytes runs, the
+   * fill's backing read held `when` (before it reads, or after); the read must get its bytes.
+   */
+  async function readAcrossTruncate(when: 'before' | 'after'): Promise<{ env: Env; f: PagedFile; data: Buffer }> {
     const env = makeEnv({ readaheadMaxBytes: 0 });
     const data = pattern(3 * PAGE_SIZE, 20);
     env.put('t.bin', data);
     const f = await env.dp.open('t.bin');
-    // The backing read of page 2 completes, then waits: the truncate runs meanwhile.
-    const hold = deferred();
-    const held = deferred();
-    const readv = f.fh.readv.bind(f.fh);
-    f.fh.readv = (async (...args: Parameters<typeof readv>) => {
-      const r = await readv(...args);
-      held.resolve();
-      await hold.promise;
-      return r;
-    }) as typeof readv;
+    const hold = holdBackingReads(f, when);
     const reading = readVmo(f.vmo, 2 * PAGE_SIZE, 50);
-    await held.promise;
+    await hold.held;
     try {
       await env.dp.truncate(f, 2 * PAGE_SIZE + 100);
     } finally {
-      hold.resolve();
+      hold.release();
     }
-    expect((await reading).equals(data.subarray(2 * PAGE_SIZE, 2 * PAGE_SIZE + 50))).toBe(true);
+    expect((await reading).equals(data.subarray(2 * PAGE_SIZE, 2 * PAGE_SIZE + 50)), `read held ${when} its backing read`).toBe(true);
+    return { env, f, data };
+  }
+
+  it('a page read before a truncate and supplied after it shows zeros past the new end, also once the file grows again', async () => {
+    const { env, f, data } = await readAcrossTruncate('after');
     await env.dp.truncate(f, 5 * PAGE_SIZE);
     const want = Buffer.alloc(5 * PAGE_SIZE);
     data.copy(want, 0, 0, 2 * PAGE_SIZE + 100);
@@ -570,27 +570,7 @@ describe('writing, writeback and truncate', () => {
   });
 
   it('a read whose backing read starts after a truncate cut its page short gets the bytes that remain, not EIO', async () => {
-    const env = makeEnv({ readaheadMaxBytes: 0 });
-    const data = pattern(3 * PAGE_SIZE, 21);
-    env.put('s.bin', data);
-    const f = await env.dp.open('s.bin');
-    // The fill has measured what it expects (a whole page 2); its backing read waits for the test.
-    const hold = deferred();
-    const held = deferred();
-    const readv = f.fh.readv.bind(f.fh);
-    f.fh.readv = (async (...args: Parameters<typeof readv>) => {
-      held.resolve();
-      await hold.promise;
-      return readv(...args);
-    }) as typeof readv;
-    const reading = readVmo(f.vmo, 2 * PAGE_SIZE, 50);
-    await held.promise;
-    try {
-      await env.dp.truncate(f, 2 * PAGE_SIZE + 100);
-    } finally {
-      hold.resolve();
-    }
-    expect((await reading).equals(data.subarray(2 * PAGE_SIZE, 2 * PAGE_SIZE + 50))).toBe(true); // was IO_DATA_INTEGRITY
+    await readAcrossTruncate('before'); // the fill measured a whole page 2: it failed with IO_DATA_INTEGRITY
   });
 
   it('a truncate of a read-only backing file is EROFS and changes nothing', async () => {

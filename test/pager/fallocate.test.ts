@@ -8,8 +8,8 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_VMO_SIZE_BYTES } from '../../src/index.js';
-import type { BackingFallocate, PagedFile } from '../../pager/index.js';
-import { PAGE_SIZE, cleanupEnvs, deferred, makeEnv, pattern, readVmo, tick, type Env } from './helpers.js';
+import type { BackingFallocate } from '../../pager/index.js';
+import { PAGE_SIZE, cleanupEnvs, holdBackingReads, makeEnv, pattern, readVmo, tick, type Env } from './helpers.js';
 
 afterEach(cleanupEnvs);
 
@@ -161,18 +161,9 @@ describe('DirectoryPager.fallocate', () => {
     e.put('race.bin', data);
     const f = await e.dp.open('race.bin');
     // Backing reads complete, then wait for the test: a fill holding bytes from before the punch.
-    const hold = deferred();
-    const held = deferred();
-    const fh = f.fh as PagedFile['fh'] & { readv: PagedFile['fh']['readv'] };
-    const readv = fh.readv.bind(fh);
-    fh.readv = (async (...args: Parameters<typeof readv>) => {
-      const r = await readv(...args);
-      held.resolve();
-      await hold.promise;
-      return r;
-    }) as typeof readv;
+    const hold = holdBackingReads(f, 'after');
     const reading = readVmo(f.vmo, 2 * PAGE_SIZE, PAGE_SIZE);
-    await held.promise;
+    await hold.held;
     let punched = false;
     const punch = e.dp.fallocate(f, PUNCH_HOLE | KEEP_SIZE, 2 * PAGE_SIZE + 100, 100).then(() => { punched = true; });
     try {
@@ -180,7 +171,7 @@ describe('DirectoryPager.fallocate', () => {
       expect(punched, 'the punch waits for the fill that is reading').toBe(false);
       expect(e.backing('race.bin').equals(data), 'the backing file is untouched while the fill holds its bytes').toBe(true);
     } finally {
-      hold.resolve(); // also when an expectation failed: the pager's shutdown waits for the fill
+      hold.release(); // also when an expectation failed: the pager's shutdown waits for the fill
     }
     expect((await reading).equals(data.subarray(2 * PAGE_SIZE, 3 * PAGE_SIZE))).toBe(true); // read before the punch
     await punch;

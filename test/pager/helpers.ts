@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { PAGE_SIZE, VmSystem, ZxStatus, isZxError, statusName, type VmObject } from '../../src/index.js';
-import { DirectoryPager, type DirectoryPagerOptions } from '../../pager/index.js';
+import { DirectoryPager, type DirectoryPagerOptions, type PagedFile } from '../../pager/index.js';
 
 export { PAGE_SIZE };
 
@@ -117,6 +117,29 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
   let resolve!: (v: T) => void;
   const promise = new Promise<T>((r) => { resolve = r; });
   return { promise, resolve };
+}
+
+/**
+ * Makes the file's backing reads wait for the test, `when` 'before' they read (the fill has
+ * measured what it expects) or 'after' (the bytes are read, not yet supplied): `held` resolves
+ * once a read waits there; `release()` lets it and every later one go.
+ */
+export function holdBackingReads(file: PagedFile, when: 'before' | 'after'): { held: Promise<void>; release: () => void } {
+  const hold = deferred();
+  const held = deferred();
+  const readv = file.fh.readv.bind(file.fh);
+  file.fh.readv = (async (...args: Parameters<typeof readv>) => {
+    if (when === 'after') {
+      const r = await readv(...args);
+      held.resolve();
+      await hold.promise;
+      return r;
+    }
+    held.resolve();
+    await hold.promise;
+    return readv(...args);
+  }) as typeof readv;
+  return { held: held.promise, release: () => hold.resolve() };
 }
 
 /** An errno-style error like Node's fs raises. */
