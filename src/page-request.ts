@@ -121,7 +121,8 @@ export class PageSource {
     readonly port: Port,
     readonly key: number,
     private readonly isResolved: ResolvedProbe,
-    readonly maxRequestPages: number,
+    /** The system's live limits: the largest request follows the budget (VmSystem.setBudget). */
+    private readonly limits: { readonly maxRequestPages: number },
   ) {}
 
   private list(kind: RequestKind): PageRequest[] {
@@ -166,7 +167,7 @@ export class PageSource {
     assert(!this.detached, 'waitFor on a detached source');
     let request = this.covering(kind, first);
     if (request === undefined) {
-      const end = Math.min(runEnd, first + this.maxRequestPages, this.nextCovered(kind, first, runEnd));
+      const end = Math.min(runEnd, first + this.limits.maxRequestPages, this.nextCovered(kind, first, runEnd));
       assert(end > first, () => `empty request run at ${first}`);
       request = new PageRequest(this, kind, first, end);
       const list = this.list(kind);

@@ -111,7 +111,13 @@ export class VmSystem {
   readonly arena: PhysicalPageArena;
   readonly queues: PageQueues;
   readonly evictor: Evictor;
+  /**
+   * The options in force. The watermarks and maxRequestPages follow the budget (budgetLimits)
+   * unless the constructor's options fixed them; setBudget updates them in place, and page
+   * sources read maxRequestPages from here at each request.
+   */
   readonly options: ResolvedVmSystemOptions;
+  private readonly givenOptions: VmSystemOptions;
   /** One page of zeros, shared read-only (zeroRange writes from it). */
   readonly zeroPage = new Uint8Array(PAGE_SIZE);
   private readonly overtimeHook: VmSystemOptions['onRequestOvertime'];
@@ -145,13 +151,9 @@ export class VmSystem {
     this.arena = new PhysicalPageArena(frames, options.frameMemory);
     this.queues = new PageQueues(this.arena);
     this.evictor = new Evictor(this, RECLAIM_GENERATIONS);
-    const low = options.lowWatermarkFrames ?? Math.floor(frames / 64);
+    this.givenOptions = options;
     this.options = {
-      lowWatermarkFrames: low,
-      highWatermarkFrames: options.highWatermarkFrames ?? Math.max(low + 1, Math.floor(frames / 32)),
-      // A request's pages cannot be evicted until it is answered, so one request must leave most of
-      // the budget reclaimable: at most a quarter of it (and at most 1024 pages, 4 MiB).
-      maxRequestPages: options.maxRequestPages ?? Math.min(1024, Math.max(16, Math.floor(frames / 4))),
+      ...VmSystem.budgetLimits(frames, options),
       requestTimeoutMs: options.requestTimeoutMs ?? 300_000,
       requestOvertimeMs: options.requestOvertimeMs ?? 20_000,
       validate: options.validate ?? false,
@@ -160,6 +162,21 @@ export class VmSystem {
     this.levelSinceMs = performance.now();
     assert(this.options.highWatermarkFrames > this.options.lowWatermarkFrames, 'high watermark must exceed the low one');
     this.overtimeHook = options.onRequestOvertime;
+  }
+
+  /**
+   * The limits that follow from a budget of `frames` pages, where the options do not fix them: the
+   * evictor's watermarks and the largest page request. A request's pages cannot be evicted until it
+   * is answered, so one request must leave most of the budget reclaimable: at most a quarter of it
+   * (and at most 1024 pages, 4 MiB). Recomputed by setBudget.
+   */
+  private static budgetLimits(frames: number, given: VmSystemOptions): Pick<ResolvedVmSystemOptions, 'lowWatermarkFrames' | 'highWatermarkFrames' | 'maxRequestPages'> {
+    const low = given.lowWatermarkFrames ?? Math.floor(frames / 64);
+    return {
+      lowWatermarkFrames: low,
+      highWatermarkFrames: given.highWatermarkFrames ?? Math.max(low + 1, Math.floor(frames / 32)),
+      maxRequestPages: given.maxRequestPages ?? Math.min(1024, Math.max(4, Math.floor(frames / 4))),
+    };
   }
 
   /** Frames an allocation could get now: free ones plus clean pages the evictor may take (O(1)). */
@@ -363,6 +380,7 @@ export class VmSystem {
       }
     }
     this.arena.setLimit(frames);
+    Object.assign(this.options, VmSystem.budgetLimits(frames, this.givenOptions));
     this.updatePressure();
   }
 

@@ -282,7 +282,7 @@ export class VmObjectPaged extends VmObject {
     if (params.source !== undefined) {
       this.pager = params.source.pager;
       this.source = new PageSource(params.source.port, params.source.key,
-        (kind, page) => this.isResolved(kind, page), system.options.maxRequestPages);
+        (kind, page) => this.isResolved(kind, page), system.options);
     } else {
       this.pager = null;
       this.source = null;

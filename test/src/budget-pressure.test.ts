@@ -574,6 +574,59 @@ describe('setBudget', () => {
 });
 
 // -------------------------------------------------------------------------------------------------
+describe('limits that follow the budget', () => {
+  /** Commits 200 pages of a fresh VMO, supplying each request; returns the largest request (pages). */
+  async function commitThrough(system: VmSystem): Promise<number> {
+    const pager = system.createPager();
+    const port = system.createPort();
+    const vmo = pager.createVmo(0, port, 1, 200 * PAGE_SIZE);
+    const committing = vmo.commitRange(0, 200 * PAGE_SIZE);
+    let largest = 0;
+    for (;;) {
+      const p = await Promise.race([port.wait(), committing.then(() => null)]);
+      if (p === null) break;
+      largest = Math.max(largest, p.length / PAGE_SIZE);
+      const aux = system.createVmo(p.length);
+      pager.supplyPages(vmo, p.offset, p.length, aux, 0);
+      aux.close();
+    }
+    await committing;
+    return largest;
+  }
+
+  it('after a shrink, requests and watermarks are the new budget\'s, as on a system made with it (it hung or thrashed)', async () => {
+    const made = new VmSystem({ budgetBytes: 64 * PAGE_SIZE });
+    const shrunk = new VmSystem({ budgetBytes: 16384 * PAGE_SIZE });
+    shrunk.setBudget(64 * PAGE_SIZE);
+    expect(shrunk.options.lowWatermarkFrames).toBe(made.options.lowWatermarkFrames);
+    expect(shrunk.options.highWatermarkFrames).toBe(made.options.highWatermarkFrames);
+    expect(shrunk.options.maxRequestPages).toBe(made.options.maxRequestPages);
+    // A request larger than the budget cannot be supplied (its pages are not evictable until it is
+    // answered): before, the shrunk system asked for 1024 pages at once and the commit failed.
+    expect(await commitThrough(shrunk)).toBe(16);
+    // Pages supplied one at a time all stay resident within the budget (before: the stale low
+    // watermark, 256 frames, reclaimed at every allocation and left 2 of 40).
+    const pager = shrunk.createPager();
+    const port = shrunk.createPort();
+    const vmo = pager.createVmo(0, port, 2, 40 * PAGE_SIZE);
+    const aux = shrunk.createVmo(PAGE_SIZE);
+    for (let p = 0; p < 40; p++) {
+      aux.writeStep(new Uint8Array(PAGE_SIZE).fill(p), 0, 0, PAGE_SIZE);
+      pager.supplyPages(vmo, p * PAGE_SIZE, PAGE_SIZE, aux, 0);
+    }
+    expect(vmo.counters().residentPages).toBe(40);
+    // And back up: the limits grow with the budget too.
+    shrunk.setBudget(16384 * PAGE_SIZE);
+    expect(shrunk.options.maxRequestPages).toBe(1024);
+  });
+
+  it('options given at creation stay fixed across budget changes', () => {
+    const system = new VmSystem({ budgetBytes: 1024 * PAGE_SIZE, maxRequestPages: 8, lowWatermarkFrames: 3, highWatermarkFrames: 9 });
+    system.setBudget(64 * PAGE_SIZE);
+    expect([system.options.maxRequestPages, system.options.lowWatermarkFrames, system.options.highWatermarkFrames]).toEqual([8, 3, 9]);
+  });
+});
+
 describe('request size under a small budget', () => {
   it('by default a page request asks for at most a quarter of the budget, so its in-flight pages never fill it', async () => {
     // A request's pages cannot be evicted until it is answered; a commit larger than the budget must
