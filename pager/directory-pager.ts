@@ -657,7 +657,9 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * job needing these pages waits for this one instead of reading them again.
    */
   private fillRange(file: PagedFile, startPage: number, reqEnd: number, endPage: number): Promise<void> {
-    return this.inFlight(file, startPage, endPage, () => this.fillRangeNow(file, startPage, reqEnd, endPage));
+    // A budget change waits for whole fills, not chunks: pages a request has been supplied cannot
+    // be evicted until all of it is, so holding its later chunks back would strand them.
+    return this.inFlight(file, startPage, endPage, () => this.whileFilling(() => this.fillRangeNow(file, startPage, reqEnd, endPage)));
   }
 
   private async fillRangeNow(file: PagedFile, startPage: number, reqEnd: number, endPage: number, attempt = 0): Promise<void> {
@@ -718,7 +720,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     while (file.fillGate !== null) await file.fillGate;
     file.activeFills++;
     try {
-      return await this.whileFilling(() => this.fillChunkNow(file, pos, count, reqEnd, retryNoMemory));
+      return await this.fillChunkNow(file, pos, count, reqEnd, retryNoMemory);
     } finally {
       file.fillEnded();
     }

@@ -207,6 +207,11 @@ export const NO_MEMORY_ATTEMPTS = 10;
 
 /** A budget shrink blocked only by dirty or in-flight pages is retried this often, 10 ms apart. */
 const SET_BUDGET_ATTEMPTS = 100;
+/**
+ * How long a budget shrink waits for fills under way before it tries anyway (a backing read that
+ * hangs, or a pager module that never answers, must not hold the budget, and every fill, forever).
+ */
+const SHRINK_FILL_WAIT_MS = 2000;
 
 export abstract class PagerService<F extends ServedFile = ServedFile> implements PageJobHandler {
   readonly system: VmSystem;
@@ -229,8 +234,10 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   private pressureWriteback: Promise<void> | null = null;
   private unsubscribePressure: (() => void) | null = null;
   private unsubscribeLevel: (() => void) | null = null;
-  /** While a budget change runs, fills wait on this (they hold aux frames while reading). */
+  /** While a budget shrink runs, new fills wait on this (they hold aux frames while reading). */
   private fillGate: Promise<void> | null = null;
+  /** Budget changes run one at a time, each after the one before (each owns fillGate while it runs). */
+  private budgetChanges: Promise<void> = Promise.resolve();
   /** Fills holding aux frames now, and who waits for that count to reach zero. */
   private activeFills = 0;
   private fillsIdle: Array<() => void> = [];
@@ -721,25 +728,46 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   // Budget, hints and residency (the vmtouch-style controls).
 
   /**
-   * Changes the memory budget while serving. Growing takes effect at once; shrinking reclaims clean
-   * pages down to the new budget, writing dirty pages back first when they stand in the way. Throws
-   * BAD_STATE (and keeps the old budget) when pinned or locked pages alone exceed the new budget.
+   * Changes the memory budget while serving. Changes run one at a time, in the order asked.
+   * Growing takes effect at once; shrinking holds new fills back, lets those under way finish (for
+   * up to SHRINK_FILL_WAIT_MS), then reclaims clean pages down to the new budget, writing dirty
+   * pages back first when they stand in the way. Throws BAD_STATE (and keeps the old budget) when
+   * pinned or locked pages, or the pages of locks being placed, alone exceed the new budget.
    */
-  async setBudget(bytes: number): Promise<void> {
+  setBudget(bytes: number): Promise<void> {
+    const change = this.budgetChanges.then(() => this.setBudgetNow(bytes));
+    this.budgetChanges = change.catch(() => undefined);
+    return change;
+  }
+
+  private async setBudgetNow(bytes: number): Promise<void> {
     const frames = Math.floor(bytes / PAGE_SIZE);
-    // Pinned and locked pages stay whatever we do: when they alone exceed the budget, refuse at
-    // once, with nothing written back or evicted.
-    const held = this.system.pinnedPages + this.system.lockedPages;
+    if (frames >= this.system.budgetPages) {
+      this.system.setBudget(bytes); // growing: nothing is in the way
+      this.log.info({ budgetBytes: this.system.budgetBytes }, 'memory budget changed');
+      return;
+    }
+    // Pinned and locked pages stay whatever we do (and so will those of locks being placed): when
+    // they alone exceed the budget, refuse at once, with nothing written back or evicted.
+    const held = this.system.pinnedPages + this.system.lockedPages + this.lockReserved;
     if (held > frames) {
       throw new ZxError(ZxStatus.ERR_BAD_STATE,
         `cannot shrink the budget to ${frames} pages: ${held} pages are pinned or locked`);
     }
     // Anything else in the way is dirty (write it back) or in flight: fills hold aux frames while
-    // they read. Hold new fills back and let running ones finish, then shrink; retry briefly.
+    // they read. Hold new fills back and let running ones finish (for a while), then shrink; retry
+    // briefly. Requests raised meanwhile are sized for the new budget already.
     let open!: () => void;
     this.fillGate = new Promise<void>((r) => { open = r; });
+    this.system.sizeRequestsFor(bytes);
     try {
-      while (this.activeFills > 0) await new Promise<void>((r) => this.fillsIdle.push(r));
+      const deadline = performance.now() + SHRINK_FILL_WAIT_MS;
+      while (this.activeFills > 0 && performance.now() < deadline) {
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, Math.max(1, deadline - performance.now()));
+          this.fillsIdle.push(() => { clearTimeout(timer); r(); });
+        });
+      }
       for (let attempt = 0; ; attempt++) {
         try {
           this.system.setBudget(bytes);
@@ -750,6 +778,10 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
           else await new Promise((r) => setTimeout(r, 10));
         }
       }
+    } catch (err) {
+      this.system.sizeRequestsFor(Number.MAX_SAFE_INTEGER); // given up: the current budget's limits
+      this.system.setBudget(this.system.budgetBytes);
+      throw err;
     } finally {
       this.fillGate = null;
       open();
