@@ -58,10 +58,15 @@ export class PageWaiter {
     this.rejectFn(new ZxError(status, why));
   }
 
-  /** The operation gave up waiting (timeout): forget this waiter without settling it twice. */
+  /**
+   * The operation gave up waiting (timeout): forget this waiter without settling it twice. If no
+   * one else waits on its request, the request is given up too, so that the next fault on those
+   * pages asks the pager again instead of waiting on an answer that did not come.
+   */
   cancel(): void {
     this.settled = true;
     this.request.removeWaiter(this);
+    if (this.request.waiters.length === 0) this.request.source.abandon(this.request);
   }
 }
 
@@ -204,6 +209,11 @@ export class PageSource {
         for (let k = r.waiters.length - 1; k >= 0; k--) if (r.waiters[k].settled) r.waiters.splice(k, 1);
       }
     }
+  }
+
+  /** A request whose last waiter gave up (PageWaiter.cancel): ended, if it is still outstanding. */
+  abandon(request: PageRequest): void {
+    if (this.list(request.kind).includes(request)) this.retire(request);
   }
 
   /** Ends a request: withdrawn from the port if unread; remaining waiters retry. */

@@ -373,6 +373,34 @@ describe('statuses and queries', () => {
     tp.supply(vmo, 1, 1);
     expect(isPattern(readSync(vmo, P, P), keyOf(vmo), 1)).toBe(true);
   });
+
+  it('a request whose waiters all timed out is given up: the next fault asks the pager again', async () => {
+    const tp = new TestPager({ requestOvertimeMs: 1000, requestTimeoutMs: 60 });
+    const vmo = tp.createVmo(4);
+    const first = tp.read(vmo, 0, 2);
+    tp.expectRequest('READ', vmo, 0, 2); // read by the pager, never answered (a lost answer)
+    await first.promise.catch(() => undefined);
+    await first.expectFailed(ZxStatus.ERR_TIMED_OUT);
+    // Before, the request stayed outstanding: this read joined it, no packet came, and it timed out too.
+    const second = tp.read(vmo, 0, 2);
+    tp.expectRequest('READ', vmo, 0, 2);
+    tp.supply(vmo, 0, 2);
+    expect(isPattern(await second.expectDone(), keyOf(vmo), 0)).toBe(true);
+  });
+
+  it('a request some waiter still waits on is kept when another one times out', async () => {
+    const tp = new TestPager({ requestOvertimeMs: 1000, requestTimeoutMs: 80 });
+    const vmo = tp.createVmo(4);
+    const early = tp.read(vmo, 0, 1);
+    tp.expectRequest('READ', vmo, 0, 1);
+    await new Promise((r) => setTimeout(r, 50));
+    const late = tp.read(vmo, 0, 1); // joins the request: no new packet
+    tp.expectNoRequest();
+    await early.promise.catch(() => undefined);
+    await early.expectFailed(ZxStatus.ERR_TIMED_OUT);
+    tp.supply(vmo, 0, 1);
+    expect(isPattern(await late.expectDone(), keyOf(vmo), 0)).toBe(true);
+  });
 });
 
 // `InvalidPagerCreate` (pager options != 0) has no pagerfs counterpart: createPager takes no options.
