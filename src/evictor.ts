@@ -55,8 +55,8 @@ export class Evictor {
 
   /**
    * Decides whether `frame` may be evicted and, if so, evicts it. The only place that decides.
-   * May go: held by a pager VMO, Clean, unpinned, not part of an outstanding page request, and not
-   * always-need unless `override`.
+   * May go: held by a pager VMO whose pager is open, Clean, unpinned, not part of an outstanding
+   * page request, and not always-need unless `override`.
    */
   evictPage(frame: number, override: boolean): boolean {
     const f = this.system.arena.frames;
@@ -64,7 +64,8 @@ export class Evictor {
     if (f.dirty[frame] !== DirtyState.Clean || f.pinCount[frame] !== 0) return false;
     if ((f.flags[frame] & FrameFlag.AlwaysNeed) !== 0 && !override) return false;
     const vmo = this.system.vmoById(f.owner[frame]);
-    if (vmo.kind !== 'pager') return false;
+    // A closed pager supplies nothing again: its pages stay (SEMANTICS: they stay readable).
+    if (vmo.kind !== 'pager' || vmo.pager!.isClosed) return false;
     // A page of a request still outstanding is in flight: evicting it would leave the request
     // waiting for a page the pager already supplied (it would never supply it again).
     if (vmo.isUnderRequest(f.pageIndex[frame])) return false;

@@ -207,7 +207,10 @@ export class VmSystem {
     return this.arena.limitFrames;
   }
 
-  /** Pages that are Dirty or AwaitingClean, in all pager VMOs (exact, O(1)). */
+  /**
+   * Pages that are Dirty or AwaitingClean and not pinned, in all pager VMOs (exact, O(1)): the
+   * ones writeback can clean. Pinned pages, dirty or not, are in pinnedPages.
+   */
   get dirtyPages(): number {
     return this.queues.countOf(Queue.PagerDirty);
   }

@@ -157,7 +157,7 @@ export abstract class VmObject {
    * Makes pages [startPage, endPage) resident (and Dirty when `forWrite` on a pager VMO) in order;
    * returns how many from startPage are ready. Commit clips the range to the current size.
    */
-  abstract commitStep(startPage: number, endPage: number, forWrite: boolean): number;
+  abstract commitStep(startPage: number, endPage: number, forWrite: boolean, keepZeroRuns?: boolean): number;
   abstract createChild(options: number, offsetBytes: number, sizeBytes: number): VmObject;
   abstract opRange(op: VmoOp, offsetBytes: number, lengthBytes: number): Promise<void>;
   abstract resize(sizeBytes: number): void;
@@ -212,11 +212,11 @@ export abstract class VmObject {
   }
 
   /** @internal Runs commitStep to completion. */
-  async commitPages(start: number, end: number, forWrite: boolean): Promise<void> {
-    let done = this.commitStep(start, end, forWrite);
+  async commitPages(start: number, end: number, forWrite: boolean, keepZeroRuns = false): Promise<void> {
+    let done = this.commitStep(start, end, forWrite, keepZeroRuns);
     while (start + done < Math.min(end, this.sizePages)) {
       await this.system.waitFor(this.takeWait());
-      done += this.commitStep(start + done, end, forWrite);
+      done += this.commitStep(start + done, end, forWrite, keepZeroRuns);
     }
   }
 
@@ -622,7 +622,7 @@ export class VmObjectPaged extends VmObject {
       if (this.detachedOrClosed && zeroState !== DirtyState.Dirty) {
         throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${page} cannot be written: the pager detached or closed`);
       }
-      if (this.trapDirty && !source.detached) {
+      if (this.trapDirty && !this.detachedOrClosed) { // no packets after a detach or a close
         this.faultDirty(page, endPage);
         return NO_FRAME;
       }
@@ -654,7 +654,11 @@ export class VmObjectPaged extends VmObject {
     this.pendingWait = this.source!.waitFor(PagerCommand.Dirty, first, end);
   }
 
-  commitStep(startPage: number, endPage: number, forWrite: boolean): number {
+  /**
+   * `keepZeroRuns` (the PREFETCH and ALWAYS_NEED hints): a dirty zero run counts as present, as it
+   * does for a read, instead of being committed as real pages the way COMMIT does.
+   */
+  commitStep(startPage: number, endPage: number, forWrite: boolean, keepZeroRuns = false): number {
     const end = Math.min(endPage, this.sizePagesValue); // a shrink clips a commit instead of failing it
     for (let p = startPage; p < end; p++) {
       if (this.kind === 'anonymous' || (forWrite && this.kind === 'clone')) {
@@ -665,6 +669,7 @@ export class VmObjectPaged extends VmObject {
         const frame = this.pages.lookup(p);
         const zero = frame === NO_FRAME && this.zeroRuns.stateAt(p) !== DirtyState.Untracked;
         if (frame !== NO_FRAME && !forWrite) continue;
+        if (zero && keepZeroRuns && !forWrite) continue;
         if (frame === NO_FRAME || zero || forWrite) {
           // Zero-run pages are committed as real pages (CommitExtendedTail): a write-like commit.
           if (frame === NO_FRAME && !zero) {
@@ -877,7 +882,8 @@ export class VmObjectPaged extends VmObject {
       this.sizePagesValue = newPages;
       // What a clone cut away of its own window onto the parent never shows through again.
       this.parentLimitPages = Math.min(this.parentLimitPages, newPages);
-      for (const child of this.children) if (child instanceof VmObjectPaged) child.parentShrank(this, newPages);
+      // Only COW clones see through to us; an eager snapshot holds its own copy.
+      for (const child of this.children) if (child instanceof VmObjectPaged && child.parent === this) child.parentShrank(this, newPages);
       this.source?.truncated(newPages);
     } else if (newPages > oldPages) {
       this.sizePagesValue = newPages;
@@ -930,9 +936,11 @@ export class VmObjectPaged extends VmObject {
     if (this.pagerRoot === null) return;
     const start = pageOf(offsetBytes);
     const end = pagesCeil(offsetBytes + lengthBytes);
-    if (op === VmoOp.PREFETCH) return this.commitPages(start, end, false);
+    // Hints fault pages in for reading: a zero run is present already (committing it would dirty
+    // real zero pages, and with TRAP_DIRTY ask the pager to).
+    if (op === VmoOp.PREFETCH) return this.commitPages(start, end, false, true);
     if (op === VmoOp.ALWAYS_NEED) {
-      await this.commitPages(start, end, false);
+      await this.commitPages(start, end, false, true);
       this.forEachRootPage(start, end, (root, frame) => root.setAlwaysNeed(frame, true));
       return;
     }
@@ -1396,10 +1404,10 @@ export class VmSlice extends VmObject {
     return n;
   }
 
-  commitStep(startPage: number, endPage: number, forWrite: boolean): number {
+  commitStep(startPage: number, endPage: number, forWrite: boolean, keepZeroRuns = false): number {
     const end = Math.min(endPage, this.slicePages, Math.max(0, this.target.sizePages - this.offsetPages));
     if (startPage >= end) return Math.max(0, Math.min(endPage, this.slicePages) - startPage);
-    const n = this.target.commitStep(this.offsetPages + startPage, this.offsetPages + end, forWrite);
+    const n = this.target.commitStep(this.offsetPages + startPage, this.offsetPages + end, forWrite, keepZeroRuns);
     if (startPage + n < end) {
       this.pendingWait = this.target.takeWait();
       return n;

@@ -3,7 +3,7 @@
  * teardown"). Fuchsia threads become concurrent async operations tracked by `Blocked`.
  */
 import { describe, expect, it } from 'vitest';
-import { ChildOptions, PAGE_SIZE, PagerOp, ZxStatus } from '../../src/index.js';
+import { ChildOptions, EvictionLevel, PAGE_SIZE, PagerOp, ZxStatus } from '../../src/index.js';
 import {
   TRAP_MODES, allBytes, drain, expectStatus, makeVmo, modified, readNow, supplyZero, writeDirty,
 } from './dirty-helpers.js';
@@ -166,6 +166,16 @@ describe('detach and pager close fail blocked readers', () => {
     tp.expectNoRequest();
   });
 
+  it('after a pager close its supplied pages are never evicted (nothing could supply them again)', async () => {
+    const tp = new TestPager();
+    const vmo = tp.createVmo(4);
+    tp.supply(vmo, 0, 4);
+    tp.pager.close();
+    expect(tp.system.reclaim(16, EvictionLevel.IncludeNewest)).toBe(0); // before: all 4 went, and reads failed BAD_STATE
+    expect(isPattern(await readNow(tp, vmo, 0, 4), keyOf(vmo), 0)).toBe(true);
+    tp.expectNoRequest();
+  });
+
   // Fuchsia: DetachClosePagerTest
   it('detach followed by pager close is safe: one COMPLETE, then nothing; reads fail BAD_STATE', async () => {
     const tp = new TestPager();
@@ -252,6 +262,17 @@ describe.each(TRAP_MODES)('dirty pages survive detach ($mode)', ({ trap }) => {
     expect(tp.dirtyRanges(vmo)).toEqual([]);
     expect(vmo.counters()).toMatchObject({ dirtyPages: 0, dirtyZeroPages: 0 });
     tp.expectNoRequest();
+  });
+
+  it('after a pager close a write to a Dirty zero range proceeds without a request, as after detach', async () => {
+    const tp = new TestPager();
+    const vmo = makeVmo(tp, 1, trap, true);
+    tp.supply(vmo, 0, 1);
+    vmo.resize(3 * PAGE_SIZE); // pages 1-2: a Dirty zero run
+    tp.pager.close();
+    await tp.write(vmo, 1, 1, 0x21).expectDone(); // before, with TRAP_DIRTY: a DIRTY packet after the close, and the writer hung
+    tp.expectNoRequest();
+    expect(allBytes(await readNow(tp, vmo, 1, 1), 0x21)).toBe(true);
   });
 
   // Fuchsia: NoDirtyRequestsAfterDetach, WritebackResizedRangeAfterDetach (zero ranges: a Dirty zero

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  ChildOptions, InternalError, PAGE_SIZE, VmoOp, ZxStatus, isZxError, type VmObjectPaged,
+  ChildOptions, InternalError, PAGE_SIZE, VmoOp, VmoOptions, ZxStatus, isZxError, type VmObjectPaged,
 } from '../../src/index.js';
 import { EvictionLevel } from '../../src/evictor.js';
 import { Blocked, TestPager, isPattern, patternPage } from './userpager.js';
@@ -44,6 +44,22 @@ describe('eviction hints (user-space tests, pager.cc)', () => {
     await r.expectDone();
     expect(isPattern(r.value!, 1, 10)).toBe(true);
     checkBudget(tp.system);
+  });
+
+  it('ALWAYS_NEED and PREFETCH over a grown zero tail ask nothing and keep it a zero run (they dirtied real pages)', async () => {
+    for (const op of [VmoOp.ALWAYS_NEED, VmoOp.PREFETCH]) {
+      for (const trap of [true, false]) {
+        const tp = new TestPager();
+        const vmo = tp.createVmo(1, VmoOptions.RESIZABLE | (trap ? VmoOptions.TRAP_DIRTY : 0));
+        tp.supply(vmo, 0, 1);
+        vmo.resize(4 * PAGE_SIZE);
+        await vmo.opRange(op, 0, 4 * PAGE_SIZE); // with TRAP_DIRTY it waited for a DIRTY answer
+        tp.expectNoRequest();
+        expect(tp.pager.queryDirtyRanges(vmo, 0, 4 * PAGE_SIZE).ranges, `${VmoOp[op]} trap=${trap}`)
+          .toEqual([{ offset: PAGE_SIZE, length: 3 * PAGE_SIZE, isZero: true }]);
+        expect(vmo.counters().residentPages).toBe(1);
+      }
+    }
   });
 
   it('EvictionHintsOpRange: hints on committed pages succeed with no request; unaligned ranges round out', async () => {
