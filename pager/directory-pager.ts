@@ -574,13 +574,9 @@ export class DirectoryPager extends PagerService<PagedFile> {
     void file.fh.close().catch(() => undefined);
   }
 
-  override async shutdown(): Promise<void> {
-    try {
-      await super.shutdown();
-    } finally {
-      this.smallReadAux?.close();
-      this.smallReadAux = null;
-    }
+  protected override async afterShutdown(): Promise<void> {
+    this.smallReadAux?.close();
+    this.smallReadAux = null;
   }
 
   statFile(file: PagedFile): Promise<FileStat> {

@@ -275,8 +275,7 @@ export class ModulePager extends PagerService<DeclaredFile> {
     this.failRange(file, job.offset, job.length, ZxStatus.ERR_BAD_STATE);
   }
 
-  override async shutdown(): Promise<void> {
-    await super.shutdown();
+  protected override async afterShutdown(): Promise<void> {
     await this.definition.close?.();
   }
 

@@ -232,6 +232,10 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   private readonly writebackDelayMs: number;
   private flushTimer: ReturnType<typeof setInterval> | null = null;
   private pressureWriteback: Promise<void> | null = null;
+  /** The aging writeback pass is running (flushAged): the timer skips a turn instead of piling up. */
+  private flushingAged = false;
+  /** The one shutdown run (shutdown). */
+  private shutdownRun: Promise<void> | null = null;
   private unsubscribePressure: (() => void) | null = null;
   private unsubscribeLevel: (() => void) | null = null;
   /** While a budget shrink runs, new fills wait on this (they hold aux frames while reading). */
@@ -322,8 +326,24 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
    * pager. Requests still outstanding then fail with BAD_STATE; none hang. Rethrows the first
    * writeback error after everything is closed.
    */
-  async shutdown(): Promise<void> {
-    if (this.shuttingDown) return;
+  /** Writes back, detaches and stops; a second call gets the first call's promise (its writeback too). */
+  shutdown(): Promise<void> {
+    this.shutdownRun ??= this.shutdownNow();
+    return this.shutdownRun;
+  }
+
+  private async shutdownNow(): Promise<void> {
+    try {
+      await this.stopServing();
+    } finally {
+      await this.afterShutdown();
+    }
+  }
+
+  /** What a subclass lets go of once the service has stopped (also after a failed writeback). */
+  protected async afterShutdown(): Promise<void> {}
+
+  private async stopServing(): Promise<void> {
     this.shuttingDown = true;
     if (this.flushTimer !== null) clearInterval(this.flushTimer);
     this.unsubscribePressure?.();
@@ -493,6 +513,7 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     if (file === undefined) return;
     file.completed = true;
     this.byKey.delete(key);
+    this.traceFailures?.delete(key);
     this.unregisterIdentity(file);
     this.onComplete(file);
   }
@@ -686,11 +707,17 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
 
   /** Writes back files whose dirty data is older than the writeback delay. */
   private async flushAged(): Promise<void> {
-    const now = performance.now();
-    for (const file of this.files()) {
-      if (file.dirtySince !== null && now - file.dirtySince >= this.writebackDelayMs) {
-        await this.writeback(file).catch(() => undefined);
+    if (this.flushingAged) return; // a slow store: the last pass is still writing
+    this.flushingAged = true;
+    try {
+      const now = performance.now();
+      for (const file of this.files()) {
+        if (file.dirtySince !== null && now - file.dirtySince >= this.writebackDelayMs) {
+          await this.writeback(file).catch(() => undefined);
+        }
       }
+    } finally {
+      this.flushingAged = false;
     }
   }
 

@@ -39,11 +39,11 @@ export class VerifiedPager extends DirectoryPager {
     this.hasher = new PageHasher(this.log, options.pageCheck ?? null);
   }
 
-  override async shutdown(): Promise<void> {
+  protected override async afterShutdown(): Promise<void> {
     try {
-      await super.shutdown();
-    } finally {
       await this.hasher.close();
+    } finally {
+      await super.afterShutdown();
     }
   }
 

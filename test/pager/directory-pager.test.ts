@@ -682,6 +682,18 @@ describe('writing, writeback and truncate', () => {
     expect(env.backing('d.bin').equals(data.subarray(0, 2 * PAGE_SIZE))).toBe(true);
   });
 
+  it('a second shutdown call resolves only once the first one\'s writeback is done', async () => {
+    const env = makeEnv({ budgetPages: 256, writebackDelayMs: 60_000 });
+    env.put('s.bin', pattern(8 * PAGE_SIZE, 40));
+    const f = await env.dp.open('s.bin');
+    const data = pattern(8 * PAGE_SIZE, 41);
+    await f.vmo.write(data, 0);
+    const first = env.dp.shutdown();
+    await env.dp.shutdown(); // returned at once before, with the data still unwritten
+    expect(env.backing('s.bin').equals(data)).toBe(true);
+    await first;
+  });
+
   it('shutdown with dirty pages in several files writes them all back', async () => {
     const env = makeEnv({ budgetPages: 256 });
     const names = ['x.bin', 'sub/y.bin', 'z.bin'];
