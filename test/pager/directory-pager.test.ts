@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { linkSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { ZxError, ZxStatus } from '../../src/index.js';
@@ -528,6 +528,30 @@ describe('opening files', () => {
     expect(again).not.toBe(files[0]);
     expect((await readVmo(again.vmo, 0, 2 * PAGE_SIZE)).equals(pattern(2 * PAGE_SIZE, 21))).toBe(true);
     expect((await readVmo(dirty.vmo, 0, 9)).toString()).toBe('unwritten');
+  });
+
+  it('an idle file whose backing file is deleted outside is let go, so the deleted file\'s space is freed; an open one is kept', async () => {
+    const env = makeEnv({ budgetPages: 256, unlinkedSweepMs: 20 });
+    env.put('gone.bin', pattern(4 * PAGE_SIZE, 30));
+    env.put('held.bin', pattern(4 * PAGE_SIZE, 31));
+    const gone = await env.dp.open('gone.bin');
+    await readVmo(gone.vmo, 0, 4 * PAGE_SIZE);
+    await env.dp.release(gone); // idle: its VMO and descriptor are kept as a cache
+    const held = await env.dp.open('held.bin');
+    const deletedFds = (): number => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(env.dir) && readlinkSync(`/proc/self/fd/${fd}`).endsWith('(deleted)');
+      } catch {
+        return false;
+      }
+    }).length;
+    unlinkSync(path.join(env.dir, 'gone.bin'));
+    unlinkSync(path.join(env.dir, 'held.bin'));
+    // Before, the idle file held its deleted inode open until the idle cap or the unmount.
+    await vi.waitFor(() => expect(gone.completed).toBe(true), { timeout: 5000 });
+    expect(deletedFds(), 'only the open file still holds a deleted inode').toBe(1);
+    expect((await readVmo(held.vmo, 0, 4 * PAGE_SIZE)).equals(pattern(4 * PAGE_SIZE, 31))).toBe(true);
+    expect(held.completed).toBe(false);
   });
 
   it('open after shutdown is BAD_STATE', async () => {
