@@ -573,27 +573,33 @@ describe('setBudget', () => {
   });
 });
 
+/**
+ * Commits 200 pages of a fresh pager VMO, supplying each request as it comes and calling `each`
+ * with its length in pages after the supply; returns the largest request and how many came.
+ */
+async function commitThrough(system: VmSystem, each?: (pages: number) => void): Promise<{ largest: number; requests: number }> {
+  const pager = system.createPager();
+  const port = system.createPort();
+  const vmo = pager.createVmo(0, port, 1, 200 * PAGE_SIZE);
+  const committing = vmo.commitRange(0, 200 * PAGE_SIZE);
+  let largest = 0;
+  let requests = 0;
+  for (;;) {
+    const p = await Promise.race([port.wait(), committing.then(() => null)]);
+    if (p === null) break;
+    requests++;
+    largest = Math.max(largest, p.length / PAGE_SIZE);
+    const aux = system.createVmo(p.length);
+    pager.supplyPages(vmo, p.offset, p.length, aux, 0);
+    aux.close();
+    each?.(p.length / PAGE_SIZE);
+  }
+  await committing;
+  return { largest, requests };
+}
+
 // -------------------------------------------------------------------------------------------------
 describe('limits that follow the budget', () => {
-  /** Commits 200 pages of a fresh VMO, supplying each request; returns the largest request (pages). */
-  async function commitThrough(system: VmSystem): Promise<number> {
-    const pager = system.createPager();
-    const port = system.createPort();
-    const vmo = pager.createVmo(0, port, 1, 200 * PAGE_SIZE);
-    const committing = vmo.commitRange(0, 200 * PAGE_SIZE);
-    let largest = 0;
-    for (;;) {
-      const p = await Promise.race([port.wait(), committing.then(() => null)]);
-      if (p === null) break;
-      largest = Math.max(largest, p.length / PAGE_SIZE);
-      const aux = system.createVmo(p.length);
-      pager.supplyPages(vmo, p.offset, p.length, aux, 0);
-      aux.close();
-    }
-    await committing;
-    return largest;
-  }
-
   it('after a shrink, requests and watermarks are the new budget\'s, as on a system made with it (it hung or thrashed)', async () => {
     const made = new VmSystem({ budgetBytes: 64 * PAGE_SIZE });
     const shrunk = new VmSystem({ budgetBytes: 16384 * PAGE_SIZE });
@@ -603,7 +609,7 @@ describe('limits that follow the budget', () => {
     expect(shrunk.options.maxRequestPages).toBe(made.options.maxRequestPages);
     // A request larger than the budget cannot be supplied (its pages are not evictable until it is
     // answered): before, the shrunk system asked for 1024 pages at once and the commit failed.
-    expect(await commitThrough(shrunk)).toBe(16);
+    expect((await commitThrough(shrunk)).largest).toBe(16);
     // Pages supplied one at a time all stay resident within the budget (before: the stale low
     // watermark, 256 frames, reclaimed at every allocation and left 2 of 40).
     const pager = shrunk.createPager();
@@ -633,22 +639,10 @@ describe('request size under a small budget', () => {
     // therefore come in requests that leave room to evict (regression: touch under a 4 MiB budget
     // reached the out-of-memory level and took locked pages).
     const system = new VmSystem({ budgetBytes: 64 * PAGE_SIZE, validate: true });
-    const pager = system.createPager();
-    const port = system.createPort();
-    const vmo = pager.createVmo(0, port, 1, 200 * PAGE_SIZE);
-    const committing = vmo.commitRange(0, 200 * PAGE_SIZE);
-    let requests = 0;
-    for (;;) {
-      const p = await Promise.race([port.wait(), committing.then(() => null)]);
-      if (p === null) break;
-      requests++;
-      expect(p.length / PAGE_SIZE).toBeLessThanOrEqual(16);
-      const aux = system.createVmo(p.length);
-      pager.supplyPages(vmo, p.offset, p.length, aux, 0);
-      aux.close();
+    const { requests } = await commitThrough(system, (pages) => {
+      expect(pages).toBeLessThanOrEqual(16);
       expect(system.arena.usedFrames).toBeLessThanOrEqual(64);
-    }
-    await committing;
+    });
     expect(requests).toBeGreaterThanOrEqual(200 / 16);
     expect(system.evictor.counters.alwaysNeedOverrides).toBe(0);
   });
