@@ -597,6 +597,32 @@ describe('writing, writeback and truncate', () => {
     await readAcrossTruncate('before'); // the fill measured a whole page 2: it failed with IO_DATA_INTEGRITY
   });
 
+  it('writeback records the size it gave the backing file, not one a write set while it truncated (reads then failed EIO)', async () => {
+    const env = makeEnv({ writebackDelayMs: 60_000 });
+    env.put('w.bin', Buffer.alloc(0));
+    const f = await env.dp.open('w.bin');
+    env.dp.mayResize(f);
+    f.vmo.resize(4 * PAGE_SIZE); // a write extends the file first, as the FUSE write does
+    await f.vmo.write(pattern(PAGE_SIZE, 22), 0);
+    // The backing truncate waits for the test; another write grows the VMO meanwhile.
+    const truncate = f.fh.truncate.bind(f.fh);
+    const hold = deferred();
+    const held = deferred();
+    f.fh.truncate = (async (len?: number) => {
+      held.resolve();
+      await hold.promise;
+      return truncate(len);
+    }) as typeof f.fh.truncate;
+    const writeback = env.dp.writeback(f);
+    await held.promise;
+    f.vmo.resize(8 * PAGE_SIZE);
+    hold.resolve();
+    await writeback;
+    f.fh.truncate = truncate;
+    expect(f.backingSize, 'what the backing file holds').toBe(statSync(path.join(env.dir, 'w.bin')).size);
+    expect(f.backingSize).toBe(4 * PAGE_SIZE);
+  });
+
   it('a truncate of a read-only backing file is EROFS and changes nothing', async () => {
     const env = makeEnv({ readOnly: true });
     const data = pattern(3 * PAGE_SIZE, 18);
