@@ -50,6 +50,8 @@ export interface StatsDocument {
   /** Reads that gave up waiting for the pager (ETIMEDOUT), and page jobs whose answer never came in time. */
   timedOutRequests: number;
   abandonedJobs: number;
+  /** Times the pager's port loop let the event loop turn after answering back to back for 20 ms. */
+  loopYields: number;
   /** Verified pager: pages checked against their hash tree, and pages that failed (EIO). */
   verifiedPages: number;
   integrityFailures: number;
@@ -109,6 +111,7 @@ export function statsDocument(dp: PagerService): StatsDocument {
     failuresByStatus: { ...m.failuresByStatus },
     timedOutRequests: s.timedOutWaits,
     abandonedJobs: m.abandonedJobs,
+    loopYields: m.loopYields,
     verifiedPages: m.verifiedPages,
     integrityFailures: m.integrityFailures,
     injectedFaults: m.injectedFaults,

@@ -47,6 +47,8 @@ export class PagerMetrics {
   integrityFailures = 0;
   /** Jobs whose answer did not come within the answer timeout (their slot was given back). */
   abandonedJobs = 0;
+  /** Times the port loop let the event loop turn after answering packets back to back for a while. */
+  loopYields = 0;
   readonly latency = new LatencyWindow();
 
   countFailure(statusName: string): void {
@@ -74,6 +76,7 @@ export class PagerMetrics {
       writebackBytes: this.writebackBytes,
       writebackErrors: this.writebackErrors,
       abandonedJobs: this.abandonedJobs,
+      loopYields: this.loopYields,
       verifiedPages: this.verifiedPages,
       integrityFailures: this.integrityFailures,
       latencyP50Ms: this.latency.quantile(0.5),

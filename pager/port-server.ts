@@ -55,6 +55,13 @@ interface WatchedJob {
 
 /** Most packets drained from the port into one coalescing batch. */
 const MAX_BATCH = 256;
+/**
+ * How long the loop may answer packets without the event loop turning before it lets it turn:
+ * packets answered at once wake their readers in microtasks, which may fault again at once, and
+ * such a chain (a workload hunt met one: eight writers in a shrunk budget) never lets FUSE
+ * requests, timers (writeback, request timeouts) or I/O callbacks run.
+ */
+const YIELD_AFTER_MS = 20;
 
 export class PortServer {
   private running = 0;
@@ -94,10 +101,23 @@ export class PortServer {
     return this.running;
   }
 
+  /** Set by a setImmediate callback (noteTurn): the event loop has turned since the loop looked. */
+  private turned = true;
+  private readonly noteTurn = (): void => { this.turned = true; };
+
   private async loop(): Promise<void> {
+    let busySince = 0;
     for (;;) {
       const first = await this.port.wait();
       if (first === null) return;
+      if (this.turned) {
+        this.turned = false;
+        busySince = performance.now();
+        setImmediate(this.noteTurn);
+      } else if (performance.now() - busySince > YIELD_AFTER_MS) {
+        await new Promise<void>((r) => setImmediate(r)); // noteTurn (queued earlier) runs first
+        this.metrics.loopYields++;
+      }
       const batch: PortPacket[] = [first];
       while (batch.length < MAX_BATCH) {
         const p = this.port.closed ? null : this.port.tryRead();

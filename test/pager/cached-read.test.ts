@@ -9,7 +9,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, unlinkS
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { VmSystem } from '../../src/index.js';
+import { VmSystem, VmoOp } from '../../src/index.js';
 import { DirectoryPager } from '../../pager/index.js';
 import { PAGE_SIZE, cleanupEnvs, makeEnv, pattern, readVmo } from './helpers.js';
 
@@ -185,5 +185,33 @@ describe('DirectoryPager with readCached on a file system without non-blocking r
       await dp.shutdown();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the port loop and the event loop', () => {
+  it('faults answered at once, chained in microtasks, still let timers run (the loop yields)', async () => {
+    const env = makeEnv({ budgetPages: 256, readaheadMaxBytes: 0, readCached: preadCached() });
+    requireNoWaitReads(env.dir);
+    env.put('hot.bin', pattern(PAGE_SIZE, 9));
+    const f = await env.dp.open('hot.bin');
+    // A reader that evicts its page and reads it again, forever: each fault is answered before the
+    // handler returns (a small cached read), so the chain never leaves the microtask queue unless
+    // the port loop lets the event loop turn. Before, a timer never fired while it ran.
+    const MAX = 100_000;
+    let rounds = 0;
+    const buf = Buffer.alloc(PAGE_SIZE);
+    const chain = (async () => {
+      while (rounds < MAX) {
+        await f.vmo.read(buf, 0);
+        await f.vmo.opRange(VmoOp.EVICT, 0, PAGE_SIZE);
+        rounds++;
+      }
+    })();
+    const atTimer = await new Promise<number>((r) => setTimeout(() => r(rounds), 5));
+    rounds = MAX; // stop the chain
+    await chain;
+    expect(atTimer, 'rounds done when a 5 ms timer fired').toBeLessThan(MAX);
+    expect(env.dp.metrics.loopYields).toBeGreaterThan(0);
+    expect(buf.equals(pattern(PAGE_SIZE, 9))).toBe(true);
   });
 });
