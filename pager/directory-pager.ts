@@ -905,8 +905,11 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * budget, waits for room (writeback; see waitForRoom) and tries again; `attempt` counts the tries.
    */
   private dirtyWithRoom(file: PagedFile, job: PageJob, end: number, attempt: number): Promise<void> | void {
+    // A truncate may have cut the file below the job since it came: its writers were retried then.
+    const stop = Math.min(end, file.vmo.sizeBytes);
+    if (stop <= job.offset) return;
     try {
-      this.markDirty(file, job.offset, Math.min(end, file.vmo.sizeBytes));
+      this.markDirty(file, job.offset, stop);
       file.dirtySince ??= performance.now();
     } catch (err) {
       // BAD_STATE: detached. OUT_OF_RANGE: shrank. Neither leaves anyone waiting.

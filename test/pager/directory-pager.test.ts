@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ZxError, ZxStatus } from '../../src/index.js';
 import { DirectoryPager, statusForIoError, type PagedFile, type PageJob } from '../../pager/index.js';
 import {
-  PAGE_SIZE, cleanupEnvs, deferred, errnoError, expectZx, holdBackingReads, makeEnv, pattern, readVmo, rejectionStatus, tick, type Env,
+  PAGE_SIZE, cleanupEnvs, deferred, errnoError, expectZx, holdBackingReads, makeEnv, memoryLogger, pattern, readVmo, rejectionStatus, tick, type Env,
 } from './helpers.js';
 
 afterEach(cleanupEnvs);
@@ -621,6 +621,24 @@ describe('writing, writeback and truncate', () => {
     f.fh.truncate = truncate;
     expect(f.backingSize, 'what the backing file holds').toBe(statSync(path.join(env.dir, 'w.bin')).size);
     expect(f.backingSize).toBe(4 * PAGE_SIZE);
+  });
+
+  it('a DIRTY request that arrives after a truncate cut the file below it is dropped quietly (the handler threw before)', async () => {
+    const { logger, lines } = memoryLogger();
+    const env = makeEnv({ logger });
+    env.put('d.bin', pattern(10 * PAGE_SIZE, 23));
+    const f = await env.dp.open('d.bin');
+    await readVmo(f.vmo, 0, 10 * PAGE_SIZE);
+    env.dp.mayResize(f);
+    // A write past the end (the file grows first, as the FUSE write does): the DIRTY answer checks
+    // the backing store's room first (a statfs), and the truncate lands while it is under way.
+    f.vmo.resize(13 * PAGE_SIZE);
+    const write = f.vmo.write(Buffer.from('late'), 12 * PAGE_SIZE).then(() => 'written', (e: { status: ZxStatus }) => String(e.status));
+    for (let i = 0; i < 20; i++) await Promise.resolve(); // the pager has the packet now
+    f.vmo.resize(PAGE_SIZE);
+    await write;
+    await tick(5);
+    expect(lines().filter((l) => (l.level as number) >= 50).map((l) => l.msg), 'error lines').toEqual([]);
   });
 
   it('a truncate of a read-only backing file is EROFS and changes nothing', async () => {

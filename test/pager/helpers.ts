@@ -1,6 +1,8 @@
 /** Shared fixtures for the user pager tests: a temp backing directory, a VmSystem and a started DirectoryPager. */
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { PAGE_SIZE, VmSystem, ZxStatus, isZxError, statusName, type VmObject } from '../../src/index.js';
@@ -140,6 +142,16 @@ export function holdBackingReads(file: PagedFile, when: 'before' | 'after'): { h
     return readv(...args);
   }) as typeof readv;
   return { held: held.promise, release: () => hold.resolve() };
+}
+
+/** A debug-level pino logger that keeps every line it writes. */
+export function memoryLogger(): { logger: pino.Logger; lines: () => Array<Record<string, unknown>> } {
+  const chunks: string[] = [];
+  const sink = new Writable({ write(chunk: Buffer, _enc, done) { chunks.push(chunk.toString('utf8')); done(); } });
+  return {
+    logger: pino({ level: 'debug' }, sink),
+    lines: () => chunks.join('').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 /** An errno-style error like Node's fs raises. */

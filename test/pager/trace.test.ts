@@ -2,23 +2,11 @@
  * The pager's trace (issue #4 item 7): with trace on, one debug line per page request and its
  * answer: key and path, command, offset, length, how it was answered, latency.
  */
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FaultInjector, parseFaultRule } from '../../pager/index.js';
-import { PAGE_SIZE, cleanupEnvs, makeEnv, pattern, readVmo, rejectionStatus } from './helpers.js';
+import { PAGE_SIZE, cleanupEnvs, makeEnv, memoryLogger, pattern, readVmo, rejectionStatus } from './helpers.js';
 
 afterEach(cleanupEnvs);
-
-/** A debug-level pino logger that keeps every line it writes. */
-function memoryLogger(): { logger: pino.Logger; lines: () => Array<Record<string, unknown>> } {
-  const chunks: string[] = [];
-  const sink = new Writable({ write(chunk: Buffer, _enc, done) { chunks.push(chunk.toString('utf8')); done(); } });
-  return {
-    logger: pino({ level: 'debug' }, sink),
-    lines: () => chunks.join('').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 describe('trace', () => {
   it('logs one line per page request with key, path, command, range, answer and latency; failures say their status', async () => {
