@@ -249,6 +249,8 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   private readonly readaheadMaxPages: number;
   /** Pages of locks being placed now (always_need in progress), counted against the locked share. */
   private lockReserved = 0;
+  /** The lock under way of each file being locked (a second lock of it waits for that one). */
+  private readonly locking = new Map<F, Promise<void>>();
 
   /** The namespace this service serves. */
   abstract readonly tree: FileTree;
@@ -830,6 +832,12 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
         await vmo.opRange(VmoOp.DONT_NEED, 0, size);
         break;
       case 'always_need': {
+        // A lock of this file already under way: the same lock (reserving it twice could refuse it).
+        const underway = this.locking.get(file);
+        if (underway !== undefined) {
+          await underway;
+          break;
+        }
         // Locks being placed right now count too (reserved), so concurrent locks cannot overshoot.
         const others = this.system.lockedPages - vmo.counters().lockedPages + this.lockReserved;
         const limit = Math.floor(this.system.budgetPages * this.maxLockedShare);
@@ -838,10 +846,13 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
             `locking ${vmo.sizePages} pages would hold ${others + vmo.sizePages} locked pages, above ${Math.round(this.maxLockedShare * 100)}% of the budget (${limit} pages)`);
         }
         this.lockReserved += vmo.sizePages;
+        const locking = vmo.opRange(VmoOp.ALWAYS_NEED, 0, size);
+        this.locking.set(file, locking);
         try {
-          await vmo.opRange(VmoOp.ALWAYS_NEED, 0, size);
+          await locking;
         } finally {
           this.lockReserved -= vmo.sizePages;
+          this.locking.delete(file);
         }
         break;
       }

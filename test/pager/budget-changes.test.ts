@@ -66,4 +66,13 @@ describe('changing the budget while the pager is busy', () => {
     expect(env.system.budgetPages).toBe(1024);
     expect(f.vmo.counters().lockedPages).toBe(500);
   });
+
+  it('two locks of one file at once are one lock: neither is refused for the other\'s reservation', async () => {
+    const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes: 0 });
+    env.put('twice.bin', pattern(400 * PAGE_SIZE, 6)); // 400 of 512 lockable pages (50%): twice would be 800
+    const f = await env.dp.open('twice.bin');
+    const [a, b] = await Promise.all([env.dp.hint(f, 'always_need'), env.dp.hint(f, 'always_need')]);
+    expect([a, b]).toEqual([400, 400]); // the second was ENOMEM before
+    expect(f.vmo.counters().lockedPages).toBe(400);
+  });
 });
