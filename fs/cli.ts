@@ -8,7 +8,8 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import { Command, CommanderError, Option } from 'commander';
 import { createLogger, formatSize, parseDuration } from '../pager/index.js';
-import { ConfigError, DEFAULTS, EXIT, parseMountOptions, type HeapMode, type RawMountOptions } from './config.js';
+import { ConfigError, DEFAULTS, EXIT, canonicalPath, parseMountOptions, type HeapMode, type RawMountOptions } from './config.js';
+import { mountTypeAt } from './client.js';
 import { CONTROL_DIR, type StatsDocument } from './control.js';
 import { clearStaleMount, loadMountPager, mountPagerfs } from './mount.js';
 import { topCommand } from './top.js';
@@ -95,22 +96,33 @@ function statsTable(s: StatsDocument, maxFiles = 10): string {
 }
 
 async function isMounted(mountpoint: string): Promise<boolean> {
-  const mounts = await readFile('/proc/self/mounts', 'utf8');
-  return mounts.split('\n').some((l) => l.split(' ')[1] === mountpoint.replace(/ /g, '\\040'));
+  return (await mountTypeAt(mountpoint)) !== null;
 }
 
 async function unmountCommand(mountpoint: string, timeoutText: string, lazy: boolean): Promise<void> {
-  const mnt = path.resolve(mountpoint);
-  const timeoutMs = parseDuration(timeoutText);
-  if (!(await isMounted(mnt))) throw new ConfigError(`Cannot unmount "${mountpoint}": nothing is mounted there`, EXIT.BAD_PATH);
+  let timeoutMs: number;
+  try {
+    timeoutMs = parseDuration(timeoutText);
+  } catch (err) {
+    throw new ConfigError(`Invalid --timeout "${timeoutText}": ${(err as Error).message}`);
+  }
+  const mnt = canonicalPath(mountpoint);
+  const type = await mountTypeAt(mnt);
+  if (type === null) throw new ConfigError(`Cannot unmount "${mountpoint}": nothing is mounted there`, EXIT.BAD_PATH);
+  // Never touch another filesystem: the hard way below would detach it (as root, even /home).
+  if (type !== 'fuse.pagerfs') throw new ConfigError(`Cannot unmount "${mountpoint}": it is a ${type} mount, not pagerfs`, EXIT.BAD_PATH);
   try {
     await writeFile(path.join(mnt, CONTROL_DIR, 'unmount'), lazy ? 'lazy\n' : '1\n');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EBUSY') {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EBUSY') {
       throw new ConfigError(`Cannot unmount "${mountpoint}": files are open through it (close them, or use --lazy to detach it anyway; fuser -vm ${mountpoint} lists the processes)`, EXIT.REFUSED);
     }
-    // No daemon answers (killed, or not pagerfs): clear the mount the hard way.
-    process.stderr.write(`pagerfs: the daemon did not answer (${(err as NodeJS.ErrnoException).code}); clearing the mount\n`);
+    if (code !== 'ENOTCONN' && code !== 'ECONNABORTED') {
+      throw new ConfigError(`Cannot unmount "${mountpoint}": the daemon refused (${code})`, EXIT.REFUSED);
+    }
+    // No daemon answers (killed): clear the mount the hard way.
+    process.stderr.write(`pagerfs: the daemon did not answer (${code}); clearing the mount\n`);
     await clearStaleMount(mnt);
     return;
   }

@@ -43,6 +43,17 @@ function unescapeMountField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
+/** The filesystem type mounted at `mountpoint` (an absolute, canonical path), or null: the topmost one. */
+export async function mountTypeAt(mountpoint: string): Promise<string | null> {
+  const text = await fsp.readFile('/proc/self/mounts', 'utf8');
+  let type: string | null = null;
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    if (f.length >= 3 && unescapeMountField(f[1]) === mountpoint) type = f[2];
+  }
+  return type;
+}
+
 /** The mountpoints of every pagerfs mount (fstype fuse.pagerfs) this process can see. */
 export async function pagerfsMountpoints(): Promise<string[]> {
   const text = await fsp.readFile('/proc/self/mounts', 'utf8');

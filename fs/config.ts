@@ -2,7 +2,7 @@
  * Mount configuration: parsed once from the command line into a MountConfig, validated before
  * anything is mounted. Messages name the action, quote the value, then say what is wrong.
  */
-import { promises as fsp } from 'node:fs';
+import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { MIN_BUDGET_PAGES, PAGE_SIZE, checkPressureThresholds, type PressureThresholds } from '../src/index.js';
 import { parseDuration, parseFaultRule, parseSize, type FaultRule } from '../pager/index.js';
@@ -144,10 +144,10 @@ export function parseMountOptions(backing: string | undefined, mountpoint: strin
     metricsListen = { host: m[1] || '127.0.0.1', port };
   }
   return {
-    backing: backing === undefined ? undefined : path.resolve(backing),
+    backing: backing === undefined ? undefined : canonicalPath(backing),
     pager: raw.pager ?? 'directory',
     pagerOptions: raw.pagerOption ?? [],
-    mountpoint: path.resolve(mountpoint),
+    mountpoint: canonicalPath(mountpoint),
     budgetBytes,
     readaheadBytes,
     writebackDelayMs,
@@ -186,7 +186,26 @@ function parseThresholds(text: string): PressureThresholds {
 
 function isInside(child: string, parent: string): boolean {
   const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel)); // '..mnt' is inside
+}
+
+/**
+ * The absolute path with every symlink resolved, as /proc/self/mounts will show the mount (a
+ * mountpoint under a symlink, /var/run for /run, was never found mounted: the daemon took that
+ * for an outside unmount and stopped). A path that cannot be resolved itself (a stale FUSE mount
+ * answers ENOTCONN, a missing one ENOENT) is resolved through its parent; failing that, as given.
+ */
+export function canonicalPath(p: string): string {
+  const abs = path.resolve(p);
+  try {
+    return fs.realpathSync(abs);
+  } catch {
+    try {
+      return path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs));
+    } catch {
+      return abs;
+    }
+  }
 }
 
 /**

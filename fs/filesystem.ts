@@ -679,16 +679,21 @@ export class PagerFilesystem {
     if ((this.writtenEnd.get(file) ?? 0) > size) this.writtenEnd.set(file, size);
   }
 
-  /** Applies what a writer handle holds, once (unless a write was refused). Returns 0 or -EINVAL. */
+  /**
+   * Applies what a writer handle holds, once (unless a write was refused). Returns 0 or -errno
+   * (EINVAL unless the refusal names its errno). The text is validated again here: an open for
+   * writing that wrote nothing (`: > .pagerfs/unmount`) never met validate in write.
+   */
   private applyControl(h: Handle): number {
     if (!h.writing || !h.dirtyControl || h.refused || h.control!.apply === undefined) return 0;
     h.dirtyControl = false;
     const text = h.buffer.toString('utf8');
     try {
+      h.control!.validate?.(text);
       h.control!.apply?.(text);
     } catch (err) {
       this.log.warn({ file: h.control!.name, err: (err as Error).message }, 'control file write not applied');
-      return -ERRNO.EINVAL;
+      return (err as { errno?: number }).errno ?? -ERRNO.EINVAL;
     }
     this.log.info({ file: h.control!.name, text }, 'control file applied');
     return 0;

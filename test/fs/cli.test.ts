@@ -102,6 +102,18 @@ describe('mount refuses bad input with one line on stderr, a non-zero exit and n
     await refuses([backing, mnt], mnt, { mention: /inside/ });
   });
 
+  it('one inside the other through a symlink, or a mountpoint named ..x inside the backing directory', async () => {
+    const { backing } = await fixture();
+    const inner = path.join(backing, 'inner');
+    await fsp.mkdir(inner);
+    const link = path.join(await tempDir('pagerfs-links-'), 'to-inner');
+    await fsp.symlink(inner, link);
+    await refuses([backing, link], inner, { mention: /inside/ }); // was mounted: the daemon then lstat'ed through itself
+    const dotted = path.join(backing, '..mnt');
+    await fsp.mkdir(dotted);
+    await refuses([backing, dotted], dotted, { mention: /inside/ });
+  });
+
   it('a mountpoint inside the backing directory (and the same directory for both)', async () => {
     const { backing } = await fixture();
     const mnt = path.join(backing, 'sub', 'mnt');
@@ -286,6 +298,38 @@ describe('unmount', () => {
     expect(res.code, res.stderr).toBe(0);
     expect(await isMounted(m.mnt)).toBe(false);
     expect(m.exitCode).toBe(0);
+  });
+
+  it('of another filesystem refuses (exit 3) and leaves it mounted; a bad --timeout is a usage error (exit 2)', async () => {
+    const dir = await tempDir('pagerfs-other-');
+    expect((await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir])).code).toBe(0);
+    try {
+      const res = await runCli(['unmount', dir]);
+      // Before, the failed control-file write read as a dead daemon and the mount was detached.
+      expect(res.code, res.stderr).toBe(3);
+      expect(res.stderr).toMatch(/^pagerfs: .*tmpfs mount, not pagerfs/);
+      expect(await isMounted(dir)).toBe(true);
+      const bad = await runCli(['unmount', dir, '--timeout', 'abc']);
+      expect(bad.code, bad.stderr).toBe(2);
+      expect(bad.stderr.trimEnd().split('\n')).toHaveLength(1); // was a stack trace, exit 4
+    } finally {
+      await run('umount', ['-l', dir]);
+    }
+  });
+
+  it('works through a mountpoint path with a symlink in it, and the daemon stays mounted (it unmounted itself after 1 s)', async () => {
+    const real = await tempDir('pagerfs-real-');
+    const mnt = path.join(real, 'mnt');
+    await fsp.mkdir(mnt);
+    const link = path.join(await tempDir('pagerfs-links-'), 'via');
+    await fsp.symlink(real, link);
+    const m = await startMount({ mountpoint: path.join(link, 'mnt'), files: { 'f.txt': 'through a link' } });
+    await new Promise((r) => setTimeout(r, 2500)); // the watcher looks every second
+    expect(m.running, m.stderr).toBe(true);
+    expect(await fsp.readFile(path.join(mnt, 'f.txt'), 'utf8')).toBe('through a link');
+    const res = await runCli(['unmount', path.join(link, 'mnt')]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(await isMounted(mnt)).toBe(false);
   });
 
   it('of a directory where nothing is mounted fails with one line and a non-zero exit', async () => {

@@ -92,10 +92,12 @@ export async function daemonThreadSwitches(pid: number, setup: string[], body: s
   return { switches: Number(n), out: rest.join(' ') };
 }
 
-/** Is `mountpoint` listed in /proc/self/mounts? */
+/** Is `mountpoint` listed in /proc/self/mounts (its directory's symlinks resolved, as the kernel lists it)? */
 export async function isMounted(mountpoint: string): Promise<boolean> {
   const mounts = await fsp.readFile('/proc/self/mounts', 'utf8');
-  const want = path.resolve(mountpoint).replace(/ /g, '\\040');
+  const abs = path.resolve(mountpoint);
+  const dir = await fsp.realpath(path.dirname(abs)).catch(() => path.dirname(abs));
+  const want = path.join(dir, path.basename(abs)).replace(/ /g, '\\040');
   return mounts.split('\n').some((l) => l.split(' ')[1] === want);
 }
 
