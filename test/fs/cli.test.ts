@@ -332,6 +332,19 @@ describe('unmount', () => {
     expect(await isMounted(mnt)).toBe(false);
   });
 
+  it('works on a mountpoint whose name has $ and a backquote in it (fuse-native unmounted through a shell)', async () => {
+    const parent = await tempDir('pagerfs-odd-');
+    const mnt = path.join(parent, 'mnt $HOME `true`');
+    await fsp.mkdir(mnt);
+    const m = await startMount({ mountpoint: mnt, files: { 'f.txt': 'odd' } });
+    expect(await fsp.readFile(path.join(mnt, 'f.txt'), 'utf8')).toBe('odd');
+    const res = await runCli(['unmount', mnt, '--timeout', '10s']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(await isMounted(mnt)).toBe(false);
+    expect(await m.waitExit(10_000)).toBe(true);
+    expect(m.exitCode, m.stderr).toBe(0);
+  });
+
   it('of a directory where nothing is mounted fails with one line and a non-zero exit', async () => {
     const dir = await tempDir();
     const res = await runCli(['unmount', dir]);
