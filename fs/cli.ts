@@ -42,21 +42,28 @@ async function runMount(first: string, second: string | undefined, raw: RawMount
   applyHeapMode(config.heap);
   const log = createLogger({ level: config.trace && config.logLevel === 'info' ? 'debug' : config.logLevel, file: config.logFile });
   let stopping = false;
+  let signals = 0;
   const mounted = await mountPagerfs(config, log, { onUnmountRequest: () => stop('unmount request') }, loaded);
-  const stop = (signal: string): void => {
+  /** `reason`: a signal's name (isSignal: a second one exits at once), or why the daemon stops by itself. */
+  const stop = (reason: string, isSignal = false): void => {
+    if (isSignal) signals++;
     if (stopping) {
-      log.warn({ signal }, 'second signal: exiting without waiting for writeback');
+      // Only a second signal from the user gives up on the writeback, not one after an unmount
+      // request or an outside unmount (a systemd stop then must still write back).
+      if (signals < 2) return;
+      log.warn({ signal: reason }, 'second signal: exiting without waiting for writeback');
       process.exit(1);
     }
     stopping = true;
-    log.info({ signal }, 'stopping: writing back dirty pages and unmounting');
+    log.info({ signal: reason }, 'stopping: writing back dirty pages and unmounting');
     mounted.unmount().then(() => process.exit(EXIT.OK), (err: unknown) => {
       log.error({ err }, 'unmount failed');
       process.exit(1);
     });
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  // SIGHUP too: a terminal or ssh session closing under a foreground daemon must not kill it
+  // without a writeback (and leave a stale mount), as it would by default.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => stop(sig, true));
   // Unmounted behind our back (fusermount -u, umount -l): finish the pager's work and exit.
   const watch = setInterval(() => {
     if (stopping) return;
@@ -143,7 +150,7 @@ export function buildProgram(): Command {
     .exitOverride();
 
   program.command('mount')
-    .description('Mount <backing> on <mountpoint> and serve it in the foreground until SIGINT/SIGTERM (which write back every dirty page, unmount and exit 0). ' +
+    .description('Mount <backing> on <mountpoint> and serve it in the foreground until SIGINT/SIGTERM/SIGHUP (which write back every dirty page, unmount and exit 0; a second signal exits at once). ' +
       'With --pager, another pager serves the files: `mount --pager synthetic <mountpoint>`, `mount --pager verified <dir> <mountpoint>` ' +
       '(a pager that serves a directory takes <backing>, any other takes <mountpoint> alone).')
     .argument('<backing>', 'the directory whose files pagerfs serves (only for pagers that serve a directory: directory, verified)')

@@ -1,5 +1,5 @@
 /**
- * Daemon death and signals: SIGTERM/SIGINT write back dirty data and exit 0; SIGKILL leaves a stale
+ * Daemon death and signals: SIGTERM/SIGINT/SIGHUP write back dirty data and exit 0; SIGKILL leaves a stale
  * mount (ENOTCONN) that `mount` refuses without --force and clears with it; `unmount` clears a stale
  * mount too.
  */
@@ -10,7 +10,7 @@ import { PAGE, codeOf, isMounted, python, randomData, runCli, sleep, startMount,
 useMountHooks();
 
 describe('signals', () => {
-  it.each(['SIGTERM', 'SIGINT'] as const)('%s writes back the dirty data of a still-open file, unmounts and exits 0', async (signal) => {
+  it.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)('%s writes back the dirty data of a still-open file, unmounts and exits 0', async (signal) => {
     const m = await startMount({ budget: '1MiB', args: ['--writeback-delay', '60s'], files: { 'f.bin': randomData(16 * PAGE) } });
     const data = randomData(6 * PAGE + 11);
     const fh = await fsp.open(m.p('f.bin'), 'r+');
