@@ -40,7 +40,12 @@ async function runMount(first: string, second: string | undefined, raw: RawMount
   const loaded = await loadMountPager(raw.pager ?? 'directory', source !== undefined);
   const config = parseMountOptions(source, mountpoint, raw);
   applyHeapMode(config.heap);
-  const log = createLogger({ level: config.trace && config.logLevel === 'info' ? 'debug' : config.logLevel, file: config.logFile });
+  let log: ReturnType<typeof createLogger>;
+  try {
+    log = createLogger({ level: config.trace && config.logLevel === 'info' ? 'debug' : config.logLevel, file: config.logFile });
+  } catch (err) {
+    throw new ConfigError(`Cannot write the log to "${config.logFile}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.BAD_PATH);
+  }
   let stopping = false;
   let signals = 0;
   const mounted = await mountPagerfs(config, log, { onUnmountRequest: () => stop('unmount request') }, loaded);

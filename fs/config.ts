@@ -136,10 +136,13 @@ export function parseMountOptions(backing: string | undefined, mountpoint: strin
   const heap: HeapMode = heapText === 'auto' ? (budgetBytes <= SMALL_HEAP_MAX_BUDGET ? 'small' : 'fast') : heapText;
   let metricsListen: MountConfig['metricsListen'];
   if (raw.metricsListen !== undefined) {
-    const m = /^(?:(.*):)?(\d{1,5})$/.exec(raw.metricsListen);
+    // PORT, HOST:PORT (a name or IPv4 address) or [IPv6]:PORT; a bare IPv6 address is refused
+    // (in '::1' the last group would read as a port).
+    const text = raw.metricsListen;
+    const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]]*):(\d{1,5})$/.exec(text) ?? /^()(\d{1,5})$/.exec(text);
     const port = m === null ? NaN : Number(m[2]);
     if (m === null || port < 1 || port > 65535) {
-      throw new ConfigError(`Invalid --metrics-listen "${raw.metricsListen}": use HOST:PORT or PORT, like 127.0.0.1:9464`);
+      throw new ConfigError(`Invalid --metrics-listen "${text}": use HOST:PORT, [IPv6]:PORT or PORT, like 127.0.0.1:9464 or [::1]:9464`);
     }
     metricsListen = { host: m[1] || '127.0.0.1', port };
   }

@@ -102,6 +102,12 @@ describe('mount refuses bad input with one line on stderr, a non-zero exit and n
     await refuses([backing, mnt], mnt, { mention: /inside/ });
   });
 
+  it('a --log-file that is a directory (it printed a stack trace)', async () => {
+    const { backing, mnt } = await fixture();
+    const dir = await tempDir('pagerfs-logdir-');
+    await refuses([backing, mnt, '--log-file', dir], mnt, { exit: 3, mention: /log/ });
+  });
+
   it('one inside the other through a symlink, or a mountpoint named ..x inside the backing directory', async () => {
     const { backing } = await fixture();
     const inner = path.join(backing, 'inner');
@@ -137,6 +143,7 @@ describe('mount refuses bad input with one line on stderr, a non-zero exit and n
   it.each([
     ['--readahead', 'big'], ['--writeback-delay', 'soon'], ['--request-timeout', '0'], ['--request-timeout', 'never'],
     ['--attr-timeout', 'soon'], ['--attr-timeout', '2h'], ['--metrics-listen', 'localhost:99999'], ['--metrics-listen', 'nowhere'],
+    ['--metrics-listen', '::1'], ['--metrics-listen', '[::1]'],
     ['--heap', 'tiny'], ['--heap', ''],
   ])('a bad %s %j', async (flag, value) => {
     const { backing, mnt } = await fixture();

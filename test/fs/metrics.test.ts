@@ -49,6 +49,14 @@ describe('--metrics-listen', () => {
     await expect(fetch(url)).rejects.toThrow();
   });
 
+  it('listens on an IPv6 address given as [ADDRESS]:PORT (it took the brackets for the host name)', async () => {
+    const port = await freePort();
+    const m = await startMount({ budget: '1MiB', args: ['--metrics-listen', `[::1]:${port}`] });
+    const text = await (await fetch(`http://[::1]:${port}/metrics`)).text();
+    expect(metric(text, 'pagerfs_budget_bytes')).toBe(1024 * 1024);
+    expect((await m.unmount()).code).toBe(0);
+  });
+
   it('a port already in use is a clear error, and nothing stays mounted', async () => {
     const port = await freePort();
     const blocker = net.createServer();
