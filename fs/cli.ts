@@ -130,6 +130,10 @@ async function unmountCommand(mountpoint: string, timeoutText: string, lazy: boo
     if (code === 'EBUSY') {
       throw new ConfigError(`Cannot unmount "${mountpoint}": files are open through it (close them, or use --lazy to detach it anyway; fuser -vm ${mountpoint} lists the processes)`, EXIT.REFUSED);
     }
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO' || code === 'EROFS') {
+      throw new ConfigError(`Cannot unmount "${mountpoint}": writing the dirty data back failed (${code}); it stays in the mount, ` +
+        'still dirty and readable: fix the backing store (make room) and unmount again', EXIT.REFUSED);
+    }
     if (code !== 'ENOTCONN' && code !== 'ECONNABORTED') {
       throw new ConfigError(`Cannot unmount "${mountpoint}": the daemon refused (${code})`, EXIT.REFUSED);
     }

@@ -14,6 +14,7 @@
 import { PAGE_SIZE, ZxStatus, isZxError } from '../src/index.js';
 import type { PagerService } from '../pager/index.js';
 import { parseFaultRules, parseSize } from '../pager/index.js';
+import { toErrno } from './errno.js';
 
 export const CONTROL_DIR = '.pagerfs';
 
@@ -180,16 +181,24 @@ export function controlFiles(dp: PagerService, hooks: ControlHooks, site: Contro
       name: 'unmount',
       writable: true,
       read: () => Buffer.alloc(0),
-      // A write asks for a clean unmount; it happens after the writer's close returns. With files
-      // open through the mount it is refused (EBUSY), as umount(8) refuses a busy mount, unless
-      // the text is `lazy`: then those files' later calls fail with ENOTCONN, as with umount -l.
-      validate: (text) => {
+      // A write asks for a clean unmount. With files open through the mount it is refused (EBUSY),
+      // as umount(8) refuses a busy mount, unless the text is `lazy`: then those files' later calls
+      // fail with ENOTCONN, as with umount -l. Every dirty page is written back before the write
+      // returns: if that fails (a full backing store: ENOSPC), the write fails with its errno and
+      // nothing is unmounted, the data still dirty and readable for another try. Then the unmount
+      // follows the write. (An open for writing that writes nothing asks for nothing.)
+      applyNow: async (text) => {
         const open = site.openFiles();
         if (text.trim() !== 'lazy' && open > 0) {
           throw Object.assign(new Error(`${open} file${open === 1 ? ' is' : 's are'} open through the mount`), { code: 'EBUSY', errno: -16 });
         }
+        try {
+          await dp.writebackAll(true);
+        } catch (err) {
+          throw Object.assign(new Error(`writing back before the unmount failed: ${(err as Error).message}`), { errno: toErrno(err) });
+        }
+        if (hooks.onUnmountRequest) setImmediate(hooks.onUnmountRequest);
       },
-      apply: () => { if (hooks.onUnmountRequest) setImmediate(hooks.onUnmountRequest); },
     },
   ];
   return new Map(files.map((f) => [f.name, f]));

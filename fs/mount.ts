@@ -62,7 +62,10 @@ export interface MountedPagerfs {
   readonly system: VmSystem;
   readonly pager: PagerService;
   readonly filesystem: PagerFilesystem;
-  /** Writes back every dirty page, unmounts, and shuts the pager down. Idempotent. */
+  /**
+   * Writes back every dirty page, unmounts, and shuts the pager down. Idempotent. Rejects (after
+   * unmounting all the same) when the writeback failed: dirty data was lost.
+   */
   unmount(): Promise<void>;
 }
 
@@ -228,21 +231,25 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
   let unmounting: Promise<void> | null = null;
   const unmount = (): Promise<void> => {
     unmounting ??= (async () => {
+      let writebackError: unknown;
       try {
         // No change accepted from here on can be lost: writes and truncates now fail (ENOTCONN),
         // and the last writes accepted finish before the writeback.
         await filesystem.refuseChanges();
         await pager.writebackAll(true);
       } catch (err) {
-        log.error({ err: (err as Error).message }, 'writeback before unmount failed');
+        writebackError = err;
+        log.error({ err: (err as Error).message }, 'writeback before unmount failed: dirty data is lost');
       }
       await new Promise<void>((resolve) => fuse.unmount((err) => {
         if (err) log.warn({ err: err.message }, 'unmount reported an error');
         resolve();
       }));
-      await pager.shutdown();
+      await pager.shutdown().catch((err: unknown) => { writebackError ??= err; });
       await metrics?.close();
       log.info({ mountpoint: config.mountpoint }, 'pagerfs unmounted');
+      // The mount is gone either way; the daemon's exit status says whether everything was written.
+      if (writebackError !== undefined) throw writebackError;
     })();
     return unmounting;
   };

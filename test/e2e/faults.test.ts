@@ -11,7 +11,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { codeOf, python, readToEnd, startMount, useMountHooks, type Mount } from '../fs/harness.js';
+import { codeOf, isMounted, python, readToEnd, runCli, startMount, useMountHooks, type Mount } from '../fs/harness.js';
 import { KiB, MiB, PY_CONTENT, content, mountTmpfs, useTmpfsCleanup } from './helpers.js';
 
 useTmpfsCleanup();
@@ -403,6 +403,30 @@ describe('a full backing store (8 MiB tmpfs)', () => {
     expect((await m.stats()).dirtyBytes).toBe(0);
     expect((await m.unmount()).code).toBe(0);
   }, 180_000);
+
+  it('pagerfs unmount with dirty data a full store cannot take refuses (exit 1), keeps the mount and the data; after space is freed it unmounts with everything written', async () => {
+    const backing = await mountTmpfs('8m');
+    const m = await startMount({ backing, budget: '16MiB', args: ['--writeback-delay', '60s'] });
+    const SIZE = 3 * MiB;
+    const data = content('kept.bin', SIZE);
+    const fh = await fsp.open(m.p('kept.bin'), 'w'); // kept open: its close would write back
+    expect((await fh.write(data, 0, SIZE, 0)).bytesWritten).toBe(SIZE);
+    await fillUp(path.join(backing, 'filler.bin')); // behind pagerfs's back: no room left for the dirty data
+    const res = await runCli(['unmount', '--lazy', m.mnt]);
+    // Before, the writeback failure was only logged: the mount went, the data with it, exit 0.
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stderr).toMatch(/ENOSPC/);
+    expect(await isMounted(m.mnt)).toBe(true);
+    expect(m.running).toBe(true);
+    expect((await readToEnd(m.p('kept.bin'))).equals(data)).toBe(true);
+    await fsp.rm(path.join(backing, 'filler.bin'));
+    const again = await runCli(['unmount', '--lazy', m.mnt]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await m.waitExit(20_000)).toBe(true);
+    expect(m.exitCode).toBe(0);
+    await fh.close().catch(() => undefined);
+    expect((await fsp.readFile(path.join(backing, 'kept.bin'))).equals(data)).toBe(true);
+  }, 120_000);
 
   it('dirty data whose writeback meets a full store stays dirty and readable: fsync and close report ENOSPC, and once space is freed fsync writes it all', async () => {
     const backing = await mountTmpfs('8m');
