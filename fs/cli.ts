@@ -10,6 +10,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { createLogger, formatSize, parseDuration } from '../pager/index.js';
 import { ConfigError, DEFAULTS, EXIT, canonicalPath, parseMountOptions, type HeapMode, type RawMountOptions } from './config.js';
 import { mountTypeAt } from './client.js';
+import { printable } from './render.js';
 import { CONTROL_DIR, type StatsDocument } from './control.js';
 import { clearStaleMount, loadMountPager, mountPagerfs } from './mount.js';
 import { topCommand } from './top.js';
@@ -102,7 +103,7 @@ function statsTable(s: StatsDocument, maxFiles = 10): string {
     '',
     `${'resident'.padStart(10)} ${'dirty'.padStart(8)} ${'faults'.padStart(7)} ${'evicted'.padStart(8)}  path`,
     ...s.files.slice(0, maxFiles).map((f) =>
-      `${formatSize(f.residentBytes).padStart(10)} ${formatSize(f.dirtyBytes).padStart(8)} ${String(f.faults).padStart(7)} ${String(f.evictedPages).padStart(8)}  ${f.path}`),
+      `${formatSize(f.residentBytes).padStart(10)} ${formatSize(f.dirtyBytes).padStart(8)} ${String(f.faults).padStart(7)} ${String(f.evictedPages).padStart(8)}  ${printable(f.path)}`),
   ];
   return lines.join('\n');
 }

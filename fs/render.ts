@@ -90,6 +90,15 @@ export function rateText(perSecond: number): string {
   return v.toFixed(1);
 }
 
+/**
+ * A file name as a terminal may show it: control characters (C0, DEL, C1: escape sequences,
+ * newlines) as \xNN, so a name cannot clear the screen or break a table. Plain names unchanged.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** Cuts `text` to `width` columns, keeping its end (for paths) with a leading '…'. */
 export function fitLeft(text: string, width: number): string {
   if (width <= 0) return '';

@@ -14,7 +14,7 @@ import { formatSize, parseDuration } from '../pager/index.js';
 import { getMap, locate, readStats } from './client.js';
 import { ConfigError, EXIT } from './config.js';
 import type { StatsDocument } from './control.js';
-import { budgetBar, fitLeft, fitRight, rateText, residencyStrip } from './render.js';
+import { budgetBar, fitLeft, fitRight, printable, rateText, residencyStrip } from './render.js';
 
 interface Sample {
   at: number;
@@ -92,7 +92,7 @@ export function renderFrame(f: FrameInput): string[] {
   for (const r of rows) {
     const map = f.maps.get(r.path);
     const strip = map === undefined ? '' : `[${residencyStrip(map, Math.ceil(r.size / 4096), stripW)}]`;
-    lines.push(`${formatSize(r.residentBytes).padStart(9)} ${formatSize(r.dirtyBytes).padStart(8)} ${rateText(r.faultRate).padStart(7)}  ${fitLeft(r.path, pathW).padEnd(pathW)}  ${strip}`);
+    lines.push(`${formatSize(r.residentBytes).padStart(9)} ${formatSize(r.dirtyBytes).padStart(8)} ${rateText(r.faultRate).padStart(7)}  ${fitLeft(printable(r.path), pathW).padEnd(pathW)}  ${strip}`);
   }
   return lines.slice(0, f.height).map((l) => fitRight(l, width));
 }

@@ -23,7 +23,7 @@ import {
 } from './client.js';
 import { ConfigError, EXIT } from './config.js';
 import { CONTROL_DIR, type StatsDocument } from './control.js';
-import { Progress, STRIP_LEGEND, elapsedText, pagesText, percent, residencyStrip, summaryBlock } from './render.js';
+import { Progress, STRIP_LEGEND, elapsedText, pagesText, percent, printable, residencyStrip, summaryBlock } from './render.js';
 
 /** One regular file a verb works on. */
 export interface Target {
@@ -74,7 +74,7 @@ export async function collectTargets(operands: string[], verb: string): Promise<
     if (seen.has(id)) return;
     seen.add(id);
     if (!out.mountpoints.includes(mountpoint)) out.mountpoints.push(mountpoint);
-    out.files.push({ display, file, mountpoint, rel: path.relative(mountpoint, file), size: st.size, pages: pagesOf(st.size) });
+    out.files.push({ display: printable(display), file, mountpoint, rel: path.relative(mountpoint, file), size: st.size, pages: pagesOf(st.size) });
   };
   const walk = async (dir: string, display: string, mountpoint: string): Promise<void> => {
     out.directories++;

@@ -76,6 +76,18 @@ describe('pagerfs top --once', () => {
     expect(table.find((l) => l.includes('small.bin'))).toMatch(/\[[ OoDdLlPp]+\]$/);
   });
 
+  it('a file name with an escape sequence or a newline reaches the terminal escaped, in top, stats and residency', async () => {
+    const name = 'evil\x1b[2J\nname.bin';
+    const m = await startMount({ budget: '1MiB', files: { [name]: randomData(8 * PAGE) } });
+    await fsp.readFile(m.p(name)); // resident: listed among the busiest files
+    for (const args of [['top', m.mnt, '--once'], ['stats', m.mnt], ['residency', '-v', m.p(name)], ['residency', m.mnt]]) {
+      const res = await runCli(args);
+      expect(res.code, `${args.join(' ')}: ${res.stderr}`).toBe(0);
+      expect(res.stdout, args.join(' ')).not.toContain('\x1b');
+      expect(res.stdout, args.join(' ')).toContain('evil\\x1b[2J\\x0aname.bin');
+    }
+  });
+
   it('refuses a path outside a mount, and a bad interval, with one line', async () => {
     const m = await startMount({ budget: '2MiB' });
     oneLine(await runCli(['top', m.backing, '--once']), 3, /not inside a pagerfs mount/);
