@@ -126,6 +126,8 @@ export async function topCommand(target: string, opts: { once?: boolean; interva
     throw new ConfigError(`Invalid --interval "${opts.interval}": ${(err as Error).message}`);
   }
   if (intervalMs < 100) throw new ConfigError(`Invalid --interval "${opts.interval}": must be at least 100ms`);
+  // Timers take at most 2^31 - 1 ms; a longer one fires at once (25d refreshed every millisecond).
+  if (intervalMs > 3_600_000) throw new ConfigError(`Invalid --interval "${opts.interval}": must be at most 1h`);
   const loc = await locate(target, 'Cannot watch');
   const mnt = loc.mountpoint;
   const out = process.stdout;
