@@ -211,6 +211,18 @@ export class PageSource {
     }
   }
 
+  /**
+   * Pages [start, end) stopped being resolved for `kind` (a zero run became a gap): every request
+   * overlapping them that the pager has already read is ended (its waiters retry and fault anew);
+   * one not yet read stays, and the pager will answer it as it reads it.
+   */
+  unresolved(kind: RequestKind, start: number, end: number): void {
+    for (const r of [...this.list(kind)]) {
+      if (r.endPage <= start || r.startPage >= end || !r.delivered) continue;
+      this.retire(r);
+    }
+  }
+
   /** A request whose last waiter gave up (PageWaiter.cancel): ended, if it is still outstanding. */
   abandon(request: PageRequest): void {
     if (this.list(request.kind).includes(request)) this.retire(request);

@@ -1240,8 +1240,13 @@ export class VmObjectPaged extends VmObject {
         if (f.pinCount[frame] === 0 && f.queue[frame] !== Queue.AlwaysNeed) this.system.queues.placeNewest(frame);
       }
     });
+    const gapsBefore = this.zeroRuns.pageCount;
     this.zeroRuns.clearState(start, end, DirtyState.AwaitingClean);
     this.source!.resolved(PagerCommand.Dirty, start, end);
+    // Zero runs that became gaps are pages a READ now needs again: a READ request already read by
+    // the pager and answered around them would never cover them (a fault there would join it and
+    // wait for nothing). End such requests; their waiters fault again and ask anew.
+    if (this.zeroRuns.pageCount !== gapsBefore) this.source!.unresolved(PagerCommand.Read, start, end);
   }
 
   /** @internal Dirty runs of [start, end), merged, in order. */

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ChildOptions, MAX_VMO_SIZE_BYTES, PagerOp, VmoOptions, WRITEBACK_IS_ZERO, ZxStatus,
 } from '../../src/index.js';
-import { Blocked, TestPager, isPattern, keyOf } from './userpager.js';
+import { Blocked, TestPager, isPattern, keyOf, settle } from './userpager.js';
 import { P, cow, expectZx, filled, isFilled, modified, readSync } from './clone-helpers.js';
 
 describe('statuses and queries', () => {
@@ -386,6 +386,23 @@ describe('statuses and queries', () => {
     tp.expectRequest('READ', vmo, 0, 2);
     tp.supply(vmo, 0, 2);
     expect(isPattern(await second.expectDone(), keyOf(vmo), 0)).toBe(true);
+  });
+
+  it('a READ request read by the pager whose pages turn from a zero run into gaps (WRITEBACK_END) is ended: the reader asks again', async () => {
+    const tp = new TestPager({ requestOvertimeMs: 1000, requestTimeoutMs: 2000 });
+    const vmo = tp.createVmo(4, VmoOptions.TRAP_DIRTY);
+    const r = tp.read(vmo, 0, 4);
+    tp.expectRequest('READ', vmo, 0, 4); // read by the pager
+    await vmo.zeroRange(P, 3 * P); // a punch: pages 1-3 a dirty zero run (resolved)
+    tp.writebackBegin(vmo, 1, 3, true);
+    tp.writebackEnd(vmo, 1, 3); // written as zeros behind it: gaps again
+    tp.supply(vmo, 0, 1);
+    await settle();
+    // Before, the reader faulted page 1 into the old request, which the pager had answered as far
+    // as it ever would: no packet, and it waited out its timeout.
+    tp.expectRequest('READ', vmo, 1, 3);
+    tp.supply(vmo, 1, 3);
+    await r.expectDone();
   });
 
   it('a request some waiter still waits on is kept when another one times out', async () => {
