@@ -378,8 +378,11 @@ export class PagerFilesystem {
     return fd;
   }
 
-  /** `backing`: as for getattr, the backing lstat the binding made (undefined: none). */
-  open(p: string, flags: number, cb: Cb<number>, backing?: BindingLstat): void {
+  /**
+   * `backing`: as for getattr, the backing lstat the binding made (undefined: none). The callback's
+   * third argument asks the patched binding (level 10) for direct_io on the handle.
+   */
+  open(p: string, flags: number, cb: (err: number, fd?: number, directIo?: boolean) => void, backing?: BindingLstat): void {
     const writing = (flags & O_ACCMODE) !== fsc.O_RDONLY;
     let c: ControlFile | null | undefined;
     try {
@@ -392,7 +395,9 @@ export class PagerFilesystem {
       if (writing && !c.writable) return cb(-ERRNO.EACCES);
       const buffer = writing ? Buffer.alloc(0) : c.read();
       // Opening a control file for writing means replacing its content, even with nothing (`: > faults`).
-      return cb(0, this.addHandle({ file: null, control: c, buffer, writing, dirtyControl: writing, refused: false, written: false }));
+      // Always direct_io: a control file's size says nothing of its content, and with --kernel-cache
+      // the kernel would read it by that size (stats read as empty) and cache it.
+      return cb(0, this.addHandle({ file: null, control: c, buffer, writing, dirtyControl: writing, refused: false, written: false }), true);
     }
     if (writing && this.tree.readOnly) return cb(-ERRNO.EROFS);
     const backingStat = backing === undefined ? undefined : 'dev' in backing ? fileStatOf(backing) : null;

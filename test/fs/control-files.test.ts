@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PAGE, codeOf, isMounted, randomData, readToEnd, run, sha256, sleep, startMount, useMountHooks, waitFor, type Stats } from './harness.js';
+import { PAGE, ROOT, codeOf, isMounted, randomData, readToEnd, run, sha256, sleep, startMount, useMountHooks, waitFor, type Stats } from './harness.js';
 
 useMountHooks();
 
@@ -230,6 +230,17 @@ describe('.pagerfs directory', () => {
     expect(await codeOf(fsp.rmdir(m.p('.pagerfs')))).toMatch(/^(EACCES|EPERM|ENOTEMPTY)$/);
     expect((await fsp.readdir(m.p('.pagerfs'))).sort()).toEqual(['budget', 'faults', 'stats', 'unmount']);
     expect(await codeOf(fsp.lstat(m.b('.pagerfs')))).toBe('ENOENT');
+  });
+
+  it('with --kernel-cache the control files read whole and fresh (they read empty: the kernel went by their size)', async () => {
+    const m = await startMount({ budget: '2MiB', args: ['--kernel-cache'], files: { f: 'x' } });
+    const stats = JSON.parse((await fsp.readFile(m.p('.pagerfs/stats'), 'utf8'))) as Stats;
+    expect(stats.budgetBytes).toBe(2 * 1024 * 1024);
+    await fsp.writeFile(m.p('.pagerfs/budget'), '4MiB');
+    expect((await fsp.readFile(m.p('.pagerfs/budget'), 'utf8')).trim()).toBe(String(4 * 1024 * 1024)); // not a cached copy
+    const res = await run('node', ['dist/fs/cli.js', 'budget', m.mnt], { cwd: ROOT });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/4MiB/);
   });
 
   it('writing .pagerfs/unmount is EBUSY while a file is open; `lazy` writes back, unmounts and ends the daemon with status 0', async () => {
