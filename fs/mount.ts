@@ -151,7 +151,12 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
     requestTimeoutMs: config.requestTimeoutMs,
     pressureThresholds: config.pressureThresholds,
     requestOvertimeMs: Math.min(20_000, config.requestTimeoutMs / 2),
-    onRequestOvertime: (waiter, ms) => log.warn({ page: waiter.pageIndex, waitedMs: Math.round(ms) }, 'page request overtime: the pager has not answered'),
+    onRequestOvertime: (waiter, ms) => {
+      const r = waiter.request;
+      const outstanding = r.source.allOutstanding().includes(r);
+      log.warn({ key: r.source.key, page: waiter.pageIndex, waitedMs: Math.round(ms), command: r.kind, request: [r.startPage, r.endPage],
+        delivered: r.delivered, outstanding, waiters: r.waiters.length }, 'page request overtime: the pager has not answered');
+    },
   });
   let pager: PagerService;
   try {
