@@ -600,7 +600,7 @@ export class PagerFilesystem {
       } else {
         this.writing.set(file, others);
       }
-      if (--this.writesInFlight === 0) for (const w of this.writesDrained.splice(0)) w();
+      this.changeEnded();
       cb0(n);
     };
     let pos = pos0;
@@ -658,6 +658,11 @@ export class PagerFilesystem {
     })();
   }
 
+  /** A write or fallocate counted in writesInFlight was answered; the last one wakes refuseChanges. */
+  private changeEnded(): void {
+    if (--this.writesInFlight === 0) for (const w of this.writesDrained.splice(0)) w();
+  }
+
   /** The last write of the file ended: apply a failed write's extension undo it deferred. */
   private undoDeferred(p: string, file: ServedFile): void {
     const undo = this.undoExtension.get(file);
@@ -686,15 +691,13 @@ export class PagerFilesystem {
 
   /**
    * Applies what a writer handle holds, once (unless a write was refused). Returns 0 or -errno
-   * (EINVAL unless the refusal names its errno). The text is validated again here: an open for
-   * writing that wrote nothing (`: > .pagerfs/unmount`) never met validate in write.
+   * (EINVAL unless the refusal names its errno).
    */
   private applyControl(h: Handle): number {
     if (!h.writing || !h.dirtyControl || h.refused || h.control!.apply === undefined) return 0;
     h.dirtyControl = false;
     const text = h.buffer.toString('utf8');
     try {
-      h.control!.validate?.(text);
       h.control!.apply?.(text);
     } catch (err) {
       this.log.warn({ file: h.control!.name, err: (err as Error).message }, 'control file write not applied');
@@ -816,12 +819,9 @@ export class PagerFilesystem {
     if (this.stopping) return cb(-ERRNO.ENOTCONN);
     // A change like a write: stopping waits for it before the last writeback.
     this.writesInFlight++;
-    const settled = (): void => {
-      if (--this.writesInFlight === 0) for (const w of this.writesDrained.splice(0)) w();
-    };
     this.dp.fallocate(h.file!, mode, offset, length).then(
-      () => { settled(); cb(0); },
-      (err: unknown) => { settled(); this.fail('fallocate', p, err, cb); },
+      () => { this.changeEnded(); cb(0); },
+      (err: unknown) => { this.changeEnded(); this.fail('fallocate', p, err, cb); },
     );
   }
 

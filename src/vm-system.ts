@@ -390,8 +390,8 @@ export class VmSystem {
   /**
    * A shrink to `budgetBytes` is about to be tried: page requests raised from now on are sized for
    * that budget (a request's pages stay until it is answered, so one sized for the old budget could
-   * not be supplied within the new one). setBudget, or this with the current budget if the shrink
-   * is given up, settles the limits again.
+   * not be supplied within the new one). setBudget (with the current budget, if the shrink is given
+   * up) settles the limits again.
    */
   sizeRequestsFor(budgetBytes: number): void {
     const frames = Math.max(MIN_BUDGET_PAGES, Math.floor(budgetBytes / PAGE_SIZE));
