@@ -27,6 +27,7 @@ import {
   MAX_VMO_SIZE_BYTES, PAGE_SIZE, PagerOp, VmoOptions, WRITEBACK_IS_ZERO, ZxError, ZxStatus, isZxError,
   type VmObjectPaged, type VmoCounters,
 } from '../src/index.js';
+import { FillGate } from './fill-gate.js';
 import type { PageJob } from './port-server.js';
 import {
   NO_MEMORY_ATTEMPTS, PagerService, ServedFile, fsError, identityOf, missingRuns,
@@ -190,26 +191,13 @@ export class PagedFile extends ServedFile {
   }
   private lock: Promise<void> = Promise.resolve();
   /**
-   * Set while a fallocate zeroes a range (holdFills): new fills of this file wait for it to clear,
-   * and the fallocate starts only once `activeFills` (fills past that wait, reading now) is 0, so no
-   * page read from the backing file before the change is supplied after it.
+   * Fills of this file: a fallocate that zeroes a range holds new ones back and waits for those
+   * reading now, so no page read from the backing file before the change is supplied after it.
    */
-  fillGate: Promise<void> | null = null;
-  activeFills = 0;
-  private fillsIdle: Array<() => void> = [];
+  readonly fills = new FillGate();
 
   constructor(key: number, relPath: string, identity: string, vmo: VmObjectPaged, readonly fh: FileHandle, writable: boolean) {
     super(key, relPath, identity, vmo, writable);
-  }
-
-  /** A fill of this file is done reading and supplying (see fillGate). */
-  fillEnded(): void {
-    if (--this.activeFills === 0) for (const w of this.fillsIdle.splice(0)) w();
-  }
-
-  /** Resolves when no fill of this file is reading (see fillGate). */
-  fillsSettled(): Promise<void> {
-    return this.activeFills === 0 ? Promise.resolve() : new Promise((r) => this.fillsIdle.push(r));
   }
 
   /** Runs `fn` after every earlier locked operation on this file (writeback, truncate). */
@@ -439,18 +427,30 @@ export class DirectoryPager extends PagerService<PagedFile> {
     const closes: Promise<void>[] = [];
     for (const f of this.idle) {
       if (closes.length >= count) break;
-      if (f.opens > 0 || f.retired || f.completed) {
-        this.idle.delete(f);
-        continue;
-      }
-      if (f.inFlight.length > 0) continue;
-      const c = f.vmo.counters();
-      if (unwrittenPages(c) + c.pinnedPages + c.lockedPages > 0) continue;
-      this.idle.delete(f);
-      this.retire(f);
-      closes.push(f.fh.close().catch(() => undefined)); // onComplete closes it too, later: harmless
+      if (this.mayLetGoIdle(f)) closes.push(this.letGoIdle(f));
     }
     return closes;
+  }
+
+  /**
+   * Whether idle `f` holds nothing pagerfs must keep (dirty, pinned or locked pages, fills in
+   * flight). One that is not idle any more (reopened, retired, completed) leaves the idle set here.
+   */
+  private mayLetGoIdle(f: PagedFile): boolean {
+    if (f.opens > 0 || f.retired || f.completed) {
+      this.idle.delete(f);
+      return false;
+    }
+    if (f.inFlight.length > 0) return false;
+    const c = f.vmo.counters();
+    return unwrittenPages(c) + c.pinnedPages + c.lockedPages === 0;
+  }
+
+  /** Detaches idle `f`'s VMO and closes its backing descriptor now (onComplete closes it too, later: harmless). */
+  private letGoIdle(f: PagedFile): Promise<void> {
+    this.idle.delete(f);
+    this.retire(f);
+    return f.fh.close().catch(() => undefined);
   }
 
   /**
@@ -603,23 +603,14 @@ export class DirectoryPager extends PagerService<PagedFile> {
    */
   private sweepUnlinkedIdle(): void {
     for (const f of [...this.idle]) {
-      if (f.opens > 0 || f.retired || f.completed) {
-        this.idle.delete(f);
-        continue;
-      }
-      if (f.inFlight.length > 0) continue;
+      if (!this.mayLetGoIdle(f)) continue;
       let nlink: number;
       try {
         nlink = fs.fstatSync(f.fh.fd).nlink;
       } catch {
         continue;
       }
-      if (nlink > 0) continue;
-      const c = f.vmo.counters();
-      if (unwrittenPages(c) + c.pinnedPages + c.lockedPages > 0) continue;
-      this.idle.delete(f);
-      this.retire(f);
-      void f.fh.close().catch(() => undefined);
+      if (nlink === 0) void this.letGoIdle(f);
     }
   }
 
@@ -656,7 +647,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
    */
   private fillCachedNow(file: PagedFile, startPage: number, endPage: number): boolean {
     const count = endPage - startPage;
-    if (this.readCached === null || this.verifiesPages() || !this.fillsOpen || file.fillGate !== null ||
+    if (this.readCached === null || this.verifiesPages() || !this.fillsOpen || !file.fills.open ||
       count * PAGE_SIZE > CACHED_READ_MAX_BYTES || this.system.availableFrames < count) return false;
     const offset = startPage * PAGE_SIZE;
     const expected = expectedBytes(file, offset, count);
@@ -756,14 +747,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * Reads pages [pos, pos + count) into an aux VMO and supplies them. Failures of the required part
    * (pages below reqEnd) are answered with FAIL; returns 'stop' when the job is answered for good.
    */
-  private async fillChunk(file: PagedFile, pos: number, count: number, reqEnd: number, retryNoMemory: boolean): Promise<'next' | 'stop' | 'no-memory'> {
-    while (file.fillGate !== null) await file.fillGate;
-    file.activeFills++;
-    try {
-      return await this.fillChunkNow(file, pos, count, reqEnd, retryNoMemory);
-    } finally {
-      file.fillEnded();
-    }
+  private fillChunk(file: PagedFile, pos: number, count: number, reqEnd: number, retryNoMemory: boolean): Promise<'next' | 'stop' | 'no-memory'> {
+    return file.fills.run(() => this.fillChunkNow(file, pos, count, reqEnd, retryNoMemory));
   }
 
   /** `retryNoMemory`: with no frame for a required page, return 'no-memory' (the caller retries) instead of failing it. */
@@ -1161,7 +1146,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
    *    zeros: the backing file is punched or zeroed, then the VMO's whole pages there become zero
    *    (a zero run already written: the hole stays a hole) and its resident partial pages get
    *    zeros written; partial pages not resident read the backing file's new zeros. Fills of
-   *    the file are held back meanwhile (holdFills), so none supplies bytes read before the change.
+   *    the file are held back meanwhile (PagedFile.fills), so none supplies bytes read before the change.
    * Other modes, and a pager without BackingFallocate, are EOPNOTSUPP; the backing file system's
    * own refusal (EOPNOTSUPP, ENOSPC, ...) is the caller's, with the VMO unchanged.
    */
@@ -1188,32 +1173,16 @@ export class DirectoryPager extends PagerService<PagedFile> {
         file.backingSize = Math.max(file.backingSize, offset + length);
       }
     });
-    return zeroes ? this.holdFills(file, change) : change();
-  }
-
-  /**
-   * Runs `change` with the file's fills held back: new ones wait, and `change` starts once the
-   * ones reading now have supplied. (Not under the file's lock: a fill short of memory may write
-   * this file back, which takes the lock.)
-   */
-  private async holdFills(file: PagedFile, change: () => Promise<void>): Promise<void> {
-    while (file.fillGate !== null) await file.fillGate;
-    let open!: () => void;
-    file.fillGate = new Promise((r) => { open = r; });
-    try {
-      await file.fillsSettled();
-      await change();
-    } finally {
-      file.fillGate = null;
-      open();
-    }
+    // The file's fills held back around a zeroing change (not under the file's lock: a fill short
+    // of memory may write this file back, which takes the lock).
+    return zeroes ? file.fills.hold(change) : change();
   }
 
   /**
    * The VMO after [start, stop) of its backing file became zeros (fallocate, under the file's lock,
    * fills held): whole pages become a zero run, written already (the backing file has the zeros);
-   * resident partial pages are dirtied and zeroed there. Nothing here waits for a page request but the DIRTY of a
-   * pinned page (resident: answered without the lock or a frame).
+   * resident partial pages are dirtied and zeroed there. Nothing here waits for a page request
+   * but the DIRTY of a pinned page (resident: answered without the lock or a frame).
    */
   private async zeroChanged(file: PagedFile, start: number, stop: number): Promise<void> {
     if (stop <= start) return;

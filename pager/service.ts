@@ -26,6 +26,7 @@ import {
   type Pager, type Port, type ResidencyRun, type VmObjectPaged, type VmSystem,
 } from '../src/index.js';
 import { FaultInjector } from './faults.js';
+import { FillGate } from './fill-gate.js';
 import { silentLogger } from './log.js';
 import { PagerMetrics } from './metrics.js';
 import { PortServer, type PageJob, type PageJobHandler } from './port-server.js';
@@ -238,13 +239,10 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   private shutdownRun: Promise<void> | null = null;
   private unsubscribePressure: (() => void) | null = null;
   private unsubscribeLevel: (() => void) | null = null;
-  /** While a budget shrink runs, new fills wait on this (they hold aux frames while reading). */
-  private fillGate: Promise<void> | null = null;
-  /** Budget changes run one at a time, each after the one before (each owns fillGate while it runs). */
+  /** Fills hold aux frames while they read: a budget shrink holds new ones back and waits for these. */
+  private readonly fills = new FillGate();
+  /** Budget changes run one at a time, each after the one before. */
   private budgetChanges: Promise<void> = Promise.resolve();
-  /** Fills holding aux frames now, and who waits for that count to reach zero. */
-  private activeFills = 0;
-  private fillsIdle: Array<() => void> = [];
   private readonly maxLockedShare: number;
   private readonly readaheadMaxPages: number;
   /** Pages of locks being placed now (always_need in progress), counted against the locked share. */
@@ -326,9 +324,9 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   /**
    * Shuts down: writes back every dirty page (fsync'ed), detaches every VMO, closes the port and the
    * pager. Requests still outstanding then fail with BAD_STATE; none hang. Rethrows the first
-   * writeback error after everything is closed.
+   * writeback error after everything is closed. A second call gets the first call's promise (its
+   * writeback too).
    */
-  /** Writes back, detaches and stops; a second call gets the first call's promise (its writeback too). */
   shutdown(): Promise<void> {
     this.shutdownRun ??= this.shutdownNow();
     return this.shutdownRun;
@@ -583,21 +581,15 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
 
   /** A fill that holds its aux frames only within one synchronous step may run now (no budget change waits). */
   protected get fillsOpen(): boolean {
-    return this.fillGate === null;
+    return this.fills.open;
   }
 
   /**
    * Runs `fill` while holding aux frames, after any budget change under way: a shrink waits for the
    * fills in progress and holds new ones back, so frames held outside VMOs never block it.
    */
-  protected async whileFilling<T>(fill: () => Promise<T>): Promise<T> {
-    while (this.fillGate !== null) await this.fillGate;
-    this.activeFills++;
-    try {
-      return await fill();
-    } finally {
-      if (--this.activeFills === 0) for (const w of this.fillsIdle.splice(0)) w();
-    }
+  protected whileFilling<T>(fill: () => Promise<T>): Promise<T> {
+    return this.fills.run(fill);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -786,34 +778,23 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     // Anything else in the way is dirty (write it back) or in flight: fills hold aux frames while
     // they read. Hold new fills back and let running ones finish (for a while), then shrink; retry
     // briefly. Requests raised meanwhile are sized for the new budget already.
-    let open!: () => void;
-    this.fillGate = new Promise<void>((r) => { open = r; });
     this.system.sizeRequestsFor(bytes);
     try {
-      const deadline = performance.now() + SHRINK_FILL_WAIT_MS;
-      while (this.activeFills > 0 && performance.now() < deadline) {
-        await new Promise<void>((r) => {
-          const timer = setTimeout(r, Math.max(1, deadline - performance.now()));
-          this.fillsIdle.push(() => { clearTimeout(timer); r(); });
-        });
-      }
-      for (let attempt = 0; ; attempt++) {
-        try {
-          this.system.setBudget(bytes);
-          break;
-        } catch (err) {
-          if (!isZxError(err, ZxStatus.ERR_BAD_STATE) || attempt >= SET_BUDGET_ATTEMPTS) throw err;
-          if (attempt === 0) await this.writebackAll().catch(() => undefined);
-          else await new Promise((r) => setTimeout(r, 10));
+      await this.fills.hold(async () => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            this.system.setBudget(bytes);
+            return;
+          } catch (err) {
+            if (!isZxError(err, ZxStatus.ERR_BAD_STATE) || attempt >= SET_BUDGET_ATTEMPTS) throw err;
+            if (attempt === 0) await this.writebackAll().catch(() => undefined);
+            else await new Promise((r) => setTimeout(r, 10));
+          }
         }
-      }
+      }, SHRINK_FILL_WAIT_MS);
     } catch (err) {
-      this.system.sizeRequestsFor(Number.MAX_SAFE_INTEGER); // given up: the current budget's limits
-      this.system.setBudget(this.system.budgetBytes);
+      this.system.setBudget(this.system.budgetBytes); // given up: the current budget's limits again
       throw err;
-    } finally {
-      this.fillGate = null;
-      open();
     }
     this.log.info({ budgetBytes: this.system.budgetBytes }, 'memory budget changed');
   }
