@@ -43,24 +43,23 @@ function unescapeMountField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
+/** Every mount this process can see, in /proc/self/mounts order (later ones on top). */
+async function mounts(): Promise<Array<{ mountpoint: string; type: string }>> {
+  const text = await fsp.readFile('/proc/self/mounts', 'utf8');
+  return text.split('\n')
+    .map((line) => line.split(' '))
+    .filter((f) => f.length >= 3)
+    .map((f) => ({ mountpoint: unescapeMountField(f[1]), type: f[2] }));
+}
+
 /** The filesystem type mounted at `mountpoint` (an absolute, canonical path), or null: the topmost one. */
 export async function mountTypeAt(mountpoint: string): Promise<string | null> {
-  const text = await fsp.readFile('/proc/self/mounts', 'utf8');
-  let type: string | null = null;
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f.length >= 3 && unescapeMountField(f[1]) === mountpoint) type = f[2];
-  }
-  return type;
+  return (await mounts()).filter((m) => m.mountpoint === mountpoint).pop()?.type ?? null;
 }
 
 /** The mountpoints of every pagerfs mount (fstype fuse.pagerfs) this process can see. */
 export async function pagerfsMountpoints(): Promise<string[]> {
-  const text = await fsp.readFile('/proc/self/mounts', 'utf8');
-  return text.split('\n')
-    .map((line) => line.split(' '))
-    .filter((f) => f.length >= 3 && f[2] === 'fuse.pagerfs')
-    .map((f) => unescapeMountField(f[1]));
+  return (await mounts()).filter((m) => m.type === 'fuse.pagerfs').map((m) => m.mountpoint);
 }
 
 function isUnder(child: string, parent: string): boolean {
