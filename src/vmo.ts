@@ -254,6 +254,14 @@ export class VmObjectPaged extends VmObject {
   readonly parent: VmObjectPaged | null;
   readonly parentOffsetPages: number;
   private parentLimitPages: number;
+  /**
+   * Clones only: a shrink to an unaligned size whose last page was still the parent's leaves that
+   * page's bytes from tailZeroFrom on reading as zero (SEMANTICS: the tail reads zero) until the
+   * clone forks it, and the fork copies them as zeros. -1: no such page. Cleared when the page is
+   * forked or cut away; a second shrink within the same page keeps the lower mark.
+   */
+  private tailZeroPage = -1;
+  private tailZeroFrom = PAGE_SIZE;
   private modified = false;
   private evicted = 0;
   private faultCount = 0;
@@ -264,6 +272,8 @@ export class VmObjectPaged extends VmObject {
   /** Scratch for resolve(): where a MISSING page must be faulted. Sync-only, read immediately. */
   private faultRoot: VmObjectPaged | null = null;
   private faultPage = 0;
+  /** Scratch for resolve(): a frame found up the chain reads as zero from this byte on (tail marks). */
+  private resolvedZeroFrom = PAGE_SIZE;
 
   constructor(system: VmSystem, params: PagedVmoParams) {
     super(system, params.kind);
@@ -463,6 +473,7 @@ export class VmObjectPaged extends VmObject {
     let v: VmObjectPaged = this;
     let p = pageIndex;
     let first = true;
+    this.resolvedZeroFrom = PAGE_SIZE;
     for (;;) {
       if (!(first && skipSelf)) {
         const frame = v.pages.lookup(p);
@@ -478,6 +489,7 @@ export class VmObjectPaged extends VmObject {
         return RESOLVE_MISSING;
       }
       if (p >= v.parentLimitPages) return RESOLVE_ZERO;
+      if (p === v.tailZeroPage && v.tailZeroFrom < this.resolvedZeroFrom) this.resolvedZeroFrom = v.tailZeroFrom;
       p += v.parentOffsetPages;
       v = v.parent!;
     }
@@ -520,7 +532,13 @@ export class VmObjectPaged extends VmObject {
       const r = own !== NO_FRAME ? own : this.resolve(page, false);
       if (r >= 0) {
         if ((flags[r] & FrameFlag.Accessed) === 0) this.system.markAccessed(r);
-        run.add(r, inPage, dstOffset + (pos - offsetBytes), n);
+        // A parent's page past a shrink's mark reads as zero there (resolve() set the mark).
+        const shown = own !== NO_FRAME ? n : Math.max(0, Math.min(n, this.resolvedZeroFrom - inPage));
+        if (shown > 0) run.add(r, inPage, dstOffset + (pos - offsetBytes), shown);
+        if (shown < n) {
+          run.flush();
+          dst.fill(0, dstOffset + (pos - offsetBytes) + shown, dstOffset + (pos - offsetBytes) + n);
+        }
         pos += n;
         continue;
       }
@@ -598,7 +616,12 @@ export class VmObjectPaged extends VmObject {
         this.system.arena.freeFrame(fresh);
         throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${page} is not available: the pager detached or closed`);
       }
-      if (r >= 0) this.system.arena.copyFrame(r, fresh);
+      if (r >= 0) {
+        this.system.arena.copyFrame(r, fresh);
+        const zeroFrom = this.resolvedZeroFrom;
+        if (zeroFrom < PAGE_SIZE) this.system.arena.fill(fresh, zeroFrom, PAGE_SIZE - zeroFrom, 0);
+      }
+      if (page === this.tailZeroPage) this.tailZeroPage = -1;
       this.installFrame(page, fresh, DirtyState.Untracked);
       return fresh;
     }
@@ -889,11 +912,22 @@ export class VmObjectPaged extends VmObject {
       this.sizePagesValue = newPages;
       if (this.kind === 'pager') this.zeroRuns.set(oldPages, newPages, DirtyState.Dirty);
     }
-    // Zero the tail of the last page past the content size.
+    // Zero the tail of the last page past the content size: in our frame, or as a mark on the
+    // parent's page a clone still sees (the mark is dropped once its page is cut away).
+    if (this.tailZeroPage >= newPages) this.tailZeroPage = -1;
     const tail = sizeBytes % PAGE_SIZE;
     if (tail !== 0) {
       const frame = this.pages.lookup(newPages - 1);
-      if (frame !== NO_FRAME) this.system.arena.fill(frame, tail, PAGE_SIZE - tail, 0);
+      if (frame !== NO_FRAME) {
+        this.system.arena.fill(frame, tail, PAGE_SIZE - tail, 0);
+      } else if (this.kind === 'clone' && newPages - 1 < this.parentLimitPages) {
+        if (this.tailZeroPage !== newPages - 1) {
+          this.tailZeroPage = newPages - 1;
+          this.tailZeroFrom = tail;
+        } else {
+          this.tailZeroFrom = Math.min(this.tailZeroFrom, tail);
+        }
+      }
     }
     this.contentSize = sizeBytes;
     this.modified = true;

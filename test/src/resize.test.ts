@@ -672,4 +672,73 @@ describe('resize', () => {
     expect(isFilled(readSync(clone, c.testPage * P, P), 0)).toBe(true);
     tp.expectNoRequest();
   });
+
+  // SEMANTICS.md "Units and ranges": on resize, the bytes past the new content size in its page read
+  // as zero. A clone that has not forked that page still sees it through its parent.
+  describe('a clone shrunk to an unaligned size: its last page reads zero past the new end', () => {
+    const cut = P + 100;
+
+    it('parent page resident: reads, a grow back and the fork on a later write keep the tail zero', async () => {
+      const tp = new TestPager();
+      const vmo = tp.createVmo(2);
+      const key = keyOf(vmo);
+      tp.supply(vmo, 0, 2);
+      const clone = cow(vmo, 0, 2, true);
+      clone.resize(cut);
+      const tail = readSync(clone, P, P);
+      expect(Array.from(tail.subarray(0, 100))).toEqual(Array.from({ length: 100 }, (_, i) => patternByte(key, 1, i)));
+      expect(isFilled(tail.subarray(100), 0)).toBe(true);
+      clone.resize(2 * P);
+      expect(isFilled(readSync(clone, cut, 2 * P - cut), 0)).toBe(true);
+      await clone.write(new Uint8Array([7]), P);
+      const forked = readSync(clone, P, P);
+      expect(forked[0]).toBe(7);
+      expect(forked[1]).toBe(patternByte(key, 1, 1));
+      expect(isFilled(forked.subarray(100), 0)).toBe(true);
+      // The parent keeps its bytes.
+      expect(isPattern(readSync(vmo, 0, 2 * P), key, 0)).toBe(true);
+      tp.expectNoRequest();
+      tp.system.debugValidate();
+    });
+
+    it('parent page not resident: the read faults the parent, and the supplied page shows zeros past the end', async () => {
+      const tp = new TestPager();
+      const vmo = tp.createVmo(2);
+      const key = keyOf(vmo);
+      const clone = cow(vmo, 0, 2, true);
+      clone.resize(cut);
+      const r = tp.read(clone, 1, 1);
+      await r.expectBlocked();
+      tp.expectRequest('READ', vmo, 1, 1);
+      tp.supply(vmo, 1, 1);
+      const got = await r.expectDone();
+      expect(got[99]).toBe(patternByte(key, 1, 99));
+      expect(isFilled(got.subarray(100), 0)).toBe(true);
+      expect(isPattern(readSync(vmo, P, P), key, 1)).toBe(true);
+    });
+
+    it('a child of the shrunk clone, and a second shrink within the same page, see the zeros too', async () => {
+      const tp = new TestPager();
+      const vmo = tp.createVmo(2);
+      const key = keyOf(vmo);
+      tp.supply(vmo, 0, 2);
+      const clone = cow(vmo, 0, 2, true);
+      clone.resize(cut);
+      clone.resize(2 * P);
+      clone.resize(P + 3000); // the bytes [P+100, P+3000) were zeroed by the first shrink
+      const grandchild = cow(clone, 0, 2);
+      for (const v of [clone, grandchild]) {
+        const page = readSync(v, P, P);
+        expect(page[99]).toBe(patternByte(key, 1, 99));
+        expect(isFilled(page.subarray(100), 0)).toBe(true);
+      }
+      await grandchild.write(new Uint8Array([9]), P + 1);
+      const forked = readSync(grandchild, P, P);
+      expect(forked[0]).toBe(patternByte(key, 1, 0));
+      expect(forked[1]).toBe(9);
+      expect(isFilled(forked.subarray(100), 0)).toBe(true);
+      tp.expectNoRequest();
+      tp.system.debugValidate();
+    });
+  });
 });
