@@ -850,7 +850,19 @@ export class VmObjectPaged extends VmObject {
       this.modified = true;
       return;
     } else {
-      if (this.detachedOrClosed) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'zero on a detached pager VMO');
+      if (this.detachedOrClosed) {
+        // Zeroing is a write: after detach only Dirty pages (and Dirty zero runs) take one. All or nothing.
+        for (let p = start; p < end; p++) {
+          const frame = this.pages.lookup(p);
+          const state = frame !== NO_FRAME ? f.dirty[frame] : this.zeroRuns.stateAt(p);
+          if (state !== DirtyState.Dirty) {
+            throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${p} cannot be zeroed: the pager detached or closed`);
+          }
+        }
+        this.pages.forEachInRange(start, end, (_p, frame) => { this.system.arena.fill(frame, 0, PAGE_SIZE, 0); });
+        this.modified = true;
+        return;
+      }
       const victims: number[] = [];
       this.pages.forEachInRange(start, end, (p, frame) => { (f.pinCount[frame] > 0 ? pinned : victims).push(p); });
       for (const p of victims) this.releasePage(p);

@@ -3,7 +3,8 @@
  * teardown"). Fuchsia threads become concurrent async operations tracked by `Blocked`.
  */
 import { describe, expect, it } from 'vitest';
-import { ChildOptions, EvictionLevel, PAGE_SIZE, PagerOp, ZxStatus } from '../../src/index.js';
+import { ChildOptions, EvictionLevel, PAGE_SIZE, PagerOp, VmoOp, ZxStatus } from '../../src/index.js';
+import { expectZxRejects } from './clone-helpers.js';
 import {
   TRAP_MODES, allBytes, drain, expectStatus, makeVmo, modified, readNow, supplyZero, writeDirty,
 } from './dirty-helpers.js';
@@ -317,6 +318,24 @@ describe.each(TRAP_MODES)('dirty pages survive detach ($mode)', ({ trap }) => {
     tp.writebackEnd(vmo, 0, 1);
     expect(tp.dirtyRanges(vmo)).toEqual([]);
     tp.expectNoRequest();
+  });
+
+  // SEMANTICS: OP_ZERO is a write of zeros, and after detach a write to a Dirty page proceeds.
+  it('after detach, OP_ZERO over whole Dirty pages zeroes them; over a Clean page it fails BAD_STATE and changes nothing', async () => {
+    const tp = new TestPager();
+    const vmo = makeVmo(tp, 3, trap, true);
+    tp.supply(vmo, 0, 3);
+    await writeDirty(tp, vmo, 0, 2, trap, 0x33); // pages 0 and 1 Dirty, page 2 Clean
+    vmo.resize(4 * PAGE_SIZE); // page 3: a Dirty zero run
+    tp.pager.detachVmo(vmo);
+    tp.expectRequest('COMPLETE', vmo, 0, 0);
+    await expectZxRejects(vmo.opRange(VmoOp.ZERO, 0, 3 * PAGE_SIZE), ZxStatus.ERR_BAD_STATE);
+    expect(allBytes(await readNow(tp, vmo, 0, 2), 0x33)).toBe(true);
+    await vmo.opRange(VmoOp.ZERO, 0, 2 * PAGE_SIZE); // before: BAD_STATE, though a write there proceeds
+    await vmo.opRange(VmoOp.ZERO, 3 * PAGE_SIZE, PAGE_SIZE);
+    tp.expectNoRequest();
+    expect(allBytes(await readNow(tp, vmo, 0, 2), 0)).toBe(true);
+    expect(tp.dirtyRanges(vmo)).toEqual([[0, 2, false], [3, 1, true]]);
   });
 });
 
