@@ -1244,12 +1244,32 @@ export class VmObjectPaged extends VmObject {
         throw new ZxError(ZxStatus.ERR_NOT_FOUND, `page ${p} was never supplied`);
       }
     }
+    // The present pages turn Dirty first: the allocation below may evict, and must not take them
+    // (without a request in flight nothing else protects them). Put back if it fails.
+    const f = this.system.arena.frames;
     const zeroPages: number[] = [];
-    for (let p = start; p < end; p++) if (this.pages.lookup(p) === NO_FRAME) zeroPages.push(p);
-    if (zeroPages.length > this.system.arena.freeFrames + this.system.queues.reclaimablePages) {
-      throw new ZxError(ZxStatus.ERR_NO_MEMORY, 'not enough frames to commit the zero pages being dirtied');
+    const present: number[] = [];
+    const before: DirtyState[] = [];
+    for (let p = start; p < end; p++) {
+      const frame = this.pages.lookup(p);
+      if (frame === NO_FRAME) {
+        zeroPages.push(p);
+      } else {
+        present.push(frame);
+        before.push(f.dirty[frame]);
+        this.setDirty(frame, DirtyState.Dirty);
+      }
     }
-    const frames = this.allocFramesAscending(zeroPages.length); // consecutive, for the writes to come
+    let frames: Int32Array;
+    try {
+      if (zeroPages.length > this.system.arena.freeFrames + this.system.queues.reclaimablePages) {
+        throw new ZxError(ZxStatus.ERR_NO_MEMORY, 'not enough frames to commit the zero pages being dirtied');
+      }
+      frames = this.allocFramesAscending(zeroPages.length); // consecutive, for the writes to come
+    } catch (err) {
+      for (let i = 0; i < present.length; i++) this.setDirty(present[i], before[i]);
+      throw err;
+    }
     this.system.arena.zeroFrames(frames);
     // The zero runs lose these pages run by run (each clear renormalizes the run list).
     for (let i = 0; i < zeroPages.length;) {
@@ -1259,10 +1279,6 @@ export class VmObjectPaged extends VmObject {
       i = j;
     }
     for (let i = 0; i < zeroPages.length; i++) this.installFrame(zeroPages[i], frames[i], DirtyState.Dirty);
-    for (let p = start; p < end; p++) {
-      const frame = this.pages.lookup(p);
-      if (frame !== NO_FRAME) this.setDirty(frame, DirtyState.Dirty);
-    }
     this.source!.resolved(PagerCommand.Dirty, start, end);
   }
 

@@ -403,6 +403,43 @@ describe('allocation under pressure', () => {
     checkBudget(tp.system);
   });
 
+  // The pager may dirty a range no request asked about; without a request the pages it dirties had
+  // no in-flight protection from the evictor.
+  it('OP_DIRTY without a request, committing zero pages, never evicts the clean pages it is dirtying', async () => {
+    const tp = new TestPager({ budgetBytes: 16 * PAGE_SIZE, lowWatermarkFrames: 0, highWatermarkFrames: 1 });
+    const vmo = tp.createVmo(8, TRAP | RESIZABLE);
+    tp.supply(vmo, 4, 4);
+    tp.system.agePages(); // pages 4-7: the oldest in the system
+    const other = tp.createVmo(12);
+    tp.supply(other, 0, 12);
+    expect(tp.system.arena.freeFrames).toBe(0);
+    vmo.resize(12 * PAGE_SIZE); // pages 8-11: a dirty zero run
+    tp.dirty(vmo, 4, 8); // before: evicted pages 4-7 for the zero pages' frames; 4-7 were then not dirty
+    expect(tp.dirtyRanges(vmo)).toEqual([[4, 8, false]]);
+    expect(resident(vmo)).toEqual([4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(resident(other)).toHaveLength(8);
+    await tp.write(vmo, 4, 8, 0x5a).expectDone();
+    tp.expectNoRequest();
+    checkBudget(tp.system);
+  });
+
+  it('OP_DIRTY that cannot find frames outside its own range fails NO_MEMORY and leaves the range as it was', async () => {
+    const tp = new TestPager({ budgetBytes: 16 * PAGE_SIZE, lowWatermarkFrames: 0, highWatermarkFrames: 1 });
+    const vmo = tp.createVmo(8, TRAP | RESIZABLE);
+    tp.supply(vmo, 0, 8);
+    const other = tp.createVmo(8);
+    const pin = other.commitRangePinned(0, 8 * PAGE_SIZE);
+    tp.expectRequest('READ', other, 0, 8);
+    tp.supply(other, 0, 8);
+    await pin;
+    vmo.resize(12 * PAGE_SIZE);
+    // Pages 0-3 would have to be evicted to hold 8-11: refused, nothing dirtied or evicted.
+    await expectZx(() => tp.dirty(vmo, 0, 12), ZxStatus.ERR_NO_MEMORY);
+    expect(tp.dirtyRanges(vmo)).toEqual([[8, 4, true]]);
+    expect(resident(vmo)).toHaveLength(8);
+    checkBudget(tp.system);
+  });
+
   it('below the low watermark an allocation reclaims old pages up to the high watermark', async () => {
     const tp = new TestPager({ budgetBytes: 128 * PAGE_SIZE, lowWatermarkFrames: 4, highWatermarkFrames: 10 });
     const vmo = tp.createVmo(124);
