@@ -75,6 +75,8 @@ export interface Located {
   mountpoint: string;
   /** Relative to the mountpoint ('' for the mountpoint itself). */
   rel: string;
+  /** The mount's device number: a directory with another one is a filesystem mounted inside it. */
+  mountDev: number;
 }
 
 /**
@@ -110,7 +112,12 @@ export async function locate(given: string, verb: string): Promise<Located> {
   } catch (err) {
     throw new ConfigError(`${verb} "${given}": the pagerfs mount at "${mountpoint}" does not answer (${(err as NodeJS.ErrnoException).code})`, EXIT.BAD_PATH);
   }
-  return { given, real, mountpoint, rel };
+  // A filesystem mounted inside the pagerfs mount is not pagerfs: a hint there would be a real xattr.
+  const [mountDev, ownDev] = await Promise.all([fsp.stat(mountpoint), fsp.stat(real)].map((st) => st.then((s) => s.dev, () => -1)));
+  if (ownDev !== -1 && ownDev !== mountDev) {
+    throw new ConfigError(`${verb} "${given}": it is on another filesystem, mounted inside the pagerfs mount at "${mountpoint}"`, EXIT.BAD_PATH);
+  }
+  return { given, real, mountpoint, rel, mountDev };
 }
 
 /** The stats document of the mount at `mountpoint`. */

@@ -76,13 +76,13 @@ export async function collectTargets(operands: string[], verb: string): Promise<
     if (!out.mountpoints.includes(mountpoint)) out.mountpoints.push(mountpoint);
     out.files.push({ display: printable(display), file, mountpoint, rel: path.relative(mountpoint, file), size: st.size, pages: pagesOf(st.size) });
   };
-  const walk = async (dir: string, display: string, mountpoint: string): Promise<void> => {
+  const walk = async (dir: string, display: string, mountpoint: string, mountDev: number): Promise<void> => {
     out.directories++;
     let entries;
     try {
       entries = await fsp.readdir(dir, { withFileTypes: true });
     } catch (err) {
-      warn(`skipping directory "${display}": cannot be listed (${(err as NodeJS.ErrnoException).code})`);
+      warn(`skipping directory "${printable(display)}": cannot be listed (${(err as NodeJS.ErrnoException).code})`);
       return;
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -91,15 +91,20 @@ export async function collectTargets(operands: string[], verb: string): Promise<
       if (dir === mountpoint && e.name === CONTROL_DIR) continue;
       const shown = path.join(display, e.name);
       // Symbolic links are not followed inside a walk (as vmtouch without -f).
-      if (e.isDirectory()) await walk(full, shown, mountpoint);
-      else if (e.isFile()) {
+      if (e.isDirectory()) {
+        // As find -xdev: a filesystem mounted inside the mount holds no pagerfs pages.
+        const st = await fsp.lstat(full).catch(() => null);
+        if (st === null) continue;
+        if (st.dev !== mountDev) warn(`skipping directory "${printable(shown)}": another filesystem is mounted there`);
+        else await walk(full, shown, mountpoint, mountDev);
+      } else if (e.isFile()) {
         const st = await fsp.lstat(full).catch(() => null);
         if (st?.isFile()) add(shown, full, mountpoint, st);
       }
     }
   };
   for (const { loc, isDir } of located) {
-    if (isDir) await walk(loc.real, loc.given, loc.mountpoint);
+    if (isDir) await walk(loc.real, loc.given, loc.mountpoint, loc.mountDev);
     else add(loc.given, loc.real, loc.mountpoint, await fsp.stat(loc.real));
   }
   return out;

@@ -551,6 +551,30 @@ describe('bad input to the verbs gets one clear line and changes nothing', () =>
     }
   });
 
+  it('a filesystem mounted inside the mount is skipped by a walk (with a warning) and refused as an operand; it gets no xattr', async () => {
+    const m = await startMount({ budget: '4MiB', files: { 'f.bin': randomData(8 * PAGE) } });
+    const nested = m.p('nested');
+    await fsp.mkdir(nested);
+    const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', nested]);
+    expect(mounted.code, `mount tmpfs inside the pagerfs mount: ${mounted.stderr}`).toBe(0);
+    try {
+      await fsp.writeFile(path.join(nested, 'other.bin'), randomData(2 * PAGE));
+      for (const verb of ['touch', 'evict', 'lock', 'unlock', 'residency']) {
+        const res = await ok([verb, m.p('')]);
+        expect(res.stderr, verb).toMatch(/skipping directory ".*nested": another filesystem is mounted there/);
+        await refused([verb, path.join(nested, 'other.bin')], 3, /another filesystem, mounted inside the pagerfs mount/);
+        await refused([verb, nested], 3, /another filesystem/);
+      }
+      // Before: the walk set user.pagerfs.hint on the tmpfs file, a real attribute there.
+      const attrs = await run('getfattr', ['--absolute-names', '-d', '-m', '-', path.join(nested, 'other.bin')]);
+      expect(attrs.code, attrs.stderr).toBe(0);
+      expect(attrs.stdout).not.toMatch(/pagerfs/);
+    } finally {
+      const res = await run('umount', [nested]);
+      if (res.code !== 0) await run('umount', ['-l', nested]);
+    }
+  });
+
   it('a special file inside a mount is refused (not a regular file or a directory)', async () => {
     const m = await startMount({ budget: '4MiB' });
     expect((await run('mkfifo', [m.b('fifo')])).code).toBe(0);
