@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  MAX_VMO_SIZE_BYTES, VmoOp, VmoOptions, ZxStatus,
+  MAX_VMO_SIZE_BYTES, VmoOp, VmoOptions, ZxStatus, type VmObject,
 } from '../../src/index.js';
 import { Blocked, TestPager, isPattern, keyOf, patternByte } from './userpager.js';
 import { P, cow, expectZx, expectZxRejects, filled, isFilled, readSync, supplyZero } from './clone-helpers.js';
@@ -678,23 +678,31 @@ describe('resize', () => {
   describe('a clone shrunk to an unaligned size: its last page reads zero past the new end', () => {
     const cut = P + 100;
 
-    it('parent page resident: reads, a grow back and the fork on a later write keep the tail zero', async () => {
+    /** A 2-page pager VMO (pages supplied or not) and a resizable clone of it shrunk to `cut`. */
+    function shrunkClone(supplied: boolean): { tp: TestPager; vmo: VmObject; key: number; clone: VmObject } {
       const tp = new TestPager();
       const vmo = tp.createVmo(2);
-      const key = keyOf(vmo);
-      tp.supply(vmo, 0, 2);
+      if (supplied) tp.supply(vmo, 0, 2);
       const clone = cow(vmo, 0, 2, true);
       clone.resize(cut);
-      const tail = readSync(clone, P, P);
-      expect(Array.from(tail.subarray(0, 100))).toEqual(Array.from({ length: 100 }, (_, i) => patternByte(key, 1, i)));
-      expect(isFilled(tail.subarray(100), 0)).toBe(true);
+      return { tp, vmo, key: keyOf(vmo), clone };
+    }
+
+    /** Page 1 as the clone must show it: the parent's first 100 bytes (from `from`), zeros after. */
+    function expectCutPage(page: Uint8Array, key: number, from = 0): void {
+      for (let i = from; i < 100; i++) expect(page[i], `byte ${i}`).toBe(patternByte(key, 1, i));
+      expect(isFilled(page.subarray(100), 0)).toBe(true);
+    }
+
+    it('parent page resident: reads, a grow back and the fork on a later write keep the tail zero', async () => {
+      const { tp, vmo, key, clone } = shrunkClone(true);
+      expectCutPage(readSync(clone, P, P), key);
       clone.resize(2 * P);
       expect(isFilled(readSync(clone, cut, 2 * P - cut), 0)).toBe(true);
       await clone.write(new Uint8Array([7]), P);
       const forked = readSync(clone, P, P);
       expect(forked[0]).toBe(7);
-      expect(forked[1]).toBe(patternByte(key, 1, 1));
-      expect(isFilled(forked.subarray(100), 0)).toBe(true);
+      expectCutPage(forked, key, 1);
       // The parent keeps its bytes.
       expect(isPattern(readSync(vmo, 0, 2 * P), key, 0)).toBe(true);
       tp.expectNoRequest();
@@ -702,41 +710,26 @@ describe('resize', () => {
     });
 
     it('parent page not resident: the read faults the parent, and the supplied page shows zeros past the end', async () => {
-      const tp = new TestPager();
-      const vmo = tp.createVmo(2);
-      const key = keyOf(vmo);
-      const clone = cow(vmo, 0, 2, true);
-      clone.resize(cut);
+      const { tp, vmo, key, clone } = shrunkClone(false);
       const r = tp.read(clone, 1, 1);
       await r.expectBlocked();
       tp.expectRequest('READ', vmo, 1, 1);
       tp.supply(vmo, 1, 1);
-      const got = await r.expectDone();
-      expect(got[99]).toBe(patternByte(key, 1, 99));
-      expect(isFilled(got.subarray(100), 0)).toBe(true);
+      expectCutPage(await r.expectDone(), key);
       expect(isPattern(readSync(vmo, P, P), key, 1)).toBe(true);
     });
 
     it('a child of the shrunk clone, and a second shrink within the same page, see the zeros too', async () => {
-      const tp = new TestPager();
-      const vmo = tp.createVmo(2);
-      const key = keyOf(vmo);
-      tp.supply(vmo, 0, 2);
-      const clone = cow(vmo, 0, 2, true);
-      clone.resize(cut);
+      const { tp, key, clone } = shrunkClone(true);
       clone.resize(2 * P);
       clone.resize(P + 3000); // the bytes [P+100, P+3000) were zeroed by the first shrink
       const grandchild = cow(clone, 0, 2);
-      for (const v of [clone, grandchild]) {
-        const page = readSync(v, P, P);
-        expect(page[99]).toBe(patternByte(key, 1, 99));
-        expect(isFilled(page.subarray(100), 0)).toBe(true);
-      }
+      for (const v of [clone, grandchild]) expectCutPage(readSync(v, P, P), key);
       await grandchild.write(new Uint8Array([9]), P + 1);
       const forked = readSync(grandchild, P, P);
       expect(forked[0]).toBe(patternByte(key, 1, 0));
       expect(forked[1]).toBe(9);
-      expect(isFilled(forked.subarray(100), 0)).toBe(true);
+      expectCutPage(forked, key, 2);
       tp.expectNoRequest();
       tp.system.debugValidate();
     });
