@@ -99,16 +99,70 @@ export function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+// ---- terminal columns ----
+// A name in Chinese takes two columns a character, an accent none: widths count what a terminal
+// draws (East Asian wide and emoji graphemes 2, combining and format characters 0), not UTF-16 units.
+
+const PLAIN = /^[\x20-\x7e]*$/;
+const ZERO_WIDTH = /^[\p{Mn}\p{Me}\p{Cf}]+$/u;
+const EMOJI = /\p{Emoji_Presentation}|\uFE0F/u;
+/** East Asian Wide and Fullwidth blocks (Unicode's EastAsianWidth W/F, by block). */
+const WIDE: ReadonlyArray<readonly [number, number]> = [
+  [0x1100, 0x115f], [0x2e80, 0x303e], [0x3041, 0x33ff], [0x3400, 0x4dbf], [0x4e00, 0x9fff],
+  [0xa000, 0xa4cf], [0xa960, 0xa97f], [0xac00, 0xd7a3], [0xf900, 0xfaff], [0xfe10, 0xfe19],
+  [0xfe30, 0xfe6f], [0xff00, 0xff60], [0xffe0, 0xffe6], [0x1f300, 0x1f64f], [0x1f900, 0x1f9ff],
+  [0x20000, 0x3fffd],
+];
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+function graphemeColumns(g: string): number {
+  const cp = g.codePointAt(0)!;
+  for (const [lo, hi] of WIDE) if (cp >= lo && cp <= hi) return 2;
+  if (EMOJI.test(g)) return 2;
+  return ZERO_WIDTH.test(g) ? 0 : 1;
+}
+
+/** The columns `text` takes on a terminal. */
+export function columns(text: string): number {
+  if (PLAIN.test(text)) return text.length;
+  let n = 0;
+  for (const { segment } of graphemes.segment(text)) n += graphemeColumns(segment);
+  return n;
+}
+
+/** Pads `text` with spaces to `width` columns. */
+export function padColumns(text: string, width: number): string {
+  return text + ' '.repeat(Math.max(0, width - columns(text)));
+}
+
 /** Cuts `text` to `width` columns, keeping its end (for paths) with a leading '…'. */
 export function fitLeft(text: string, width: number): string {
   if (width <= 0) return '';
-  if (text.length <= width) return text;
-  return `…${text.slice(text.length - width + 1)}`;
+  if (columns(text) <= width) return text;
+  const parts = [...graphemes.segment(text)].map((s) => s.segment);
+  let kept = '';
+  let used = 1; // the '…'
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const w = graphemeColumns(parts[i]);
+    if (used + w > width) break;
+    kept = parts[i] + kept;
+    used += w;
+  }
+  return `…${kept}`;
 }
 
 /** Cuts `text` to `width` columns (keeps its start). */
 export function fitRight(text: string, width: number): string {
-  return text.length <= width ? text : text.slice(0, Math.max(0, width));
+  if (columns(text) <= width) return text;
+  let kept = '';
+  let used = 0;
+  for (const { segment } of graphemes.segment(text)) {
+    const w = graphemeColumns(segment);
+    if (used + w > width) break;
+    kept += segment;
+    used += w;
+  }
+  return kept;
 }
 
 /** The vmtouch-style summary block: right-aligned labels, one line each. */

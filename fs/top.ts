@@ -14,7 +14,7 @@ import { formatSize, parseDuration } from '../pager/index.js';
 import { getMap, locate, readStats } from './client.js';
 import { ConfigError, EXIT } from './config.js';
 import type { StatsDocument } from './control.js';
-import { budgetBar, fitLeft, fitRight, printable, rateText, residencyStrip } from './render.js';
+import { budgetBar, fitLeft, fitRight, padColumns, printable, rateText, residencyStrip } from './render.js';
 
 interface Sample {
   at: number;
@@ -68,10 +68,10 @@ export function renderFrame(f: FrameInput): string[] {
   const clean = Math.max(0, s.residentBytes - s.dirtyBytes - s.lockedBytes);
   const free = Math.max(0, s.budgetBytes - s.residentBytes);
   const clock = f.now.toTimeString().slice(0, 8);
-  const title = `pagerfs top  ${f.mountpoint}`;
+  const title = `pagerfs top  ${printable(f.mountpoint)}`;
   const right = `${clock}${f.live ? '  q: quit' : ''}`;
   const lines: string[] = [];
-  lines.push(`${fitLeft(title, width - right.length - 1).padEnd(width - right.length)}${right}`);
+  lines.push(`${padColumns(fitLeft(title, width - right.length - 1), width - right.length)}${right}`);
   const budgetLabel = `budget ${formatSize(s.budgetBytes)} `;
   lines.push(`${budgetLabel}[${budgetBar({ budget: s.budgetBytes, clean, dirty: s.dirtyBytes, locked: s.lockedBytes }, Math.max(4, width - budgetLabel.length - 2))}]`);
   lines.push(`  L locked ${formatSize(s.lockedBytes)}   D dirty ${formatSize(s.dirtyBytes)}   = clean ${formatSize(clean)}   . free ${formatSize(free)}`);
@@ -92,7 +92,7 @@ export function renderFrame(f: FrameInput): string[] {
   for (const r of rows) {
     const map = f.maps.get(r.path);
     const strip = map === undefined ? '' : `[${residencyStrip(map, Math.ceil(r.size / 4096), stripW)}]`;
-    lines.push(`${formatSize(r.residentBytes).padStart(9)} ${formatSize(r.dirtyBytes).padStart(8)} ${rateText(r.faultRate).padStart(7)}  ${fitLeft(printable(r.path), pathW).padEnd(pathW)}  ${strip}`);
+    lines.push(`${formatSize(r.residentBytes).padStart(9)} ${formatSize(r.dirtyBytes).padStart(8)} ${rateText(r.faultRate).padStart(7)}  ${padColumns(fitLeft(printable(r.path), pathW), pathW)}  ${strip}`);
   }
   return lines.slice(0, f.height).map((l) => fitRight(l, width));
 }

@@ -117,6 +117,33 @@ describe('pagerfs top --once', () => {
 });
 
 describe('pagerfs top in a terminal', () => {
+  it('a name in Chinese and Japanese (two columns a character) keeps the table aligned and inside 80 columns', async () => {
+    const wide = '日本語のファイル名前です中文名字.bin'; // 16 wide characters: 32 columns before '.bin'
+    const m = await startMount({ budget: '2MiB', files: { [wide]: randomData(16 * PAGE), 'plain.bin': randomData(16 * PAGE) } });
+    await fsp.readFile(m.p(wide));
+    await fsp.readFile(m.p('plain.bin'));
+    const t = await Tmux.start(80, 24);
+    try {
+      await t.type(`node dist/fs/cli.js top ${m.mnt} --once; echo DONE-$((1+1))`);
+      const screen = await t.waitFor(/^DONE-2$/m);
+      const text = screen.join('\n');
+      // capture-pane gives a wide character once: its columns are the row's characters plus one per wide one.
+      const columnOf = (row: string, i: number): number => i + (row.slice(0, i).match(/[\u3000-\u9fff]/g) ?? []).length;
+      const wideRow = screen.find((r) => /[\u3000-\u9fff]/.test(r) && r.includes('['));
+      const plainRow = screen.find((r) => r.includes('plain.bin'));
+      expect(wideRow, text).toBeDefined();
+      expect(plainRow, text).toBeDefined();
+      // Before: the name was cut to 25 UTF-16 units (up to 50 columns), the row ran past 80 columns
+      // and its strip wrapped onto the next line.
+      expect(wideRow!, text).toMatch(/…\S*\.bin +\[[ OoDdLlPp]+\]$/);
+      expect(columnOf(wideRow!, wideRow!.length), text).toBeLessThanOrEqual(80);
+      expect(columnOf(wideRow!, wideRow!.indexOf('[')), text).toBe(plainRow!.indexOf('['));
+      expect(wideRow!.indexOf('['), text).toBeLessThan(plainRow!.indexOf('['));
+    } finally {
+      await t.close();
+    }
+  });
+
   for (const [name, key] of [['q', 'q'], ['Ctrl-C', 'C-c']] as const) {
     it(`renders within 80x24, refreshes, and quits on ${name} leaving the shell prompt usable and the terminal settings as they were`, async () => {
       const m = await startMount({ budget: '2MiB', files: { 'a.bin': randomData(4 * MiB), 'b.bin': randomData(64 * PAGE) } });
