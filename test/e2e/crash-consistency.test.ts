@@ -92,8 +92,8 @@ describe('SIGKILL of the daemon while a writer appends and fsyncs records', () =
     try {
       // Let it run for a while (a seed-dependent number of fsyncs), then kill at a random moment.
       const wantSyncs = 100 + Math.floor(rand() * 300);
-      const enough = await waitFor(() => (out.match(/^synced /gm) ?? []).length >= wantSyncs || writerDone, 60_000, 5);
-      expect(enough, `the writer made ${(out.match(/^synced /gm) ?? []).length} fsyncs; stderr ${err}`).toBe(true);
+      await waitFor(() => (out.match(/^synced /gm) ?? []).length >= wantSyncs || writerDone, 60_000, 5,
+        () => `${wantSyncs} fsyncs: the writer made ${(out.match(/^synced /gm) ?? []).length}; stderr ${err}`);
       expect(writerDone, `the writer ended before the kill: ${out.slice(-200)} ${err}`).toBe(false);
       await sleep(Math.floor(rand() * 20));
       m.child.kill('SIGKILL');

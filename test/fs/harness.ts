@@ -123,18 +123,27 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Polls `fn` until it returns a truthy value or `timeoutMs` passes; returns the last value. */
-export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+/**
+ * Polls `fn` until it returns a truthy value (returned); throws if `timeoutMs` passes first, so
+ * that a wait whose result a test does not look at is still a check. `what` names the condition.
+ */
+export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, intervalMs = 50,
+  what: string | (() => string) = fn.toString()): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     let v: T | undefined;
+    let failure: unknown;
     try {
       v = await fn();
-    } catch {
+    } catch (err) {
       v = undefined;
+      failure = err;
     }
     if (v) return v;
-    if (Date.now() > deadline) return v as T;
+    if (Date.now() > deadline) {
+      const why = failure === undefined ? '' : ` (last attempt threw: ${String(failure)})`;
+      throw new Error(`waited ${timeoutMs} ms in vain for: ${typeof what === 'string' ? what : what()}${why}`);
+    }
     await sleep(intervalMs);
   }
 }

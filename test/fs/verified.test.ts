@@ -85,8 +85,9 @@ describe('the verified pager', () => {
     expect(res.stderr).toMatch(/Input\/output error/);
     expect(res.stderr).toMatch(/^6\+1 records in/m); // 409,600 bytes = 6 blocks of 64 KiB + the part of the 7th before page 100
     // The log names the path and the offset of each bad page.
-    await waitFor(() => m.stderr.includes(`"offset":${1800 * PAGE}`));
+    await waitFor(() => m.stderr.includes(`"offset":${1800 * PAGE}`), 10_000, 50, 'the log line of page 1800');
     expect(m.stderr).toMatch(new RegExp(`"path":"big.bin","page":100,"offset":${100 * PAGE}`));
+    expect(m.stderr).toMatch(new RegExp(`"path":"big.bin","page":1800,"offset":${1800 * PAGE}`));
     expect(m.stderr).toMatch(/page failed verification/);
     const stats = await m.stats();
     expect(stats.integrityFailures).toBeGreaterThanOrEqual(2);

@@ -406,11 +406,12 @@ describe('statuses and queries', () => {
   });
 
   it('a request some waiter still waits on is kept when another one times out', async () => {
-    const tp = new TestPager({ requestOvertimeMs: 1000, requestTimeoutMs: 80 });
+    // The late reader joins at 1/4 of the timeout: a stall of 3/4 of it would be needed to race it.
+    const tp = new TestPager({ requestOvertimeMs: 5000, requestTimeoutMs: 800 });
     const vmo = tp.createVmo(4);
     const early = tp.read(vmo, 0, 1);
     tp.expectRequest('READ', vmo, 0, 1);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200));
     const late = tp.read(vmo, 0, 1); // joins the request: no new packet
     tp.expectNoRequest();
     await early.promise.catch(() => undefined);
