@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { syntheticMismatch } from '../../pager/synthetic-content.js';
-import { ALL_EROFS, PAGE, ROOT, changeCodes, codeOf, isMounted, readToEnd, runCli, startMount, tempDir, useMountHooks } from './harness.js';
+import { ALL_EROFS, PAGE, ROOT, changeCodes, codeOf, isMounted, readToEnd, runCli, startMount, tempDir, useMountHooks, waitFor } from './harness.js';
 // The test pager's own page text function: what it serves is what we expect.
 // @ts-expect-error a plain .mjs module without types
 import { pageText } from './pagers/page-text.mjs';
@@ -143,20 +143,21 @@ describe('the host answers for a pager that fails, throws or never answers (misb
 
   it('a pager that never answers gives ETIMEDOUT after --request-timeout while other files keep reading, and is counted', async () => {
     const m = await startMount({
-      // 3 s: long enough that the other file's read ends first even on a loaded machine (it once
-      // took over 1.2 s in a full run, with 1.5 s here).
-      noBacking: true, args: ['--pager', pagerPath('misbehaving.mjs'), '--request-timeout', '3s'],
+      // 8 s: the other file's read must end first even on a loaded machine (it once took over
+      // 1.2 s in a full run).
+      noBacking: true, args: ['--pager', pagerPath('misbehaving.mjs'), '--request-timeout', '8s'],
     });
+    const before = (await m.stats()).pageRequests;
     const started = Date.now();
     const hung = codeOf(readToEnd(m.p('silent.bin')));
-    // While that read waits, another file reads.
-    await new Promise((r) => setTimeout(r, 300));
+    // Once that read's request has reached the pager, another file reads.
+    await waitFor(async () => (await m.stats()).pageRequests > before, 10_000, 20, 'the silent file\'s page request');
     let settled = false;
     void hung.then(() => { settled = true; });
     expect((await readToEnd(m.p('ok.txt'))).equals(Buffer.alloc(4 * PAGE, 'k'))).toBe(true);
     expect(settled).toBe(false);
     expect(await hung).toBe('ETIMEDOUT');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(8000);
     const stats = await m.stats();
     expect(stats.timedOutRequests).toBeGreaterThanOrEqual(1);
     expect(stats.abandonedJobs).toBeGreaterThanOrEqual(1);

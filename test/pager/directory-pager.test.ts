@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { linkSync, mkdirSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
+import { promises as fsp, linkSync, mkdirSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { ZxError, ZxStatus } from '../../src/index.js';
@@ -633,12 +633,29 @@ describe('writing, writeback and truncate', () => {
     // A write past the end (the file grows first, as the FUSE write does): the DIRTY answer checks
     // the backing store's room first (a statfs), and the truncate lands while it is under way.
     f.vmo.resize(13 * PAGE_SIZE);
-    const write = f.vmo.write(Buffer.from('late'), 12 * PAGE_SIZE).then(() => 'written', (e: { status: ZxStatus }) => String(e.status));
-    for (let i = 0; i < 20; i++) await Promise.resolve(); // the pager has the packet now
-    f.vmo.resize(PAGE_SIZE);
-    await write;
-    await tick(5);
+    // The handler's statfs (the real one) is held until the truncate has landed.
+    const realStatfs = fsp.statfs.bind(fsp);
+    const inStatfs = deferred();
+    const hold = deferred();
+    let statfsDone: Promise<unknown> = Promise.resolve();
+    const spy = vi.spyOn(fsp, 'statfs').mockImplementation(((p: string) => {
+      inStatfs.resolve();
+      statfsDone = hold.promise.then(() => realStatfs(p));
+      return statfsDone;
+    }) as typeof fsp.statfs);
+    try {
+      const write = f.vmo.write(Buffer.from('late'), 12 * PAGE_SIZE).then(() => 'written', (e: { status: ZxStatus }) => e.status);
+      await inStatfs.promise; // the pager is answering the DIRTY request
+      f.vmo.resize(PAGE_SIZE);
+      hold.resolve();
+      expect(await write, 'the writer of the cut page').toBe(ZxStatus.ERR_OUT_OF_RANGE);
+      await statfsDone;
+      await tick(5); // the handler's continuation after its statfs
+    } finally {
+      spy.mockRestore();
+    }
     expect(lines().filter((l) => (l.level as number) >= 50).map((l) => l.msg), 'error lines').toEqual([]);
+    expect(f.vmo.contentSizeBytes).toBe(PAGE_SIZE);
   });
 
   it('a truncate of a read-only backing file is EROFS and changes nothing', async () => {

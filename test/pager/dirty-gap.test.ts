@@ -17,10 +17,13 @@ describe('a DIRTY request partly overtaken by writeback', () => {
     await f.vmo.read(Buffer.alloc(1), 0); // page 0 resident and Clean (after the delay rule's 300 ms)
     f.vmo.resize(3 * PAGE_SIZE); // pages 1 and 2: a dirty zero run
     const data = Buffer.alloc(3 * PAGE_SIZE - 100, 0x5c);
-    const write = f.vmo.write(data, 100); // traps: DIRTY for [0, 3), answered after 300 ms
-    await new Promise((r) => setTimeout(r, 50));
+    const dirtyBefore = env.dp.metrics.dirtyRequests;
+    let written = false;
+    const write = f.vmo.write(data, 100).then(() => { written = true; }); // traps: DIRTY for [0, 3), answered after 300 ms
+    while (env.dp.metrics.dirtyRequests === dirtyBefore) await new Promise((r) => setTimeout(r, 2));
     env.dp.faults.replace([]); // later requests answer at once
     await env.dp.writeback(f); // writes the zero run back: pages 1 and 2 become a gap
+    expect(written, 'writeback overtook the DIRTY request').toBe(false);
     await write;
     await env.dp.writeback(f, true);
     const expected = Buffer.concat([pattern(PAGE_SIZE, 9).subarray(0, 100), data]);
