@@ -99,7 +99,7 @@ describe('a killed daemon (SIGKILL)', () => {
       const m = await startMount({ budget: '1MiB', files: { 'a': 'a' } });
       await fsp.stat(m.mnt); // the kernel now caches the root's attributes
       m.child.kill('SIGKILL');
-      await m.waitExit(10_000);
+      expect(await m.waitExit(10_000), 'the daemon died of the SIGKILL').toBe(true);
       await sleep(delayMs);
       const res = await runCli(['mount', m.backing, m.mnt, '--memory-budget', '1MiB'], { timeoutMs: 15_000 });
       expect(res.timedOut).toBe(false);
@@ -121,7 +121,7 @@ describe('a killed daemon (SIGKILL)', () => {
       await fsp.writeFile(m.p('written-before.txt'), 'survives');
       await fsp.stat(m.mnt);
       m.child.kill('SIGKILL');
-      await m.waitExit(10_000);
+      expect(await m.waitExit(10_000), 'the daemon died of the SIGKILL').toBe(true);
       expect(await codeOf(fsp.readFile(m.p('a.bin')))).toBe('ENOTCONN');
       await sleep(delayMs);
       const again = await startMount({ budget: '1MiB', backing: m.backing, mountpoint: m.mnt, args: ['--force'] });
@@ -140,7 +140,7 @@ describe('a killed daemon (SIGKILL)', () => {
   it('pagerfs unmount clears a stale mount', async () => {
     const m = await startMount({ budget: '1MiB' });
     m.child.kill('SIGKILL');
-    await m.waitExit(10_000);
+    expect(await m.waitExit(10_000), 'the daemon exited').toBe(true);
     expect(await isMounted(m.mnt)).toBe(true);
     const res = await runCli(['unmount', m.mnt], { timeoutMs: 20_000 });
     expect(res.timedOut).toBe(false);

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VmSystem, VmoOp } from '../../src/index.js';
 import { DirectoryPager } from '../../pager/index.js';
@@ -158,7 +159,31 @@ describe('DirectoryPager with readCached', () => {
 });
 
 describe('DirectoryPager with readCached on a file system without non-blocking reads', () => {
-  it('reads tmpfs files right: on EOPNOTSUPP it stops trying and reads on the thread pool', async () => {
+  it('on EOPNOTSUPP it stops trying after the first read and reads on the thread pool, every byte right', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pagerfs-cached-'));
+    const system = new VmSystem({ budgetBytes: 1024 * PAGE_SIZE });
+    let calls = 0;
+    // The answer of a file system without RWF_NOWAIT, whatever this machine's tmpfs does.
+    const unsupported: PreadCached = () => { calls++; return -EOPNOTSUPP; };
+    const dp = new DirectoryPager({ system, backingDir: dir, readaheadMaxBytes: 0, readCached: unsupported });
+    dp.start();
+    try {
+      const data = pattern(64 * PAGE_SIZE, 8);
+      writeFileSync(path.join(dir, 'u.bin'), data);
+      const f = await dp.open('u.bin');
+      for (const p of [5, 0, 63, 31]) {
+        expect((await readVmo(f.vmo, p * PAGE_SIZE, PAGE_SIZE)).equals(data.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE))).toBe(true);
+      }
+      expect(dp.metrics.backingReads).toBe(4);
+      expect(dp.metrics.cachedBackingReads).toBe(0);
+      expect(calls).toBe(1); // asked once, then never again
+    } finally {
+      await dp.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads tmpfs files right with whatever non-blocking answer this kernel gives', async () => {
     const dir = mkdtempSync('/dev/shm/pagerfs-cached-');
     const system = new VmSystem({ budgetBytes: 1024 * PAGE_SIZE });
     let calls = 0;

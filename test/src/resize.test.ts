@@ -610,11 +610,8 @@ describe('resize', () => {
     tp.expectRequest('READ', vmo, 0, 2);
     await h.expectBlocked();
     vmo.resize(0);
-    await new Promise((res) => setTimeout(res, 10));
-    // It must not hang; a commit-like op is clipped by a shrink (SEMANTICS: commit), so OK is expected,
-    // OUT_OF_RANGE is tolerated as "the range was cut".
-    expect(h.state).not.toBe('pending');
-    if (h.state === 'failed') await h.expectFailed(ZxStatus.ERR_OUT_OF_RANGE);
+    // It must not hang, and a commit-like op is clipped by a shrink (SEMANTICS: commit): OK.
+    await h.expectDone();
     expect(vmo.counters().residentPages).toBe(0);
     tp.expectNoRequest();
     tp.system.debugValidate();
