@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mountTmpfs, useTmpfsCleanup } from '../e2e/helpers.js';
-import { PAGE, python, randomData, readToEnd, run, startMount, tempDir, useMountHooks } from './harness.js';
+import { PAGE, python, randomData, readToEnd, run, startMount, tempDir, useMountHooks, waitFor } from './harness.js';
 
 useTmpfsCleanup();
 useMountHooks();
@@ -118,9 +118,13 @@ describe('fallocate through the mount', () => {
     await fsp.writeFile(m.p('busy'), data);
     // Two readers stream the file (every read must succeed) while the first half is rewritten and
     // punches go through the second half, each a fallocate process of its own.
+    // Each reader says it has started (a marker file) and streams pass after pass until told to stop
+    // once the punches are done: the punches run while both read.
     const reader = `
 import os, sys
-for _ in range(6):
+open(sys.argv[2], 'w').close()
+passes = 0
+while passes == 0 or not os.path.exists(sys.argv[3]):
     fd = os.open(sys.argv[1], os.O_RDONLY)
     off = 0
     while True:
@@ -128,8 +132,13 @@ for _ in range(6):
         if not b: break
         off += len(b)
     os.close(fd)
-    assert off == ${SIZE}, off`;
-    const readers = [0, 1].map(() => python(reader, [m.p('busy')], { timeoutMs: 120_000 }));
+    assert off == ${SIZE}, off
+    passes += 1
+print(passes)`;
+    const marks = await tempDir('pagerfs-fallocate-marks-');
+    const stop = path.join(marks, 'stop');
+    const readers = [0, 1].map((i) => python(reader, [m.p('busy'), path.join(marks, `started${i}`), stop], { timeoutMs: 120_000 }));
+    for (const i of [0, 1]) await waitFor(() => fsp.access(path.join(marks, `started${i}`)).then(() => true), 30_000, 20, `reader ${i} started`);
     const rewrite = randomData(SIZE / 2);
     const punches: Array<[number, number]> = [];
     for (let i = 0; i < 24; i++) {
@@ -145,9 +154,11 @@ for _ in range(6):
         await fh.close();
       }
     }
+    await fsp.writeFile(stop, '');
     for (const r of await Promise.all(readers)) {
       expect(r.timedOut).toBe(false);
       expect(r.code, r.stderr).toBe(0);
+      expect(Number(r.stdout.trim()), 'full passes read').toBeGreaterThanOrEqual(1);
     }
     const want = Buffer.from(data);
     rewrite.copy(want, 0, 0, 24 * 8 * KiB);

@@ -4,7 +4,7 @@
  * with callbacks, over a real DirectoryPager and real backing files.
  */
 import { constants as fsc, mkdtempSync, promises as fsp, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -46,6 +46,13 @@ function call<A extends unknown[]>(fn: (cb: (...args: A) => void) => void): Prom
   return new Promise((resolve) => fn((...args: A) => resolve(args)));
 }
 
+/** Like call, and tells whether the callback has come yet (to check that a handler is still waiting). */
+function started<A extends unknown[]>(fn: (cb: (...args: A) => void) => void): { result: Promise<A>; answered: () => boolean } {
+  let answered = false;
+  const result = call<A>((cb) => fn((...args: A) => { answered = true; cb(...args); }));
+  return { result, answered: () => answered };
+}
+
 async function open(s: Setup, p: string, flags: number): Promise<number> {
   const [err, fd] = await call<[number, number?]>((cb) => s.fsys.open(p, flags, cb));
   expect(err, `open ${p}`).toBe(0);
@@ -60,9 +67,10 @@ describe('operations in an exact interleaving', () => {
     const line = Buffer.alloc(5000, 0x78);
     // The append grows the file into a dirty zero run: its pages trap DIRTY, so the write waits
     // for the pager, and the truncate (logrotate's copytruncate) runs meanwhile.
-    const write = call<[number]>((cb) => s.fsys.write('/log.txt', appender, line, line.length, 0, cb));
+    const write = started<[number]>((cb) => s.fsys.write('/log.txt', appender, line, line.length, 0, cb));
+    expect(write.answered(), 'the write waits for the pager').toBe(false);
     const truncate = call<[number]>((cb) => s.fsys.ftruncate('/log.txt', other, 0, cb));
-    expect(await write).toEqual([line.length]); // was EINVAL: the wait ended past the new end
+    expect(await write.result).toEqual([line.length]); // was EINVAL: the wait ended past the new end
     expect(await truncate).toEqual([0]);
     expect(s.dp.files()[0]!.vmo.contentSizeBytes).toBe(0);
     // The next append lands at the new end.
@@ -83,10 +91,11 @@ describe('operations in an exact interleaving', () => {
     const big = Buffer.alloc(2 * PAGE_SIZE, 0x61);
     const small = Buffer.from('acknowledged');
     // A extends the file to two pages and waits for the pager; B writes into page 1 meanwhile.
-    const writeA = call<[number]>((cb) => s.fsys.write('/ext.bin', a, big, big.length, 0, cb));
+    const writeA = started<[number]>((cb) => s.fsys.write('/ext.bin', a, big, big.length, 0, cb));
+    expect(writeA.answered(), 'A waits for the pager').toBe(false);
     const writeB = call<[number]>((cb) => s.fsys.write('/ext.bin', b, small, small.length, PAGE_SIZE + 100, cb));
     expect(await writeB).toEqual([small.length]);
-    expect((await writeA)[0]).toBeLessThan(0); // EIO
+    expect(await writeA.result).toEqual([-constants.errno.EIO]);
     const vmo = s.dp.files()[0]!.vmo;
     expect(vmo.contentSizeBytes, 'the size keeps B\'s acknowledged bytes').toBe(PAGE_SIZE + 100 + small.length);
     const got = Buffer.alloc(small.length);

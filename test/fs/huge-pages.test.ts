@@ -106,7 +106,9 @@ describe('pagerfs mount --huge-pages', () => {
     const m = await startMount({ budget: '16MiB', files: { 'big.bin': data } });
     expect(sha256(await fsp.readFile(m.p('big.bin')))).toBe(sha256(data));
     expect((await m.stats()).hugePageBytes).toBe(0);
-    const advisedHuge = vmas(m.pid).filter((v) => v.hugeAdvised).reduce((a, v) => a + v.anonHugeBytes, 0);
-    expect(advisedHuge, 'huge pages in the daemon\'s hg VMAs').toBe(0);
+    const advised = vmas(m.pid).filter((v) => v.hugeAdvised);
+    expect(advised.reduce((a, v) => a + v.anonHugeBytes, 0), 'huge pages in the daemon\'s hg VMAs').toBe(0);
+    // The arena's region (16 MiB here) is not advised at all; with the flag it is (test above).
+    expect(advised.filter((v) => v.bytes >= 16 * MiB).map((v) => `${v.start.toString(16)} ${v.bytes}`), 'advised regions the arena\'s size').toEqual([]);
   });
 });

@@ -292,9 +292,13 @@ describe('writeback', () => {
     }));
     // Meanwhile the budget swings between 64 pages and 1024 (a shrink writes back and evicts).
     let writing = true;
+    let swung = 0;
+    let peakFrames = 0;
     const swings = (async () => {
       for (let i = 0; writing; i++) {
-        await env.dp.setBudget((i % 2 === 0 ? 64 : 1024) * PAGE_SIZE).catch(() => undefined);
+        const ok = await env.dp.setBudget((i % 2 === 0 ? 64 : 1024) * PAGE_SIZE).then(() => true, () => false);
+        if (ok) swung++;
+        peakFrames = Math.max(peakFrames, env.system.arena.usedFrames);
         await new Promise((r) => setTimeout(r, 3));
       }
       await env.dp.setBudget(64 * PAGE_SIZE);
@@ -310,7 +314,9 @@ describe('writeback', () => {
       await env.dp.writeback(f, true);
       expect(env.backing(`w${i}.bin`).equals(data), `w${i}.bin`).toBe(true);
     }
-    expect(env.system.arena.usedFrames).toBeLessThanOrEqual(env.system.arena.limitFrames); // the peak was under the larger budget
+    expect(swung, 'budget changes made while the writers ran').toBeGreaterThanOrEqual(2);
+    expect(peakFrames, 'frames in use, sampled while it swung').toBeLessThanOrEqual(1024);
+    expect(env.system.arena.usedFrames).toBeLessThanOrEqual(env.system.arena.limitFrames);
   });
 
   it('a read that finds the whole budget pinned fails with NO_SPACE, and reads once unpinned', async () => {
