@@ -232,12 +232,14 @@ export async function setXattr(file: string, name: string, value: string): Promi
 }
 
 /** user.pagerfs.residency, in pages. */
+/** user.pagerfs.residency, in pages (see fs/xattr.ts: dirty and locked overlap). */
 export interface Residency {
   pages: number;
   resident: number;
   dirty: number;
   locked: number;
   pinned: number;
+  absent: number;
 }
 
 export async function getResidency(file: string): Promise<Residency> {

@@ -252,6 +252,7 @@ export async function lockCommand(operands: string[]): Promise<void> {
       }
       throw new ConfigError(`Cannot lock "${t.display}": ${errText(err)}; ${undone}`, EXIT.REFUSED);
     }
+    // Locked before this run (even if every locked page has been written to since): not ours to lift.
     if (had !== null && had.locked === 0) lockedHere.push(t);
     donePages += t.pages;
   }
@@ -261,10 +262,9 @@ export async function lockCommand(operands: string[]): Promise<void> {
   const partly: string[] = [];
   for (const t of targets.files) {
     const r = await getResidency(t.file);
-    // A locked page that is dirty counts as dirty in residency; both are held.
-    locked += r.locked + r.dirty;
+    locked += r.locked;
     resident += r.resident;
-    if (r.locked + r.dirty + r.pinned < r.pages) partly.push(t.display);
+    if (r.absent > 0) partly.push(t.display);
   }
   const stats = await statsByMount(targets.mountpoints);
   const lockedAll = [...stats.values()].reduce((n, s) => n + s.lockedBytes, 0);

@@ -2,7 +2,8 @@
  * Extended attributes: pagerfs's own `user.pagerfs.*` controls, and pass-through of every other
  * attribute to the backing file.
  *
- *   user.pagerfs.residency  (get) JSON: {"pages","resident","dirty","locked","pinned"} in pages
+ *   user.pagerfs.residency  (get) JSON: {"pages","resident","dirty","locked","pinned","absent"} in
+ *                           pages ("dirty" and "locked" overlap: a locked page written to is both)
  *   user.pagerfs.map        (get) the page states as runs, "<state><count>" joined by ',', with
  *                           states '.' absent, 'c' clean, 'd' dirty, 'l' locked, 'p' pinned; long
  *                           maps are folded into at most MAP_BUCKETS buckets ("bucket=<pages>;" first)
@@ -53,7 +54,7 @@ export function parseHint(value: string): FileHint {
 }
 
 export function residencyJson(r: FileResidency): string {
-  return JSON.stringify({ pages: r.pages, resident: r.resident, dirty: r.dirty, locked: r.locked, pinned: r.pinned });
+  return JSON.stringify({ pages: r.pages, resident: r.resident, dirty: r.dirty, locked: r.locked, pinned: r.pinned, absent: r.absent });
 }
 
 /** Encodes runs as "c12,.100,d3"; folds into buckets when there would be too many runs. */

@@ -59,12 +59,18 @@ export const FILE_HINTS = ['dont_need', 'always_need', 'normal', 'commit', 'evic
 export type FileHint = (typeof FILE_HINTS)[number];
 
 /** One file's residency, in pages. */
+/**
+ * A file's pages by state. `dirty` and `locked` overlap (a locked page written to is both): `locked`
+ * counts every page ALWAYS_NEED protects, as the stats' lockedBytes do. `absent`: pages the next
+ * access must ask the pager for. The runs give each page its most notable state, for strips.
+ */
 export interface FileResidency {
   pages: number;
   resident: number;
   dirty: number;
   locked: number;
   pinned: number;
+  absent: number;
   runs: ResidencyRun[];
 }
 
@@ -856,12 +862,13 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     const vmo = file.vmo;
     const runs = vmo.residencyRuns(0, vmo.sizeBytes);
     // `resident` counts frames (as the stats do); a dirty zero run holds no frame but is dirty.
-    const out: FileResidency = { pages: vmo.sizePages, resident: vmo.counters().residentPages, dirty: 0, locked: 0, pinned: 0, runs };
+    const counters = vmo.counters();
+    const out: FileResidency = { pages: vmo.sizePages, resident: counters.residentPages, dirty: 0, locked: counters.lockedPages, pinned: 0, absent: 0, runs };
     for (const r of runs) {
       const n = r.endPage - r.startPage;
       if (r.state === PageResidency.Dirty) out.dirty += n;
-      if (r.state === PageResidency.Locked) out.locked += n;
       if (r.state === PageResidency.Pinned) out.pinned += n;
+      if (r.state === PageResidency.Absent) out.absent += n;
     }
     return out;
   }

@@ -63,7 +63,7 @@ function leadingNumber(text: string | undefined): number {
   return Number(m[1]);
 }
 
-interface XResidency { pages: number; resident: number; dirty: number; locked: number; pinned: number }
+interface XResidency { pages: number; resident: number; dirty: number; locked: number; pinned: number; absent: number }
 
 async function getfattr(file: string, name: string): Promise<string> {
   const res = await run('getfattr', ['--absolute-names', '--only-values', '-n', name, '--', file]);
@@ -365,6 +365,26 @@ describe('pagerfs lock and unlock', () => {
     expect((await m.stats()).lockedBytes).toBe(0);
   });
 
+  it('a refused lock run leaves a file an earlier run locked locked, even when every locked page is dirty', async () => {
+    const m = await startMount({ budget: '4MiB', args: ['--writeback-delay', '60s'], files: { 'early.bin': randomData(64 * PAGE), 'big.bin': randomData(2560 * KiB) } });
+    await ok(['lock', m.p('early.bin')]);
+    // Every page written over by a process that keeps the file open: dirty, and still locked. (Not
+    // from this process: each child it spawns closes its inherited copy of the descriptor at exec,
+    // and that close's FLUSH writes the pages back.)
+    const writer = await holdWriter(m.p('early.bin'), 0, 64);
+    try {
+      const res = await xResidency(m.p('early.bin'));
+      expect(res.dirty).toBe(64);
+      expect(res.locked, 'a dirty locked page is locked too').toBe(64);
+      // Before: the run saw no clean locked page, took the lock for its own, and lifted it on the refusal.
+      await refused(['lock', m.p('early.bin'), m.p('big.bin')], 1, /Cannot lock ".*big\.bin".*ENOMEM.*nothing was locked/);
+      expect((await xResidency(m.p('early.bin'))).locked).toBe(64);
+      expect((await m.stats()).lockedBytes).toBe(64 * PAGE);
+    } finally {
+      await writer.release();
+    }
+  });
+
   it('mount --max-locked lets locked pages hold a larger share of the budget', async () => {
     const m = await startMount({ budget: '4MiB', args: ['--max-locked', '75%'], files: { 'big.bin': randomData(2560 * KiB) } });
     const s = summary((await ok(['lock', m.p('big.bin')])).stdout);
@@ -427,7 +447,8 @@ describe('pagerfs residency', () => {
         expect(map.c + map.d + map.l + map.p, name).toBe(x.resident);
         expect(map['.'] + map.c + map.d + map.l + map.p, name).toBe(x.pages);
         expect(map.d, name).toBe(x.dirty);
-        expect(map.l, name).toBe(x.locked);
+        expect(map.l, name).toBe(x.locked); // no locked page is dirty here
+        expect(map['.'], name).toBe(x.absent);
         lockedSum += x.locked;
       }
       expect(lockedSum * PAGE).toBe(stats.lockedBytes);
