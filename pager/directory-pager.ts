@@ -737,7 +737,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (shortAt >= 0) {
       // Frames ran out under other writers, whose dirty pages fill the budget: wait for room and
       // fill what the request still misses (the last try fails it with NO_SPACE).
-      const next = (await this.waitForRoom(attempt)) ? attempt + 1 : NO_MEMORY_ATTEMPTS - 1;
+      const next = await this.waitForRoom(attempt);
       const end = Math.min(reqEnd, file.vmo.sizePages);
       for (const [s, e] of missingRuns(file.vmo, shortAt, end)) await this.fillRangeNow(file, s, e, e, next);
     }
@@ -794,7 +794,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
       return 'next';
     } catch (err) {
       if (isZxError(err, ZxStatus.ERR_NO_MEMORY)) {
-        if (retryNoMemory && pos < reqEnd) return 'no-memory';
+        if (pos >= reqEnd) return 'stop'; // readahead only: dropped, nobody waits for it
+        if (retryNoMemory) return 'no-memory';
         this.log.warn({ path: file.relPath, offset }, 'no frame for a read within the memory budget');
         return failRequired(ZxStatus.ERR_NO_SPACE);
       }
@@ -886,22 +887,21 @@ export class DirectoryPager extends PagerService<PagedFile> {
   }
 
   /**
-   * opRange(DIRTY) for the job. When dirtying zero pages needs frames and dirty pages fill the
-   * budget, waits for room (writeback; see waitForRoom) and tries again; `attempt` counts the tries.
+   * opRange(DIRTY) for the job. When dirtying zero pages finds no frame, waits for room (see
+   * waitForRoom) and tries again; `stalls` counts the waits in a row that saw no progress.
    */
-  private dirtyWithRoom(file: PagedFile, job: PageJob, end: number, attempt: number): Promise<void> | void {
+  private dirtyWithRoom(file: PagedFile, job: PageJob, end: number, stalls: number): Promise<void> | void {
     // A truncate may have cut the file below the job since it came: its writers were retried then.
     const stop = Math.min(end, file.vmo.sizeBytes);
     if (stop <= job.offset) return;
     try {
       this.markDirty(file, job.offset, stop);
-      file.dirtySince ??= performance.now();
     } catch (err) {
       // BAD_STATE: detached. OUT_OF_RANGE: shrank. Neither leaves anyone waiting.
       if (isZxError(err, ZxStatus.ERR_BAD_STATE) || isZxError(err, ZxStatus.ERR_OUT_OF_RANGE)) return;
       if (!isZxError(err, ZxStatus.ERR_NO_MEMORY)) throw err;
-      return this.waitForRoom(attempt).then((again) => {
-        if (again) return this.dirtyWithRoom(file, job, end, attempt + 1);
+      return this.waitForRoom(stalls).then((next) => {
+        if (next < NO_MEMORY_ATTEMPTS - 1) return this.dirtyWithRoom(file, job, end, next);
         this.log.warn({ path: file.relPath, offset: job.offset }, 'memory budget full of dirty or pinned pages; refusing the write');
         this.failRange(file, job.offset, end - job.offset, ZxStatus.ERR_NO_SPACE);
       });
@@ -915,22 +915,31 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * opRange(DIRTY) over [offset, end). NOT_FOUND means some page there is neither present nor a zero
    * run any more: writeback turned a dirty zero run into a gap before we answered (the kernel already
    * resolved those pages, their writer retries with a READ). The other pages of the request still
-   * wait for this answer, so they are dirtied one by one, skipping the gaps.
+   * wait for this answer, so they are dirtied one by one, skipping the gaps. NO_MEMORY (no frame for
+   * a zero page) is thrown after the pages that could be dirtied were.
    */
   private markDirty(file: PagedFile, offset: number, end: number): void {
+    // Set first: pages dirtied before a NO_MEMORY below must age, and pressure writeback find them.
+    file.dirtySince ??= performance.now();
     try {
       this.pager.opRange(PagerOp.DIRTY, file.vmo, offset, end - offset);
       return;
     } catch (err) {
-      if (!isZxError(err, ZxStatus.ERR_NOT_FOUND)) throw err;
+      if (!isZxError(err, ZxStatus.ERR_NOT_FOUND) && !isZxError(err, ZxStatus.ERR_NO_MEMORY)) throw err;
     }
+    // Page by page. Without frames for its zero pages the request still dirties its present pages
+    // now: kept clean while it waits, they would be held from eviction (awaiting this answer) and
+    // could not be written back either, and a budget full of such pages waits for itself.
+    let noMemory: unknown = null;
     for (let at = offset; at < end; at += PAGE_SIZE) {
       try {
         this.pager.opRange(PagerOp.DIRTY, file.vmo, at, PAGE_SIZE);
       } catch (err) {
-        if (!isZxError(err, ZxStatus.ERR_NOT_FOUND)) throw err;
+        if (isZxError(err, ZxStatus.ERR_NO_MEMORY)) noMemory = err;
+        else if (!isZxError(err, ZxStatus.ERR_NOT_FOUND)) throw err;
       }
     }
+    if (noMemory !== null) throw noMemory;
   }
 
   /**

@@ -65,7 +65,11 @@ const YIELD_AFTER_MS = 20;
 
 export class PortServer {
   private running = 0;
-  private slotWaiters: Array<() => void> = [];
+  /**
+   * READ jobs read from the port while every slot was busy, in order; each starts as a slot frees.
+   * The loop reads on meanwhile: a DIRTY packet behind them must not wait for a slot to be read.
+   */
+  private readonly readBacklog: PageJob[] = [];
   private loopDone: Promise<void> | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   /** Jobs whose answer is awaited with a give-up time (answerTimeoutMs); owned by answerWithin/sweep. */
@@ -90,10 +94,10 @@ export class PortServer {
     this.loopDone = this.loop();
   }
 
-  /** Resolves when the port was closed and every job in flight has finished. */
+  /** Resolves when the port was closed and every job in flight (and waiting for a slot) has finished. */
   async stopped(): Promise<void> {
     await this.loopDone;
-    await Promise.allSettled([...this.inFlight]);
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   /** Jobs running now. */
@@ -126,20 +130,38 @@ export class PortServer {
       }
       const now = performance.now();
       for (const job of coalesce(batch, now, (key) => this.handler.complete(key), this.metrics)) {
-        if (this.running < this.concurrency) this.running++; // a free slot: no await
-        else await this.acquire();
-        const pending = this.begin(job);
-        if (pending === null) {
-          this.release(); // answered already (the small cold read): the slot was never needed
-          continue;
-        }
-        const run = pending.finally(() => {
-          this.release();
-          this.inFlight.delete(run);
-        });
-        this.inFlight.add(run);
+        // Slots bound the backing reads on libuv's pool. A DIRTY answer reads nothing (a statfs at
+        // most) and is what lets written pages go (a page awaiting it may not be evicted): behind
+        // fills that wait for memory those very pages hold, it would wait forever. So DIRTY jobs
+        // take no slot (one per writer at most), and READ jobs wait for one off the loop.
+        if (job.command === 'DIRTY') this.launch(job, false);
+        else if (this.readBacklog.length === 0 && this.running < this.concurrency) this.launch(job, true);
+        else this.readBacklog.push(job);
       }
     }
+  }
+
+  /** Starts a job (`slotted`: it holds one of the `concurrency` slots until answered). */
+  private launch(job: PageJob, slotted: boolean): void {
+    if (slotted) this.running++;
+    const pending = this.begin(job);
+    if (pending === null) {
+      if (slotted) this.running--; // answered already (the small cold read): the slot was never needed
+      return;
+    }
+    const run = pending.finally(() => {
+      if (slotted) {
+        this.running--;
+        this.startBacklog();
+      }
+      this.inFlight.delete(run);
+    });
+    this.inFlight.add(run);
+  }
+
+  /** Starts waiting READ jobs while slots are free (a loop: many may answer at once, without a slot). */
+  private startBacklog(): void {
+    while (this.running < this.concurrency && this.readBacklog.length > 0) this.launch(this.readBacklog.shift()!, true);
   }
 
   /** Calls the handler: null when the job was answered before it returned, else the answer to wait for. */
@@ -241,14 +263,7 @@ export class PortServer {
   }
 
   /** Waits for a slot to free (the loop takes a free one itself, without a promise). */
-  private acquire(): Promise<void> {
-    return new Promise((resolve) => this.slotWaiters.push(() => { this.running++; resolve(); }));
-  }
 
-  private release(): void {
-    this.running--;
-    this.slotWaiters.shift()?.();
-  }
 }
 
 /** Merges READ packets of one key whose ranges touch; keeps DIRTY packets apart; runs COMPLETEs. */

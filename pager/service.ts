@@ -207,8 +207,9 @@ export function firstPresent(vmo: VmObjectPaged, start: number, end: number): nu
 }
 
 /**
- * Tries a request that needs frames makes while dirty pages fill the budget (waitForRoom) before it
- * fails with NO_SPACE: ~0.25 s of writeback and waiting in all.
+ * Waits in a row in which a request that needs frames saw no progress at all (waitForRoom: nothing
+ * written back, no frame to be had) before it fails with NO_SPACE. While writeback makes progress
+ * the request keeps waiting, however long (its --request-timeout bounds it).
  */
 export const NO_MEMORY_ATTEMPTS = 10;
 
@@ -727,18 +728,25 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
   }
 
   /**
-   * A request found no free frame: writes dirty pages back (they become reclaimable) and says
-   * whether to try again. Concurrent writers can take the frames one writeback freed, so a request
-   * may try up to NO_MEMORY_ATTEMPTS times, each time waiting a little longer for the fills,
-   * writes and writebacks in flight; it gives up at once when pinned and locked pages fill the
-   * budget (waiting cannot help). `attempt` counts from 0.
+   * A request found no free frame: writes dirty pages back (they become reclaimable), waits a
+   * little, and returns the stall count to try again with: 0 when something was written back or
+   * supplied meanwhile (progress: concurrent requests may take the frames first, and this one tries
+   * again), `stalls + 1` when nothing moved, NO_MEMORY_ATTEMPTS - 1 (the last try) once that
+   * happened NO_MEMORY_ATTEMPTS - 1 times in a row, or at once when pinned and locked pages fill
+   * the budget (waiting cannot help).
    */
-  protected async waitForRoom(attempt: number): Promise<boolean> {
-    if (attempt >= NO_MEMORY_ATTEMPTS - 1) return false;
-    if (this.system.pinnedPages + this.system.lockedPages >= this.system.budgetPages) return false;
+  protected async waitForRoom(stalls: number): Promise<number> {
+    if (stalls >= NO_MEMORY_ATTEMPTS - 1) return NO_MEMORY_ATTEMPTS - 1;
+    if (this.system.pinnedPages + this.system.lockedPages >= this.system.budgetPages) return NO_MEMORY_ATTEMPTS - 1;
+    const written = this.metrics.writebackPages;
+    const supplied = this.metrics.suppliedPages;
     await this.writebackForPressure();
-    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(50, 2 ** attempt)));
-    return true;
+    await new Promise((r) => setTimeout(r, Math.min(50, 2 ** stalls)));
+    // Progress: pages were written back (reclaimable now) or other requests got frames (and will
+    // finish, letting their pages go). Frames merely counted available may be held by requests
+    // still open, which no eviction may take.
+    const moved = this.metrics.writebackPages > written || this.metrics.suppliedPages > supplied;
+    return moved ? 0 : stalls + 1;
   }
 
   /** Memory is short and dirty pages fill it: write back, oldest dirty first. One run at a time. */

@@ -319,6 +319,43 @@ describe('writeback', () => {
     expect(env.system.arena.usedFrames).toBeLessThanOrEqual(env.system.arena.limitFrames);
   });
 
+  // Found with 20 cp and 5 cat on a 1 MiB mount: writers filled the budget with dirty pages faster
+  // than writeback freed it, and after ~0.25 s of retries writes and plain reads failed with ENOSPC.
+  it('20 writers growing files and 5 readers, far more than a 256-page budget: every write and read succeeds', async () => {
+    const env = makeEnv({ budgetPages: 256, writebackDelayMs: 60_000 });
+    const SIZE = 2 * 1024 * 1024;
+    const CHUNK = 128 * 1024;
+    const sources = [0, 1, 2, 3, 4].map((i) => {
+      const data = pattern(SIZE, 300 + i);
+      env.put(`src${i}.bin`, data);
+      return { name: `src${i}.bin`, data };
+    });
+    const writers = Array.from({ length: 20 }, async (_, i) => {
+      const data = pattern(SIZE, 400 + i);
+      env.put(`dst${i}.bin`, Buffer.alloc(0));
+      const f = await env.dp.open(`dst${i}.bin`);
+      env.dp.mayResize(f);
+      for (let off = 0; off < SIZE; off += CHUNK) {
+        if (f.vmo.contentSizeBytes < off + CHUNK) f.vmo.resize(off + CHUNK); // as the FUSE write grows a file
+        await f.vmo.write(data.subarray(off, off + CHUNK), off);
+      }
+      await env.dp.writeback(f, true);
+      return { i, data };
+    });
+    const readers = sources.map(async ({ name, data }) => {
+      const f = await env.dp.open(name);
+      const got = await readVmo(f.vmo, 0, SIZE);
+      return got.equals(data);
+    });
+    const results = await Promise.allSettled([...writers, ...readers]);
+    const failures = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+    expect(failures).toEqual([]);
+    expect(results.slice(20).map((r) => (r as PromiseFulfilledResult<unknown>).value)).toEqual([true, true, true, true, true]);
+    for (let i = 0; i < 20; i++) expect(env.backing(`dst${i}.bin`).equals(pattern(SIZE, 400 + i)), `dst${i}.bin`).toBe(true);
+    expect(env.dp.metrics.failuresByStatus.ERR_NO_SPACE ?? 0).toBe(0);
+    env.checkBudget();
+  }, 120_000);
+
   it('a read that finds the whole budget pinned fails with NO_SPACE, and reads once unpinned', async () => {
     const env = makeEnv({ budgetPages: 64, readaheadMaxBytes: 0 });
     env.put('pinned.bin', pattern(64 * PAGE_SIZE, 3));
