@@ -23,7 +23,7 @@ import { caller, type Caller } from './caller.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
 import { ERRNO, isExpectedError, toErrno } from './errno.js';
 import {
-  PAGERFS_XATTRS, XATTR_HINT, XATTR_MAP, XATTR_PREFIX, XATTR_RESIDENCY, backingGetXattrCb, backingListXattr,
+  XATTR_HINT, XATTR_MAP, XATTR_PREFIX, XATTR_RESIDENCY, backingGetXattrCb, backingListXattr,
   backingRemoveXattr, backingSetXattr, encodeMap, errnoError, parseHint, residencyJson,
 } from './xattr.js';
 
@@ -1049,20 +1049,26 @@ export class PagerFilesystem {
     work().then(() => cb(0), (err: unknown) => this.fail('setxattr', p, err, cb));
   }
 
+  /**
+   * The backing file's names only. pagerfs's user.pagerfs.* are read and set by name, never listed
+   * (as other filesystems' virtual attributes): copiers (rsync -X, cp -a, tar --xattrs) copy and
+   * remove what is listed. A backing file's own user.pagerfs.* names are left out too: through the
+   * mount those names are pagerfs's, so they could be neither read nor removed.
+   */
   listxattr(p: string, cb: (err: number, list?: string[]) => void): void {
     if (this.controlAtSafe(p) !== undefined) return cb(0, []);
-    const work = async (): Promise<string[]> => {
-      const full = this.tree.backingPathOf(this.rel(p));
-      const own = full === null ? [] : await backingListXattr(full);
-      const st = await this.tree.lstat(this.rel(p));
-      return st.isFile() ? [...own, XATTR_RESIDENCY, XATTR_MAP] : own;
-    };
-    work().then((list) => cb(0, list), (err: unknown) => this.fail('listxattr', p, err, cb));
+    const full = this.tree.backingPathOf(this.rel(p));
+    if (full === null) return cb(0, []);
+    backingListXattr(full).then(
+      (names) => cb(0, names.filter((n) => !n.startsWith(XATTR_PREFIX))),
+      (err: unknown) => this.fail('listxattr', p, err, cb),
+    );
   }
 
+  /** user.pagerfs.* names are ENODATA, as for any name listxattr does not list; nothing changes. */
   removexattr(p: string, name: string, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
-    if (name.startsWith(XATTR_PREFIX)) return cb(PAGERFS_XATTRS.includes(name) ? -ERRNO.EINVAL : -ERRNO.ENODATA);
+    if (name.startsWith(XATTR_PREFIX)) return cb(-ERRNO.ENODATA);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     backingRemoveXattr(this.backing(p), name).then(() => cb(0), (err: unknown) => this.fail('removexattr', p, err, cb));
   }

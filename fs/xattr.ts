@@ -9,7 +9,7 @@
  *                           maps are folded into at most MAP_BUCKETS buckets ("bucket=<pages>;" first)
  *   user.pagerfs.hint       (set) dont_need | always_need | normal | commit | evict
  * An unknown user.pagerfs.* name is ENODATA (get) or EINVAL (set); an unknown hint is EINVAL; both
- * change nothing. A mount over a backing directory rarely sees a pass-through get here: the binding
+ * change nothing. None is listed and removing one is ENODATA: copiers copy and remove what is listed. A mount over a backing directory rarely sees a pass-through get here: the binding
  * answers those on its FUSE threads (fs/mount.ts backingPassthrough, native/README.md level 5); this
  * path serves trees without backingRoot() and paths too long for the binding. Node has no xattr
  * calls, so pass-through uses the patched fuse-native's Fuse.lgetxattrRaw / lsetxattr / llistxattr /
@@ -31,7 +31,6 @@ export const XATTR_PREFIX = 'user.pagerfs.';
 export const XATTR_RESIDENCY = 'user.pagerfs.residency';
 export const XATTR_MAP = 'user.pagerfs.map';
 export const XATTR_HINT = 'user.pagerfs.hint';
-export const PAGERFS_XATTRS = [XATTR_RESIDENCY, XATTR_MAP, XATTR_HINT];
 /** A folded map has at most this many buckets (keeps the value far below the 64 KiB xattr limit). */
 export const MAP_BUCKETS = 4096;
 

@@ -7,7 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { daemonThreadSwitches, python, run, startMount, useMountHooks } from './harness.js';
+import { daemonThreadSwitches, python, run, startMount, tempDir, useMountHooks } from './harness.js';
 
 useMountHooks();
 
@@ -49,10 +49,9 @@ describe('extended attribute pass-through', () => {
     await setfattr(['-n', 'user.shape', '-v', 'round', '--', bf]);
     expect(await getHex(f, 'user.shape')).toBe(`0x${Buffer.from('round').toString('hex')}`);
 
-    // The list: the backing file's names plus pagerfs's own (residency, map) for a regular file.
-    const listed = await userNames(f);
-    expect(listed.filter((n) => !n.startsWith('user.pagerfs.'))).toEqual(await userNames(bf));
-    expect(listed).toEqual(['user.color', 'user.pagerfs.map', 'user.pagerfs.residency', 'user.shape']);
+    // The list: the backing file's names (pagerfs's own are read by name, never listed).
+    expect(await userNames(f)).toEqual(['user.color', 'user.shape']);
+    expect(await userNames(f)).toEqual(await userNames(bf));
 
     await setfattr(['-x', 'user.color', '--', f]);
     expect(await getHex(bf, 'user.color')).toBeNull();
@@ -63,6 +62,62 @@ describe('extended attribute pass-through', () => {
     await setfattr(['-n', 'user.dir', '-v', 'yes', '--', m.p('')]);
     expect(await userNames(m.b(''))).toEqual(['user.dir']);
     expect(await userNames(m.p(''))).toEqual(['user.dir']);
+  });
+
+  it('pagerfs\'s own attributes are not listed: rsync -aX into the mount exits 0, copies out carry none', async () => {
+    // Listed, they made rsync -X remove them from every destination file (EINVAL: exit 23), and
+    // cp -a / rsync -X / tar --xattrs out of the mount wrote stale residency JSON onto the copies.
+    const m = await startMount({ files: { 'dst/keep.txt': 'old\n', 'a.txt': 'hello\n' } });
+    await setfattr(['-n', 'user.color', '-v', 'blue', '--', m.b('a.txt')]);
+    // A backing file's own user.pagerfs.* attribute is unreachable by name through the mount
+    // (those names are pagerfs's): listing it would name an attribute that reads ENODATA.
+    await setfattr(['-n', 'user.pagerfs.hint', '-v', 'stale', '--', m.b('a.txt')]);
+    const dump = await run('getfattr', ['-h', '--absolute-names', '-d', '-m', '-', '--', m.p('a.txt')]);
+    expect(dump.code, dump.stderr).toBe(0);
+    expect(dump.stdout).not.toMatch(/user\.pagerfs\./);
+    expect(dump.stdout).toMatch(/^user\.color="blue"$/m);
+    // Still there by name.
+    expect(JSON.parse(Buffer.from((await getHex(m.p('a.txt'), 'user.pagerfs.residency'))!.slice(2), 'hex').toString()))
+      .toMatchObject({ pages: 1 });
+
+    const src = await tempDir('pagerfs-rsync-src-');
+    await fsp.writeFile(path.join(src, 'keep.txt'), 'new contents\n');
+    await fsp.writeFile(path.join(src, 'plain.txt'), 'plain\n');
+    await setfattr(['-n', 'user.origin', '-v', 'src', '--', path.join(src, 'keep.txt')]);
+    for (let pass = 0; pass < 2; pass++) {
+      const sync = await run('rsync', ['-aX', `${src}/`, `${m.p('dst')}/`]);
+      expect(sync.code, `rsync -aX pass ${pass}: ${sync.stderr}`).toBe(0);
+    }
+    expect(await userNames(m.p('dst/keep.txt'))).toEqual(['user.origin']);
+    expect(await userNames(m.b('dst/keep.txt'))).toEqual(['user.origin']);
+    expect(await userNames(m.p('dst/plain.txt'))).toEqual([]);
+
+    // Copies out of the mount: only the backing file's attributes travel.
+    const out = await tempDir('pagerfs-copy-out-');
+    const cp = await run('cp', ['-a', m.p('a.txt'), path.join(out, 'cp.txt')]);
+    expect(cp.code, cp.stderr).toBe(0);
+    const rs = await run('rsync', ['-aX', m.p('a.txt'), path.join(out, 'rsync.txt')]);
+    expect(rs.code, rs.stderr).toBe(0);
+    expect(await userNames(path.join(out, 'cp.txt'))).toEqual(['user.color']);
+    expect(await userNames(path.join(out, 'rsync.txt'))).toEqual(['user.color']);
+  });
+
+  it('removing a user.pagerfs.* name is ENODATA (it is not listed); reading and hinting by name still work', async () => {
+    const m = await startMount({ files: { 'f.bin': Buffer.alloc(8192, 1) } });
+    const script = [
+      'import errno, os, sys',
+      'p = sys.argv[1]',
+      'for name in ("user.pagerfs.residency", "user.pagerfs.map", "user.pagerfs.hint", "user.pagerfs.nothing"):',
+      '    try:',
+      '        os.removexattr(p, name); print("ok")',
+      '    except OSError as e:',
+      '        print(errno.errorcode[e.errno])',
+      'os.setxattr(p, "user.pagerfs.hint", b"commit")',
+      'print(os.getxattr(p, "user.pagerfs.map").decode())',
+    ].join('\n');
+    const res = await python(script, [m.p('f.bin')]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.trim().split('\n')).toEqual(['ENODATA', 'ENODATA', 'ENODATA', 'ENODATA', 'c2']);
   });
 
   it('round-trips a binary value (NULs, 0xff, 2000 bytes) both ways', async () => {
