@@ -315,12 +315,16 @@ export class PagerFilesystem {
    * DT_UNKNOWN, and tools stat every entry through the mount instead). With `backing` (the
    * binding read the directory on its FUSE thread) they come from the directory's own entries;
    * without, from one lstat per entry, where an entry gone meanwhile is left out and any other
-   * lstat failure gives the names alone.
+   * lstat failure gives the names alone. Every listing has `.` and `..`, as a plain directory's
+   * (the binding's read includes the backing directory's own); `..` of the root is the root.
    */
   readdir(p: string, cb: (err: number, names?: string[], stats?: unknown[]) => void, backing?: BindingDir): void {
     if (this.rel(p) === CONTROL_DIR) {
       const files = [...this.control.values()];
-      return cb(0, files.map((f) => f.name), files.map((f) => this.controlStat(f)));
+      this.tree.lstat('').then((root) => {
+        cb(0, ['.', '..', ...files.map((f) => f.name)], [this.controlStat(null), this.attrsOf(root), ...files.map((f) => this.controlStat(f))]);
+      }, (err: unknown) => this.fail('readdir', p, err, cb));
+      return;
     }
     const dir = this.rel(p);
     const atRoot = dir === '';
@@ -331,7 +335,10 @@ export class PagerFilesystem {
     }
     void (async () => {
       const names = await this.tree.readdir(dir);
-      const stats = await Promise.all(names.map((n) => this.tree.lstat(atRoot ? n : `${dir}/${n}`).catch((err: unknown) => err as Error)));
+      const parent = atRoot ? '' : path.posix.dirname(dir) === '.' ? '' : path.posix.dirname(dir);
+      names.unshift('.', '..');
+      const stats = await Promise.all(names.map((n, i) => this.tree.lstat(i === 0 ? dir : i === 1 ? parent : atRoot ? n : `${dir}/${n}`)
+        .catch((err: unknown) => err as Error)));
       const outNames: string[] = [];
       const outStats: unknown[] = [];
       let complete = true;

@@ -6,7 +6,7 @@
 import { constants as fsc, promises as fsp, type Stats as FsStats } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PAGE, codeOf, python, randomData, startMount, tempDir, useMountHooks, waitFor, type Mount } from './harness.js';
+import { PAGE, codeOf, python, randomData, run, startMount, tempDir, useMountHooks, waitFor, type Mount } from './harness.js';
 
 useMountHooks();
 
@@ -83,6 +83,35 @@ describe('readdir', () => {
     const typed = await fsp.readdir(m.p(d), { withFileTypes: true });
     const kinds = Object.fromEntries(typed.map((e) => [e.name, e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'link' : e.isFile() ? 'file' : '?']));
     expect(kinds).toEqual({ 'a': 'file', 'b': 'file', 'c': 'dir', '.hidden': 'file', 'l': 'link' });
+  });
+
+  it('lists . and .. as a plain directory does (ls -a, ls -f), in the binding\'s path, .pagerfs and a tree without a backing directory', async () => {
+    // Without them `ls -a` of an empty directory printed nothing and `ls -f | wc -l` was 2 short.
+    const d = await scratch({ 'a': '1', 'sub/b': '2' });
+    await fsp.mkdir(m.b(`${d}/empty`));
+    const lsLines = async (args: string[], dir: string): Promise<string[]> => {
+      const res = await run('ls', [...args, dir]);
+      expect(res.code, res.stderr).toBe(0);
+      return res.stdout.split('\n').filter((l) => l !== '').sort();
+    };
+    for (const rel of [d, `${d}/empty`, `${d}/sub`]) {
+      // -i: d_ino of . and .. are the backing directory's own (use_ino), as listed there.
+      expect(await lsLines(['-1fai'], m.p(rel)), rel).toEqual(await lsLines(['-1fai'], m.b(rel)));
+    }
+    expect(await lsLines(['-1a'], m.p(`${d}/empty`))).toEqual(['.', '..']);
+    expect(await lsLines(['-1f'], m.p())).toEqual([...await lsLines(['-1f'], m.b()), '.pagerfs'].sort());
+    expect(await lsLines(['-1a'], m.p('.pagerfs'))).toEqual(['.', '..', 'budget', 'faults', 'stats', 'unmount']);
+    const control = await python([
+      'import os, sys',
+      'print(len([n for n in os.listdir(sys.argv[1])]), os.stat(sys.argv[1]).st_nlink)',
+    ].join('\n'), [m.p('.pagerfs')]);
+    expect(control.stdout.trim()).toBe('4 2');
+
+    // A pager module's tree has no backing directory: pagerfs lists it itself.
+    const synthetic = await startMount({ noBacking: true, args: ['--pager', 'synthetic', '--pager-option', 'files=2', '--pager-option', 'size=1MiB'] });
+    const names = await lsLines(['-1a'], synthetic.p());
+    expect(names.slice(0, 3)).toEqual(['.', '..', '.pagerfs']);
+    expect(names.length).toBe(5);
   });
 
   it('fails with ENOTDIR on a file and ENOENT on a missing directory', async () => {
