@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { identityOf, type FileStat, type FileTree, type PagerService, type ServedFile } from '../pager/index.js';
-import { fileStatOf, modeOfDirentType, type BindingDir, type BindingLstat } from './backing-stat.js';
+import { fileStatOf, modeOfDirentType, type BindingDir, type BindingLstat, type ExactFileStat } from './backing-stat.js';
 import { caller, type Caller } from './caller.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
 import { ERRNO, isExpectedError, toErrno } from './errno.js';
@@ -94,6 +94,24 @@ function mknodNative(file: string, mode: number, dev: number): Promise<void> {
   const fn = nativeMknod;
   if (fn === null) return Promise.reject(errnoError('ENOSYS', 'mknod needs the patched fuse-native (scripts/setup.sh)'));
   return new Promise((resolve, reject) => fn(file, mode, dev, (err) => (err === null ? resolve() : reject(err))));
+}
+
+/**
+ * A stat's times as precise as it has them, for the patched binding (native/README.md, "stat
+ * times"): ns as BigInts from the binding's lstat (exact); a Node Stats' fractional milliseconds
+ * (fstat of an open file: within a quarter of a µs); else its Dates (pager modules' own times).
+ * Never Dates where more is known: they round to the millisecond, .9996 s to the next second.
+ */
+function timesOf(st: FileStat): { atime: bigint | number | Date; mtime: bigint | number | Date; ctime: bigint | number | Date } {
+  const exact = st as Partial<ExactFileStat>;
+  if (exact.atimeNs !== undefined && exact.mtimeNs !== undefined && exact.ctimeNs !== undefined) {
+    return { atime: exact.atimeNs, mtime: exact.mtimeNs, ctime: exact.ctimeNs };
+  }
+  const atimeMs = (st as { atimeMs?: number }).atimeMs;
+  if (typeof atimeMs === 'number' && typeof st.mtimeMs === 'number' && typeof st.ctimeMs === 'number') {
+    return { atime: atimeMs, mtime: st.mtimeMs, ctime: st.ctimeMs };
+  }
+  return { atime: st.atime, mtime: st.mtime, ctime: st.ctime };
 }
 
 export class PagerFilesystem {
@@ -209,7 +227,7 @@ export class PagerFilesystem {
     const size = file !== undefined ? file.vmo.contentSizeBytes : st.size;
     return {
       mode: st.mode, uid: st.uid, gid: st.gid, size, dev: st.dev, nlink: st.nlink, ino: st.ino, rdev: st.rdev,
-      blksize: 4096, blocks: Math.ceil(size / 512), atime: st.atime, mtime: st.mtime, ctime: st.ctime,
+      blksize: 4096, blocks: Math.ceil(size / 512), ...timesOf(st),
     };
   }
 
