@@ -20,9 +20,10 @@ function dateOf(sec: number, nsec: number): Date {
 
 /**
  * A FileStat that also carries the lstat's times exactly (ns since the epoch), which the mount
- * shows: its Dates are milliseconds, rounded, and .9996 s became the next second.
+ * shows: its Dates are milliseconds, rounded, and .9996 s became the next second. And st_blocks,
+ * which the mount shows too (du, cp's sparse heuristic).
  */
-export type ExactFileStat = FileStat & { atimeNs: bigint; mtimeNs: bigint; ctimeNs: bigint };
+export type ExactFileStat = FileStat & { atimeNs: bigint; mtimeNs: bigint; ctimeNs: bigint; blocks: number };
 
 /** sec and nsec as the binding hands them (doubles, exact: |sec| < 2^53, nsec < 1e9) → ns. */
 function nsOf(sec: number, nsec: number): bigint {
@@ -33,7 +34,7 @@ function nsOf(sec: number, nsec: number): bigint {
 export function fileStatOf(b: Extract<BindingLstat, { errno: 0 }>): ExactFileStat {
   const mode = b.mode;
   return {
-    atimeNs: nsOf(b.atimeSec, b.atimeNsec), mtimeNs: nsOf(b.mtimeSec, b.mtimeNsec), ctimeNs: nsOf(b.ctimeSec, b.ctimeNsec),
+    atimeNs: nsOf(b.atimeSec, b.atimeNsec), mtimeNs: nsOf(b.mtimeSec, b.mtimeNsec), ctimeNs: nsOf(b.ctimeSec, b.ctimeNsec), blocks: b.blocks,
     mode, uid: b.uid, gid: b.gid, size: b.size, dev: b.dev, ino: b.ino, nlink: b.nlink, rdev: b.rdev,
     atime: dateOf(b.atimeSec, b.atimeNsec), mtime: dateOf(b.mtimeSec, b.mtimeNsec), ctime: dateOf(b.ctimeSec, b.ctimeNsec),
     // As Node computes Stats.mtimeMs (sec * 1e3 + nsec / 1e6): the same double for the same time.

@@ -114,6 +114,18 @@ function timesOf(st: FileStat): { atime: bigint | number | Date; mtime: bigint |
   return { atime: st.atime, mtime: st.mtime, ctime: st.ctime };
 }
 
+/**
+ * st_blocks (512-byte units): the backing file's, so du and cp's sparse heuristic see its holes.
+ * A served file's dirty pages may not be allocated there yet: at least 8 per dirty page (a lower
+ * bound: dirty pages over allocated blocks are not counted twice). Without a backing lstat (pager
+ * modules' files) the size in whole 4 KiB blocks.
+ */
+function blocksOf(st: FileStat, size: number, file: ServedFile | undefined): number {
+  const backing = (st as { blocks?: number }).blocks;
+  const blocks = typeof backing === 'number' ? backing : Math.ceil(size / 4096) * 8;
+  return file === undefined ? blocks : Math.max(blocks, file.vmo.counters().dirtyPages * 8);
+}
+
 export class PagerFilesystem {
   private readonly dp: PagerService;
   private readonly tree: FileTree;
@@ -227,7 +239,7 @@ export class PagerFilesystem {
     const size = file !== undefined ? file.vmo.contentSizeBytes : st.size;
     return {
       mode: st.mode, uid: st.uid, gid: st.gid, size, dev: st.dev, nlink: st.nlink, ino: st.ino, rdev: st.rdev,
-      blksize: 4096, blocks: Math.ceil(size / 512), ...timesOf(st),
+      blksize: 4096, blocks: blocksOf(st, size, file), ...timesOf(st),
     };
   }
 

@@ -72,6 +72,53 @@ describe('getattr', () => {
   });
 });
 
+describe('st_blocks', () => {
+  it('is the backing file\'s: du through the mount matches the backing file, cp --sparse=auto keeps a copy sparse', async () => {
+    // It was computed from the size: a sparse file showed fully allocated in du and cp made a fully
+    // allocated copy of it (cp's sparse heuristic compares st_blocks with the size).
+    const d = await scratch({ small: 'hello\n', 'full.bin': randomData(3 * PAGE + 5) });
+    expect((await run('truncate', ['-s', '256M', m.b(`${d}/sparse-backing`)])).code).toBe(0);
+    // Truncated through the mount: pagerfs serves the file, and its own handler answers getattr.
+    expect((await run('truncate', ['-s', '256M', m.p(`${d}/sparse-mount`)])).code).toBe(0);
+    const du = async (file: string): Promise<string> => {
+      const res = await run('du', ['-k', '--', file]);
+      expect(res.code, res.stderr).toBe(0);
+      return res.stdout.split('\t')[0]!;
+    };
+    for (const rel of ['small', 'full.bin', 'sparse-backing', 'sparse-mount']) {
+      expect({ rel, blocks: (await fsp.stat(m.p(`${d}/${rel}`))).blocks }).toEqual({ rel, blocks: (await fsp.stat(m.b(`${d}/${rel}`))).blocks });
+      expect({ rel, du: await du(m.p(`${d}/${rel}`)) }).toEqual({ rel, du: await du(m.b(`${d}/${rel}`)) });
+    }
+    expect((await fsp.stat(m.p(`${d}/small`))).blocks).toBeGreaterThanOrEqual(8); // a 4 KiB block, as the backing file has
+    const out = await tempDir('pagerfs-sparse-copy-');
+    for (const rel of ['sparse-backing', 'sparse-mount']) {
+      const cp = await run('cp', ['--sparse=auto', m.p(`${d}/${rel}`), path.join(out, rel)]);
+      expect(cp.code, cp.stderr).toBe(0);
+      const copy = await fsp.stat(path.join(out, rel));
+      expect({ rel, size: copy.size, blocks: copy.blocks }).toEqual({ rel, size: 2 ** 28, blocks: 0 });
+    }
+  });
+
+  it('counts the pages written through the mount and not yet written back, not the holes past them', async () => {
+    const d = await scratch();
+    const fh = await fsp.open(m.p(`${d}/dirty.bin`), 'w');
+    try {
+      await fh.write(randomData(256 * PAGE), 0, 256 * PAGE, 0);
+      await fh.truncate(2 ** 30);
+      // The mount's 60 s writeback delay keeps the pages in the VMO until the close.
+      expect((await fsp.stat(m.b(`${d}/dirty.bin`))).blocks).toBe(0);
+      let shown = -1;
+      await waitFor(async () => (shown = (await fsp.stat(m.p(`${d}/dirty.bin`))).blocks) === 256 * 8, 10_000, 50,
+        () => `st_blocks of 256 pages in 512-byte units, not the size's (last seen ${shown})`);
+    } finally {
+      await fh.close();
+    }
+    await waitFor(async () => (await fsp.stat(m.b(`${d}/dirty.bin`))).blocks >= 256 * 8, 10_000, 50, 'the close wrote them back');
+    await waitFor(async () => (await fsp.stat(m.p(`${d}/dirty.bin`))).blocks === (await fsp.stat(m.b(`${d}/dirty.bin`))).blocks,
+      10_000, 50, 'the mount shows the backing file\'s blocks again');
+  });
+});
+
 describe('readdir', () => {
   it('lists the backing directory (plus .pagerfs at the root only)', async () => {
     const d = await scratch({ 'a': '1', 'b': '2', 'c/d': '3', '.hidden': '4' });
