@@ -17,7 +17,7 @@
  * path (an `ls -l` entry took 4 round trips). The default, libfuse's 1 s, costs this: libfuse2's
  * high-level API gives every name of a hard-linked file its own kernel inode and cannot invalidate
  * the others, so after link / unlink / rename another name may show the old link count and ctime
- * for up to that long. `--attr-timeout 0` makes them exact (README "POSIX" has both costs).
+ * for up to that long, and after a write or truncate through one name the others the old size. `--attr-timeout 0` makes them exact (README "POSIX" has both costs).
  * Lookups (entry_timeout) stay cached for 1 s.
  *
  * The daemon chdir()s into the backing directory (DirectoryPager chdirToRoot) and works with paths

@@ -260,6 +260,24 @@ except OSError as e:
   });
 });
 
+describe('O_TMPFILE', () => {
+  it('is EOPNOTSUPP through the mount (a documented limit: libfuse2 has no tmpfile operation), and works in the reference', async () => {
+    const script = `import errno, os, sys
+try:
+    fd = os.open(sys.argv[1], os.O_TMPFILE | os.O_RDWR, 0o600)
+    os.write(fd, b'x')
+    os.close(fd)
+    print('ok')
+except OSError as e:
+    print(errno.errorcode[e.errno])
+`;
+    const d = await pair();
+    expect((await python(script, [d.ref])).stdout).toBe('ok\n');
+    // EOPNOTSUPP and ENOTSUP are one number on Linux; python names it ENOTSUP.
+    expect((await python(script, [d.mnt])).stdout).toBe('ENOTSUP\n');
+  });
+});
+
 describe('inode numbers (use_ino)', () => {
   it('st_ino is the backing file\'s and stays across rename and link', async () => {
     const d = await pair();
