@@ -27,7 +27,7 @@ say() { echo "[setup] $*"; }
 die() { echo "[setup] ERROR: $*" >&2; exit 1; }
 trap 'echo "[setup] ERROR: unexpected failure at scripts/setup.sh line $LINENO: $BASH_COMMAND" >&2' ERR
 
-APT_PACKAGES=(libfuse2 fuse3 tmux attr)
+APT_PACKAGES=(libfuse2 fuse3 tmux attr rsync)
 
 # ---------------------------------------------------------------- node / npm
 command -v node >/dev/null 2>&1 || die "node not found on PATH (need Node >= 20)"
@@ -47,6 +47,7 @@ ld_cache="$("$ldconfig_bin" -p 2>/dev/null || true)"
 command -v fusermount >/dev/null 2>&1 || missing+=("fusermount")
 command -v tmux >/dev/null 2>&1 || missing+=("tmux")
 command -v getfattr >/dev/null 2>&1 || missing+=("getfattr")
+command -v rsync >/dev/null 2>&1 || missing+=("rsync") # tests: rsync -aX into and out of mounts
 
 if ((${#missing[@]} > 0)); then
   apt_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${APT_PACKAGES[*]}"
