@@ -160,6 +160,11 @@ function zeroFrom(views: Buffer[], from: number): void {
   }
 }
 
+/** The bytes a backing file's blocks hold, as a prefix: its size, or less where it ends in a hole. */
+function allocatedBytes(st: { size: number; blocks: number }): number {
+  return Math.min(st.size, st.blocks * 512);
+}
+
 /** One backing file and its VMO. */
 export class PagedFile extends ServedFile {
   /**
@@ -167,6 +172,13 @@ export class PagedFile extends ServedFile {
    * min(this, VMO content size); the VMO may grow past it before writeback extends the file.
    */
   backingSize = 0;
+  /**
+   * How far the backing file is taken to hold allocated blocks (for the room check of writes):
+   * its allocated bytes when opened, then the end of the data written back. A zero writeback only
+   * extends the file's size (a hole, no blocks): pages written there later need room like any past
+   * the end. Holes below this are not seen (a write into one may meet ENOSPC only at writeback).
+   */
+  allocatedEnd = 0;
   /** Page runs known to be zero in the backing file (we extended it with ftruncate). */
   knownZero: Array<{ start: number; end: number }> = [];
   /** Bytes reached the backing file (written or truncated) since its last fdatasync. */
@@ -379,6 +391,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
       if (!this.canLetGo(file) || st.size !== file.vmo.contentSizeBytes) return;
       file.stampFrom(st);
       file.backingSize = st.size;
+      file.allocatedEnd = allocatedBytes(st);
       file.changedThroughMount = false;
       if (file.servedNoticed) this.noticeServed(file, -1);
     }).catch((err: unknown) => this.log.debug({ path: file.relPath, err: (err as Error).message }, 'could not stat the backing file at the last close'));
@@ -546,6 +559,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     vmo.name = path.posix.basename(rel);
     const file = new PagedFile(key, rel, identity, vmo, fh, writable);
     file.backingSize = st.size;
+    file.allocatedEnd = allocatedBytes(st);
     file.stampFrom(st);
     try {
       await this.opened(file);
@@ -874,8 +888,8 @@ export class DirectoryPager extends PagerService<PagedFile> {
       return;
     }
     // Only bytes past the backing file's end take new space; overwriting existing bytes does not.
-    if (file.vmo.contentSizeBytes > file.backingSize) this.growing.add(file);
-    const room = this.hasRoomFor(Math.max(0, end - Math.max(job.offset, file.backingSize)));
+    if (file.vmo.contentSizeBytes > file.allocatedEnd) this.growing.add(file);
+    const room = this.hasRoomFor(Math.max(0, end - Math.max(job.offset, file.allocatedEnd)));
     if (room === true) return this.dirtyWithRoom(file, job, end, 0);
     if (room === false) return this.refuseNoSpace(file, job, end);
     return room.then((ok) => (ok ? this.dirtyWithRoom(file, job, end, 0) : this.refuseNoSpace(file, job, end)));
@@ -963,7 +977,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     const space = this.spaceCache!;
     let promised = 0;
     for (const f of this.growing) {
-      const ahead = f.completed ? 0 : f.vmo.contentSizeBytes - f.backingSize;
+      const ahead = f.completed ? 0 : f.vmo.contentSizeBytes - f.allocatedEnd;
       if (ahead > 0) promised += ahead;
       else this.growing.delete(f);
     }
@@ -1027,6 +1041,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
             }
             this.forgetKnownZero(file, r.offset / PAGE_SIZE, Math.ceil(end / PAGE_SIZE));
             backingSize = Math.max(backingSize, end);
+            file.allocatedEnd = Math.max(file.allocatedEnd, end);
           }
           this.metrics.writebackBytes += end - r.offset;
         }
@@ -1111,6 +1126,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
       }
       file.vmo.resize(sizeBytes);
       file.unsynced = true;
+      file.allocatedEnd = Math.min(file.allocatedEnd, sizeBytes);
       this.forgetKnownZero(file, Math.ceil(sizeBytes / PAGE_SIZE), Number.MAX_SAFE_INTEGER);
       try {
         await file.fh.truncate(sizeBytes);
@@ -1177,6 +1193,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
       file.unsynced = true;
       this.spaceCache = null;
       if (zeroes) await this.zeroChanged(file, offset, Math.min(offset + length, file.vmo.contentSizeBytes));
+      else if (offset <= file.allocatedEnd) file.allocatedEnd = Math.max(file.allocatedEnd, offset + length); // allocated now
       if (!keepSize) {
         this.grownWithZeros(file, offset + length);
         file.backingSize = Math.max(file.backingSize, offset + length);
