@@ -530,14 +530,20 @@ export class PagerFilesystem {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
+      let file: ServedFile | undefined;
       if (fh !== null) {
         try {
           await this.settleNew(full, 'file', mode, who, fh);
-        } finally {
+        } catch (err) {
           await fh.close();
+          throw err;
         }
+        // The pager keeps the descriptor just made (two trips to the thread pool fewer a file:
+        // tar and cp create thousands), else it is closed and the file opened as any other.
+        if (this.dp.openCreated !== undefined) file = await this.dp.openCreated(this.rel(p), fh);
+        else await fh.close();
       }
-      const file = await this.dp.open(this.rel(p));
+      file ??= await this.dp.open(this.rel(p));
       this.dp.mayResize(file);
       cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false, refused: false, written: false,
         append: (flags & fsc.O_APPEND) !== 0 }));

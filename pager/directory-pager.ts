@@ -160,6 +160,13 @@ function zeroFrom(views: Buffer[], from: number): void {
   }
 }
 
+/** The longest of the dirty runs that hold data (not zero runs), in bytes. */
+function largestRun(ranges: ReadonlyArray<{ length: number; isZero: boolean }>): number {
+  let most = 0;
+  for (const r of ranges) if (!r.isZero && r.length > most) most = r.length;
+  return most;
+}
+
 /** The bytes a backing file's blocks hold, as a prefix: its size, or less where it ends in a hole. */
 function allocatedBytes(st: { size: number; blocks: number }): number {
   return Math.min(st.size, st.blocks * 512);
@@ -350,7 +357,21 @@ export class DirectoryPager extends PagerService<PagedFile> {
       }
       this.openedAt.delete(rel);
     }
-    const file = await this.openPath(rel, full);
+    return this.remember(rel, await this.openPath(rel, full));
+  }
+
+  /** See PagerService.openCreated: the new file's VMO over the descriptor its creator opened. */
+  override async openCreated(relPath: string, fh: FileHandle): Promise<PagedFile> {
+    if (this.shuttingDown) {
+      await fh.close();
+      throw new ZxError(ZxStatus.ERR_BAD_STATE, 'the pager is shutting down');
+    }
+    const rel = relPath.replace(/^\/+/, '');
+    return this.remember(rel, await this.openPath(rel, this.backingPath(relPath), fh));
+  }
+
+  /** The path a file was opened by, so that its next open there needs one lstat at most. */
+  private remember(rel: string, file: PagedFile): PagedFile {
     if (this.openedAt.size > 2 * this.byKey.size + 1024) this.openedAt.clear(); // stale aliases: start over
     this.openedAt.set(rel, file);
     return file;
@@ -514,16 +535,21 @@ export class DirectoryPager extends PagerService<PagedFile> {
   }
 
   /** Opens the file at `rel` (no leading slash; `full` is its backing path) and finds or makes its VMO. */
-  private async openPath(rel: string, full: string): Promise<PagedFile> {
+  /** `opened`: a read-write descriptor of the file already open (openCreated), kept instead of opening. */
+  private async openPath(rel: string, full: string, opened?: FileHandle): Promise<PagedFile> {
     let fh: FileHandle;
     let writable = !this.readOnly;
-    try {
-      fh = await this.openBacking(full, (writable ? fsc.O_RDWR : fsc.O_RDONLY) | fsc.O_NOFOLLOW);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (!writable || (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM')) throw err;
-      fh = await this.openBacking(full, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-      writable = false;
+    if (opened !== undefined) {
+      fh = opened;
+    } else {
+      try {
+        fh = await this.openBacking(full, (writable ? fsc.O_RDWR : fsc.O_RDONLY) | fsc.O_NOFOLLOW);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (!writable || (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM')) throw err;
+        fh = await this.openBacking(full, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+        writable = false;
+      }
     }
     let st;
     try {
@@ -1032,7 +1058,9 @@ export class DirectoryPager extends PagerService<PagedFile> {
             // budget, and one buffer for all of it would double the daemon's memory. The pages are
             // resident (Dirty/AwaitingClean are never evicted), so each copy is immediate; a write
             // landing between pieces makes its page Dirty again, to be written next time.
-            buf ??= Buffer.allocUnsafe(WRITEBACK_PIECE_BYTES);
+            // No larger than the largest run: a flush of a small file (tar, cp -r: thousands) took
+            // a 1 MiB buffer each, and that external memory made V8 collect its old space every ~20 ms.
+            buf ??= Buffer.allocUnsafe(Math.min(WRITEBACK_PIECE_BYTES, largestRun(ranges)));
             for (let at = r.offset; at < end; at += WRITEBACK_PIECE_BYTES) {
               const piece = Math.min(WRITEBACK_PIECE_BYTES, end - at);
               const n = vmo.readStep(buf, 0, at, piece);

@@ -20,6 +20,7 @@
  * its COMPLETE packet, and `completed` is set exactly when it leaves.
  */
 import type { Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import {
   PRESSURE_LEVEL_NAMES, PageResidency, PagerOp, PressureLevel, VmoOp, ZxError, ZxStatus, isZxError, statusName, PAGE_SIZE,
@@ -283,6 +284,11 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
    * the binding), or null when that lstat failed; a service may use it instead of its own.
    */
   abstract open(relPath: string, backingStat?: FileStat | null): Promise<F>;
+  /**
+   * Like open, for a file the caller has just created and holds open read-write in `fh`: the
+   * service keeps that descriptor (no second open). Optional; undefined: close it and use open.
+   */
+  openCreated?(relPath: string, fh: FileHandle): Promise<F>;
   /** Attributes of an open file (fstat). */
   abstract statFile(file: F): Promise<FileStat>;
   /** Writes back every dirty page of the file (fdatasync with `sync`); throws the backing error. */
