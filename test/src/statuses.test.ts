@@ -406,12 +406,13 @@ describe('statuses and queries', () => {
   });
 
   it('a request some waiter still waits on is kept when another one times out', async () => {
-    // The late reader joins at 1/4 of the timeout: a stall of 3/4 of it would be needed to race it.
-    const tp = new TestPager({ requestOvertimeMs: 5000, requestTimeoutMs: 800 });
+    // The late reader joins half-way through the timeout, so either race (the early one timing out
+    // before the late one joins, or both timing out before the supply) needs a 1 s stall.
+    const tp = new TestPager({ requestOvertimeMs: 10_000, requestTimeoutMs: 2000 });
     const vmo = tp.createVmo(4);
     const early = tp.read(vmo, 0, 1);
     tp.expectRequest('READ', vmo, 0, 1);
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 1000));
     const late = tp.read(vmo, 0, 1); // joins the request: no new packet
     tp.expectNoRequest();
     await early.promise.catch(() => undefined);
