@@ -36,7 +36,7 @@ import { ReadaheadState } from './readahead.js';
 export interface PagerServiceOptions {
   system: VmSystem;
   logger?: Logger;
-  /** Page jobs answered at once (default 4, the libuv thread pool's size). */
+  /** READ jobs answered at once (default 4, the libuv thread pool's size; DIRTY jobs read nothing and take no slot). */
   concurrency?: number;
   /** Dirty data older than this is written back (default 5000 ms). */
   writebackDelayMs?: number;
