@@ -1007,6 +1007,19 @@ export class DirectoryPager extends PagerService<PagedFile> {
     return this.roomLeftFor(bytes);
   }
 
+  /**
+   * Bytes of the file's dirty data at or past its allocated end, which writeback will need new
+   * blocks for. Zero runs need none (they stay holes), nor does a size set by truncate.
+   */
+  private unwrittenPastAllocated(f: PagedFile): number {
+    const size = f.vmo.contentSizeBytes;
+    if (size <= f.allocatedEnd) return 0;
+    const from = Math.floor(f.allocatedEnd / PAGE_SIZE) * PAGE_SIZE;
+    let bytes = 0;
+    for (const r of this.pager.queryDirtyRanges(f.vmo, from, f.vmo.sizeBytes - from).ranges) if (!r.isZero) bytes += r.length;
+    return bytes;
+  }
+
   private forgetSpace(): void {
     this.spaceCache = null;
     this.spaceEpoch++;
@@ -1017,7 +1030,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     const space = this.spaceCache!;
     let promised = 0;
     for (const f of this.growing) {
-      const ahead = f.completed ? 0 : f.vmo.contentSizeBytes - f.allocatedEnd;
+      const ahead = f.completed ? 0 : this.unwrittenPastAllocated(f);
       if (ahead > 0) promised += ahead;
       else this.growing.delete(f);
     }

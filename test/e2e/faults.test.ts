@@ -360,6 +360,32 @@ async function fillUp(file: string): Promise<number> {
 }
 
 describe('a full backing store (8 MiB tmpfs)', () => {
+  // A sparse file larger than the free space: its holes need no room until written, and a write
+  // needs room for its own pages only. (The room check once counted the whole extension a truncate
+  // made as promised: every write to such a file was ENOSPC.)
+  it('writes into a sparse file larger than the free space succeed while their pages fit', async () => {
+    const backing = await mountTmpfs('8m');
+    await fsp.writeFile(path.join(backing, 'filler.bin'), Buffer.alloc(6 * MiB, 1));
+    const m = await startMount({ backing, budget: '1MiB' });
+    const res = await python(`
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.ftruncate(fd, 8 << 20)
+out = []
+for off in (0, 3 << 20, 6 << 20):
+    try: out.append(os.pwrite(fd, b"x" * 4096, off))
+    except OSError as e: out.append(e.strerror)
+try: os.fsync(fd); out.append("fsync ok")
+except OSError as e: out.append(e.strerror)
+os.close(fd)
+print(out)`, [m.p('sparse.bin')]);
+    expect(res.stderr).toBe('');
+    expect(res.stdout.trim()).toBe("[4096, 4096, 4096, 'fsync ok']");
+    const back = await fsp.readFile(path.join(backing, 'sparse.bin'));
+    expect(back.length).toBe(8 * MiB);
+    for (const off of [0, 3 * MiB, 6 * MiB]) expect(back.subarray(off, off + 4096).every((b) => b === 0x78), `at ${off}`).toBe(true);
+  });
+
   it('writing more than fits fails with ENOSPC without hanging; the accepted bytes read back, and after space is freed fsync writes them to the backing file', async () => {
     const backing = await mountTmpfs('8m');
     await fsp.writeFile(path.join(backing, 'filler.bin'), Buffer.alloc(3 * MiB, 1));
