@@ -209,10 +209,12 @@ export function firstPresent(vmo: VmObjectPaged, start: number, end: number): nu
 
 /**
  * Waits in a row in which a request that needs frames saw no progress at all (waitForRoom: nothing
- * written back, no frame to be had) before it fails with NO_SPACE. While writeback makes progress
- * the request keeps waiting, however long (its --request-timeout bounds it).
+ * written back or supplied) before it fails with NO_SPACE: waits grow to 50 ms, so ~3 s, longer
+ * than a budget shrink holds fills back (SHRINK_FILL_WAIT_MS; with 10, ~0.25 s, readers failed
+ * while the budget swung). While anything progresses the request keeps waiting, however long (its
+ * --request-timeout bounds it).
  */
-export const NO_MEMORY_ATTEMPTS = 10;
+export const NO_MEMORY_ATTEMPTS = 64;
 
 /** A budget shrink blocked only by dirty or in-flight pages is retried this often, 10 ms apart. */
 const SET_BUDGET_ATTEMPTS = 100;
