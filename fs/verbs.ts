@@ -378,8 +378,12 @@ export async function budgetCommand(target: string, size: string | undefined): P
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EBUSY') {
+      // The daemon found too much it cannot free now: say what, dirty pages included (before, every
+      // such refusal blamed locked or pinned pages, even with none).
       const s = await readStats(loc.mountpoint).catch(() => before);
-      throw refusal(s.lockedBytes + s.pinnedBytes);
+      throw new ConfigError(`Cannot set the budget of "${target}" to ${formatSize(bytes)}: the daemon could not free enough ` +
+        `(locked ${formatSize(s.lockedBytes)}, pinned ${formatSize(s.pinnedBytes)}, dirty ${formatSize(s.dirtyBytes)} not yet written back) ` +
+        `(EBUSY); the budget stays ${formatSize(s.budgetBytes)}`, EXIT.REFUSED);
     }
     if (code === 'EINVAL') throw new ConfigError(`Invalid budget "${size}": refused by the daemon (EINVAL)`);
     throw new ConfigError(`Cannot set the budget of "${target}": ${errText(err)}`, EXIT.REFUSED);

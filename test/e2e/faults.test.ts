@@ -11,7 +11,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { codeOf, isMounted, python, readToEnd, runCli, startMount, useMountHooks, type Mount } from '../fs/harness.js';
+import { codeOf, isMounted, python, readToEnd, run, runCli, startMount, useMountHooks, type Mount } from '../fs/harness.js';
 import { KiB, MiB, PY_CONTENT, content, mountTmpfs, useTmpfsCleanup } from './helpers.js';
 
 useTmpfsCleanup();
@@ -363,6 +363,30 @@ describe('a full backing store (8 MiB tmpfs)', () => {
   // A sparse file larger than the free space: its holes need no room until written, and a write
   // needs room for its own pages only. (The room check once counted the whole extension a truncate
   // made as promised: every write to such a file was ENOSPC.)
+  it('a budget shrink the daemon refuses because dirty pages cannot be written back says so (not "locked or pinned")', async () => {
+    const backing = await mountTmpfs('8m');
+    // A file with a hole inside its allocated prefix (the room check does not see such holes), and
+    // a store filled to the last block: writes into the hole stay dirty, writeback meets ENOSPC.
+    await fsp.writeFile(path.join(backing, 'holed.bin'), Buffer.alloc(MiB, 2));
+    const punched = await run('fallocate', ['-p', '-o', String(256 * KiB), '-l', String(512 * KiB), path.join(backing, 'holed.bin')]);
+    expect(punched.code, punched.stderr).toBe(0);
+    const m = await startMount({ backing, budget: '4MiB', args: ['--writeback-delay', '60s'] });
+    await run('dd', ['if=/dev/zero', `of=${path.join(backing, 'filler.bin')}`, 'bs=64k'], { timeoutMs: 30_000 }); // until ENOSPC
+    const fh = await fsp.open(m.p('holed.bin'), 'r+');
+    try {
+      await fh.write(Buffer.alloc(256 * KiB, 3), 0, 256 * KiB, 256 * KiB);
+      const res = await runCli(['budget', m.mnt, '64KiB'], { timeoutMs: 60_000 });
+      const what = `exit ${res.code}\nstdout ${res.stdout}\nstderr ${res.stderr}`;
+      expect(res.code, what).toBe(1);
+      // Before: "0B of locked or pinned pages alone exceed it (unlock some first)".
+      expect(res.stderr, what).toMatch(/^pagerfs: Cannot set the budget .* to 64KiB: the daemon could not free enough \(locked 0B, pinned 0B, dirty \S+ not yet written back\) \(EBUSY\); the budget stays 4MiB\n$/);
+      expect(res.stderr, what).not.toMatch(/dirty 0B/);
+      await fsp.rm(path.join(backing, 'filler.bin'));
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  });
+
   it('writes into a sparse file larger than the free space succeed while their pages fit', async () => {
     const backing = await mountTmpfs('8m');
     await fsp.writeFile(path.join(backing, 'filler.bin'), Buffer.alloc(6 * MiB, 1));
