@@ -1,11 +1,12 @@
 #!/bin/bash
 # run.sh TAG BUDGET CMD...   fresh back, mount, run, unmount, compare
 TAG=$1; B=$2; shift 2
+HERE=$(cd "$(dirname "$0")" && pwd)
 rm -rf /tmp/tt-back /tmp/tt-ref /tmp/tt-ref2; mkdir -p /tmp/tt-back; : > /tmp/tt-daemon.log
-$(dirname "$0")/mnt.sh $B
-cd /tmp && timeout 400 "$@" > /tmp/out_$TAG.txt 2>&1; echo "driver rc=$?" >> /tmp/out_$TAG.txt
-$(dirname "$0")/umnt.sh >> /tmp/out_$TAG.txt 2>&1
-[ -d /tmp/tt-ref ] && $(dirname "$0")/cmp.sh /tmp/tt-ref /tmp/tt-back >> /tmp/out_$TAG.txt
+$HERE/mnt.sh $B
+timeout 400 "$@" > /tmp/out_$TAG.txt 2>&1; echo "driver rc=$?" >> /tmp/out_$TAG.txt
+$HERE/umnt.sh >> /tmp/out_$TAG.txt 2>&1
+[ -d /tmp/tt-ref ] && $HERE/cmp.sh /tmp/tt-ref /tmp/tt-back >> /tmp/out_$TAG.txt
 [ -f /tmp/tt-ref2/one.bin ] && { cmp /tmp/tt-back/one.bin /tmp/tt-ref2/one.bin && echo BACKING OK || echo BACKING DIFF; } >> /tmp/out_$TAG.txt 2>&1
 cp /tmp/tt-daemon.log /tmp/log_$TAG.txt
 echo "== $TAG"; grep -v " done \|budget.*rc=1" /tmp/out_$TAG.txt | head -25; grep -c "budget.*rc=1" /tmp/out_$TAG.txt
