@@ -1096,6 +1096,10 @@ export class DirectoryPager extends PagerService<PagedFile> {
             }
             this.forgetKnownZero(file, r.offset / PAGE_SIZE, Math.ceil(end / PAGE_SIZE));
             backingSize = Math.max(backingSize, end);
+            // Before END makes these pages clean, hence evictable: a fill of one evicted before this
+            // writeback finished read only up to the old size, and supplied zeros for data just
+            // written here (a later partial write then kept the zeros: bytes lost).
+            file.backingSize = Math.max(file.backingSize, end);
             file.allocatedEnd = Math.max(file.allocatedEnd, end);
             this.forgetSpace(); // those bytes left `promised` for the store's used space
           }
