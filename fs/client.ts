@@ -231,7 +231,6 @@ export async function setXattr(file: string, name: string, value: string): Promi
   }
 }
 
-/** user.pagerfs.residency, in pages. */
 /** user.pagerfs.residency, in pages (see fs/xattr.ts: dirty and locked overlap). */
 export interface Residency {
   pages: number;

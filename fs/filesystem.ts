@@ -365,7 +365,8 @@ export class PagerFilesystem {
     }
     void (async () => {
       const names = await this.tree.readdir(dir);
-      const parent = atRoot ? '' : path.posix.dirname(dir) === '.' ? '' : path.posix.dirname(dir);
+      const up = path.posix.dirname(dir);
+      const parent = atRoot || up === '.' ? '' : up;
       names.unshift('.', '..');
       const stats = await Promise.all(names.map((n, i) => this.tree.lstat(i === 0 ? dir : i === 1 ? parent : atRoot ? n : `${dir}/${n}`)
         .catch((err: unknown) => err as Error)));

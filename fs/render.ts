@@ -135,34 +135,31 @@ export function padColumns(text: string, width: number): string {
   return text + ' '.repeat(Math.max(0, width - columns(text)));
 }
 
+/** How many of `parts` (graphemes, in the order they are kept) fit in `width` columns. */
+function fittingCount(parts: string[], width: number): number {
+  let used = 0;
+  let n = 0;
+  for (const part of parts) {
+    used += graphemeColumns(part);
+    if (used > width) break;
+    n++;
+  }
+  return n;
+}
+
 /** Cuts `text` to `width` columns, keeping its end (for paths) with a leading '…'. */
 export function fitLeft(text: string, width: number): string {
   if (width <= 0) return '';
   if (columns(text) <= width) return text;
   const parts = [...graphemes.segment(text)].map((s) => s.segment);
-  let kept = '';
-  let used = 1; // the '…'
-  for (let i = parts.length - 1; i >= 0; i--) {
-    const w = graphemeColumns(parts[i]);
-    if (used + w > width) break;
-    kept = parts[i] + kept;
-    used += w;
-  }
-  return `…${kept}`;
+  return `…${parts.slice(parts.length - fittingCount([...parts].reverse(), width - 1)).join('')}`;
 }
 
 /** Cuts `text` to `width` columns (keeps its start). */
 export function fitRight(text: string, width: number): string {
   if (columns(text) <= width) return text;
-  let kept = '';
-  let used = 0;
-  for (const { segment } of graphemes.segment(text)) {
-    const w = graphemeColumns(segment);
-    if (used + w > width) break;
-    kept += segment;
-    used += w;
-  }
-  return kept;
+  const parts = [...graphemes.segment(text)].map((s) => s.segment);
+  return parts.slice(0, fittingCount(parts, width)).join('');
 }
 
 /** The vmtouch-style summary block: right-aligned labels, one line each. */

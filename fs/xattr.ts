@@ -9,9 +9,10 @@
  *                           maps are folded into at most MAP_BUCKETS buckets ("bucket=<pages>;" first)
  *   user.pagerfs.hint       (set) dont_need | always_need | normal | commit | evict
  * An unknown user.pagerfs.* name is ENODATA (get) or EINVAL (set); an unknown hint is EINVAL; both
- * change nothing. None is listed and removing one is ENODATA: copiers copy and remove what is listed. A mount over a backing directory rarely sees a pass-through get here: the binding
- * answers those on its FUSE threads (fs/mount.ts backingPassthrough, native/README.md level 5); this
- * path serves trees without backingRoot() and paths too long for the binding. Node has no xattr
+ * change nothing. None is listed and removing one is ENODATA: copiers copy and remove what is
+ * listed. A mount over a backing directory rarely sees a pass-through get here: the binding answers
+ * those on its FUSE threads (fs/mount.ts backingPassthrough, native/README.md level 5); this path
+ * serves trees without backingRoot() and paths too long for the binding. Node has no xattr
  * calls, so pass-through uses the patched fuse-native's Fuse.lgetxattrRaw / lsetxattr / llistxattr /
  * lremovexattr (native/README.md: the system calls on libuv's thread pool; errors as -errno for get,
  * Node-style for the others). Without them (an unpatched binding) it falls back to spawning Debian's

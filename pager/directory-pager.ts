@@ -541,8 +541,10 @@ export class DirectoryPager extends PagerService<PagedFile> {
     file.servedNoticed = delta === 1;
   }
 
-  /** Opens the file at `rel` (no leading slash; `full` is its backing path) and finds or makes its VMO. */
-  /** `opened`: a read-write descriptor of the file already open (openCreated), kept instead of opening. */
+  /**
+   * Opens the file at `rel` (no leading slash; `full` is its backing path) and finds or makes its
+   * VMO. `opened`: a read-write descriptor of the file already open (openCreated), kept instead.
+   */
   private async openPath(rel: string, full: string, opened?: FileHandle): Promise<PagedFile> {
     let fh: FileHandle;
     let writable = !this.readOnly;

@@ -261,9 +261,6 @@ export class PortServer {
       w.giveUp();
     }
   }
-
-  /** Waits for a slot to free (the loop takes a free one itself, without a promise). */
-
 }
 
 /** Merges READ packets of one key whose ranges touch; keeps DIRTY packets apart; runs COMPLETEs. */

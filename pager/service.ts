@@ -59,7 +59,6 @@ export interface PagerServiceOptions {
 export const FILE_HINTS = ['dont_need', 'always_need', 'normal', 'commit', 'evict'] as const;
 export type FileHint = (typeof FILE_HINTS)[number];
 
-/** One file's residency, in pages. */
 /**
  * A file's pages by state. `dirty` and `locked` overlap (a locked page written to is both): `locked`
  * counts every page ALWAYS_NEED protects, as the stats' lockedBytes do. `absent`: pages the next
