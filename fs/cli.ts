@@ -12,7 +12,7 @@ import { ConfigError, DEFAULTS, EXIT, canonicalPath, parseMountOptions, type Hea
 import { mountTypeAt } from './client.js';
 import { printable } from './render.js';
 import { CONTROL_DIR, type StatsDocument } from './control.js';
-import { clearStaleMount, loadMountPager, mountPagerfs } from './mount.js';
+import { clearStaleMount, exitDaemon, loadMountPager, mountPagerfs } from './mount.js';
 import { topCommand } from './top.js';
 import { budgetCommand, evictCommand, lockCommand, residencyCommand, touchCommand, unlockCommand } from './verbs.js';
 
@@ -58,13 +58,13 @@ async function runMount(first: string, second: string | undefined, raw: RawMount
       // request or an outside unmount (a systemd stop then must still write back).
       if (signals < 2) return;
       log.warn({ signal: reason }, 'second signal: exiting without waiting for writeback');
-      process.exit(1);
+      exitDaemon(1);
     }
     stopping = true;
     log.info({ signal: reason }, 'stopping: writing back dirty pages and unmounting');
-    mounted.unmount().then(() => process.exit(EXIT.OK), (err: unknown) => {
+    mounted.unmount().then(() => exitDaemon(EXIT.OK), (err: unknown) => {
       log.error({ err }, 'unmount failed');
-      process.exit(1);
+      exitDaemon(1);
     });
   };
   // SIGHUP too: a terminal or ssh session closing under a foreground daemon must not kill it

@@ -29,6 +29,8 @@ declare module 'fuse-native' {
     static servedInode?: (dev: number, ino: number, delta: 1 | -1) => void;
     /** Patched binding (level 8): anonymous memory of its own, 2 MiB aligned, advised for huge pages when `huge`. */
     static frameMemory?: (bytes: number, huge: boolean) => { memory: Buffer; hugePages: boolean };
+    /** Patched binding (level 14): _exit(2) with code (no atexit handlers, no stdio flush). */
+    static exitNow?: (code: number) => never;
     /** Patched binding (level 10): fallocate(2) on a file descriptor, on libuv's pool; cb(null) or a Node-style error. */
     static fallocate?: (fd: number, mode: number, offset: number, length: number, cb: (err: Error | null) => void) => void;
     /** The patched binding's (level 6) SHA-256 page check on libuv's pool: cb(0, bad page indices) or cb(-errno). */

@@ -57,6 +57,17 @@ function loadFuse(): FuseClass {
   }
 }
 
+/**
+ * Ends the daemon's process with `code` once its mount is gone. Through the binding's _exit(2)
+ * (level 14), not exit(3): libfuse's worker threads, cancelled at unmount, can die holding
+ * stderr's lock, and exit(3) then hangs flushing stdio. Nothing is lost by skipping it: pino
+ * writes synchronously (pager/log.ts) and Node writes through fds, not stdio.
+ */
+export function exitDaemon(code: number): never {
+  loadFuse().exitNow?.(code);
+  process.exit(code);
+}
+
 export interface MountedPagerfs {
   readonly config: MountConfig;
   readonly system: VmSystem;

@@ -4,6 +4,8 @@
  * mount too.
  */
 import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PAGE, codeOf, isMounted, python, randomData, runCli, sleep, startMount, useMountHooks, waitFor } from './harness.js';
 
@@ -11,7 +13,9 @@ useMountHooks();
 
 describe('signals', () => {
   it.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)('%s writes back the dirty data of a still-open file, unmounts and exits 0', async (signal) => {
-    const m = await startMount({ budget: '1MiB', args: ['--writeback-delay', '60s'], files: { 'f.bin': randomData(16 * PAGE) } });
+    const logFile = path.join(os.tmpdir(), `pagerfs-signal-${process.pid}-${signal}.log`);
+    await fsp.rm(logFile, { force: true });
+    const m = await startMount({ budget: '1MiB', logLevel: 'info', args: ['--writeback-delay', '60s', '--log-file', logFile], files: { 'f.bin': randomData(16 * PAGE) } });
     const data = randomData(6 * PAGE + 11);
     const fh = await fsp.open(m.p('f.bin'), 'r+');
     await fh.write(data, 0, data.length, 3 * PAGE + 1);
@@ -29,6 +33,11 @@ describe('signals', () => {
     expect(back.subarray(20 * PAGE).toString()).toBe('tail');
     expect(back.subarray(16 * PAGE, 20 * PAGE).equals(Buffer.alloc(4 * PAGE))).toBe(true);
     expect(await waitFor(async () => !(await isMounted(m.mnt)), 5000)).toBe(true);
+    // The daemon leaves through _exit(2) (no stdio flush, fs/mount.ts exitDaemon): its log still
+    // ends with the unmount, as it must with a synchronous logger.
+    const lines = (await fsp.readFile(logFile, 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(lines.at(-1)).toBe('pagerfs unmounted');
+    await fsp.rm(logFile, { force: true });
   });
 });
 
