@@ -12,7 +12,7 @@
  * buffer (no promise, no allocation); only a fault goes async. A read or write that fails after
  * some bytes were done returns the short count; the next call gets the errno.
  */
-import { constants as fsc, promises as fsp } from 'node:fs';
+import fs, { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -497,18 +497,24 @@ export class PagerFilesystem {
    */
   private async settleNew(full: string, kind: 'file' | 'dir' | 'node' | 'symlink', mode: number | null, who: Caller | null, fh?: FileHandle): Promise<void> {
     try {
+      // A file just created through `fh` is settled from an fstat and its parent's stat made on this
+      // thread: the open has just brought both inodes into memory, so neither can wait on I/O (as
+      // the pager's fstat after an open). What the open already got right is not set again: a file
+      // created 0644 under umask 022 needs no fchmod (tar, cp: one trip to the pool fewer a file).
+      const made = fh !== undefined ? fs.fstatSync(fh.fd) : null;
       const parentSetgid = who !== null || kind === 'dir'
-        ? ((await fsp.stat(path.posix.dirname(full))).mode & S_ISGID) !== 0
+        ? ((fh !== undefined ? fs.statSync(path.posix.dirname(full)) : await fsp.stat(path.posix.dirname(full))).mode & S_ISGID) !== 0
         : false;
       if (who !== null) {
         const gid = parentSetgid ? -1 : who.gid;
-        if (fh !== undefined) await fh.chown(who.uid, gid);
-        else await fsp.lchown(full, who.uid, gid);
+        if (fh === undefined) await fsp.lchown(full, who.uid, gid);
+        else if (made!.uid !== who.uid || (gid !== -1 && made!.gid !== gid)) await fh.chown(who.uid, gid);
       }
       if (mode !== null) {
         const want = (mode & 0o7777) | (kind === 'dir' && parentSetgid ? S_ISGID : 0);
-        if (fh !== undefined) await fh.chmod(want);
-        else await fsp.chmod(full, want);
+        if (fh === undefined) await fsp.chmod(full, want);
+        // A chown clears set-user/group-ID bits, so after one the mode is set whatever the fstat said.
+        else if ((made!.mode & 0o7777) !== want || (want & 0o6000) !== 0) await fh.chmod(want);
       }
     } catch (err) {
       await (kind === 'dir' ? fsp.rmdir(full) : fsp.unlink(full)).catch(() => undefined);
@@ -1016,7 +1022,8 @@ export class PagerFilesystem {
       const file = current.isFile() ? this.dp.fileByIdentity(identityOf(current)) : undefined;
       if (file !== undefined) {
         await this.dp.writeback(file);
-        if (atime === 'omit' || mtime === 'omit') current = await fsp.lstat(target, { bigint: true });
+        // The writeback moved the mtime (its writes do not touch the atime): read it again if it stays.
+        if (mtime === 'omit') current = await fsp.lstat(target, { bigint: true });
       }
       if (atime === 'omit' && mtime === 'omit') return;
       const pick = (t: bigint | 'now' | 'omit', cur: bigint): bigint => (t === 'omit' ? cur : t === 'now' ? now : t);

@@ -64,7 +64,9 @@ function loadFuse(): FuseClass {
  * writes synchronously (pager/log.ts) and Node writes through fds, not stdio.
  */
 export function exitDaemon(code: number): never {
-  loadFuse().exitNow?.(code);
+  // Profiles (--cpu-prof, --heap-prof, --prof) and coverage are written by Node at exit(3).
+  const collecting = process.env.NODE_V8_COVERAGE !== undefined || process.execArgv.some((a) => /^--(cpu-prof|heap-prof|prof)\b/.test(a));
+  if (!collecting) loadFuse().exitNow?.(code);
   process.exit(code);
 }
 

@@ -264,14 +264,20 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * (a rename or a replacement behind pagerfs's back makes it miss, never wrong).
    */
   private readonly openedAt = new Map<string, PagedFile>();
-  private spaceCache: { at: number; freeBytes: number } | null = null;
   /**
-   * Bumped (forgetSpace) whenever the store's use may change: writeback, truncate, fallocate. A
-   * statfs that ran across a bump is not used: writeback moves bytes from promised (content past
-   * allocatedEnd) to used, and a free count from before it taken with promises from after let
-   * writes past a full store (6.4 MB accepted into 5.2 MB free).
+   * The store's free bytes by the last statfs (at most a second old, see hasRoomFor) and
+   * `spentBytes` when that statfs was asked for. Free now is taken as freeBytes − (spentBytes −
+   * spentAt): what was spent while the statfs ran is subtracted even if it saw it, so the estimate
+   * errs low, never high. (Taking the measure as it was let 6.4 MB into 5.2 MB free: writeback had
+   * moved bytes out of `promised` after the statfs counted them free.) A refusal is made only on
+   * a fresh measure, so erring low costs a statfs, not a false ENOSPC.
    */
-  private spaceEpoch = 0;
+  private spaceCache: { at: number; freeBytes: number; spentAt: number } | null = null;
+  /**
+   * Bytes pagerfs has made the store allocate since it started, counted as they move out of
+   * `promised`: written back past a file's allocated end, or fallocated. Only grows.
+   */
+  private spentBytes = 0;
   /**
    * Files whose content may run past their backing file's end (grown by writes, not yet written
    * back): the room check sums only these, not every file the pager knows. Pruned as it goes.
@@ -914,7 +920,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
     return [];
   }
 
-  /** Answered before it returns unless a statfs is due or the budget is full of dirty pages. */
+  /** Answered before it returns unless a statfs is due (a second old, or before a refusal) or the budget is full of dirty pages. */
   protected answerDirty(file: PagedFile, job: PageJob): Promise<void> | void {
     const end = Math.min(job.offset + job.length, file.vmo.sizeBytes);
     if (end <= job.offset) return;
@@ -993,20 +999,22 @@ export class DirectoryPager extends PagerService<PagedFile> {
 
   /**
    * Is there room in the backing filesystem for `bytes` more, beyond what files already promised
-   * (their content past the backing file's end, not yet written back)? statfs at most once a second.
+   * (their content past the backing file's end, not yet written back)? statfs at most once a
+   * second, and again before saying no: the estimate between two errs low (spaceCache).
    */
   private hasRoomFor(bytes: number): boolean | Promise<boolean> {
     if (bytes === 0) return true;
-    const now = performance.now();
-    if (this.spaceCache === null || now - this.spaceCache.at > 1000) {
-      const epoch = this.spaceEpoch;
-      return fsp.statfs(this.backingPath('')).then((s) => {
-        if (epoch !== this.spaceEpoch) return this.hasRoomFor(bytes); // measured across a change: again
-        this.spaceCache = { at: now, freeBytes: s.bavail * s.bsize };
-        return this.roomLeftFor(bytes);
-      });
+    if (this.spaceCache === null || performance.now() - this.spaceCache.at > 1000) {
+      return this.measureSpace().then(() => this.roomLeftFor(bytes));
     }
-    return this.roomLeftFor(bytes);
+    if (this.roomLeftFor(bytes)) return true;
+    return this.measureSpace().then(() => this.roomLeftFor(bytes));
+  }
+
+  private async measureSpace(): Promise<void> {
+    const spentAt = this.spentBytes;
+    const s = await fsp.statfs(this.backingPath(''));
+    this.spaceCache = { at: performance.now(), freeBytes: s.bavail * s.bsize, spentAt };
   }
 
   /**
@@ -1022,25 +1030,17 @@ export class DirectoryPager extends PagerService<PagedFile> {
     return bytes;
   }
 
-  private forgetSpace(): void {
-    this.spaceCache = null;
-    this.spaceEpoch++;
-  }
-
-  /** hasRoomFor against the cached free space. */
+  /** hasRoomFor against the free space estimated from the last statfs. */
   private roomLeftFor(bytes: number): boolean {
     const space = this.spaceCache!;
+    const free = space.freeBytes - (this.spentBytes - space.spentAt);
     let promised = 0;
     for (const f of this.growing) {
       const ahead = f.completed ? 0 : this.unwrittenPastAllocated(f);
       if (ahead > 0) promised += ahead;
       else this.growing.delete(f);
     }
-    if (space.freeBytes - promised < bytes) {
-      this.spaceCache = null; // look again next time: space may have been freed
-      return false;
-    }
-    return true;
+    return free - promised >= bytes;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1069,8 +1069,6 @@ export class DirectoryPager extends PagerService<PagedFile> {
     }
     if (ranges.length > 0) file.unsynced = true;
     file.dirtySince = null;
-    // Writeback changes what the store has free: the next room check must look again.
-    this.forgetSpace();
     let backingSize = (await file.fh.stat()).size;
     let buf: Buffer | undefined;
     try {
@@ -1098,12 +1096,13 @@ export class DirectoryPager extends PagerService<PagedFile> {
             }
             this.forgetKnownZero(file, r.offset / PAGE_SIZE, Math.ceil(end / PAGE_SIZE));
             backingSize = Math.max(backingSize, end);
+            // Bytes past the allocated end leave `promised` for the store's used space.
+            this.spentBytes += Math.max(0, end - Math.max(r.offset, file.allocatedEnd));
             // Before END makes these pages clean, hence evictable: a fill of one evicted before this
             // writeback finished read only up to the old size, and supplied zeros for data just
             // written here (a later partial write then kept the zeros: bytes lost).
             file.backingSize = Math.max(file.backingSize, end);
             file.allocatedEnd = Math.max(file.allocatedEnd, end);
-            this.forgetSpace(); // those bytes left `promised` for the store's used space
           }
           this.metrics.writebackBytes += end - r.offset;
         }
@@ -1179,7 +1178,6 @@ export class DirectoryPager extends PagerService<PagedFile> {
     if (!file.writable) return Promise.reject(fsError('EROFS', 30, 'read-only backing file'));
     this.mayResize(file);
     return file.withLock(async () => {
-      this.forgetSpace();
       if (sizeBytes > file.vmo.contentSizeBytes) {
         await file.fh.truncate(sizeBytes);
         file.unsynced = true;
@@ -1254,7 +1252,9 @@ export class DirectoryPager extends PagerService<PagedFile> {
     const change = (): Promise<void> => file.withLock(async () => {
       await new Promise<void>((resolve, reject) => native(file.fh.fd, mode, offset, length, (err) => (err === null ? resolve() : reject(err))));
       file.unsynced = true;
-      this.forgetSpace();
+      // Blocks allocated (at most `length`) leave the store's free space; a punch frees some,
+      // which the next statfs sees (the estimate errs low meanwhile).
+      if (!zeroes) this.spentBytes += length;
       if (zeroes) await this.zeroChanged(file, offset, Math.min(offset + length, file.vmo.contentSizeBytes));
       else if (offset <= file.allocatedEnd) file.allocatedEnd = Math.max(file.allocatedEnd, offset + length); // allocated now
       if (!keepSize) {
