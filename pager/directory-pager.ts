@@ -1034,6 +1034,16 @@ export class DirectoryPager extends PagerService<PagedFile> {
   private roomLeftFor(bytes: number): boolean {
     const space = this.spaceCache!;
     const free = space.freeBytes - (this.spentBytes - space.spentAt);
+    // Everything past the allocated ends bounds the promise from above: when even that fits, the
+    // dirty ranges need not be walked (a walk per write made writing a file quadratic: 30% of the
+    // daemon's time in a 64 MiB dd). Near a full store, or past a large sparse extension, walk.
+    let bound = 0;
+    for (const f of this.growing) {
+      const past = f.completed ? 0 : f.vmo.contentSizeBytes - f.allocatedEnd;
+      if (past > 0) bound += past;
+      else this.growing.delete(f);
+    }
+    if (free - bound >= bytes) return true;
     let promised = 0;
     for (const f of this.growing) {
       const ahead = f.completed ? 0 : this.unwrittenPastAllocated(f);
