@@ -27,8 +27,11 @@ export interface ControlFile {
   validate?(text: string): void;
   /** Applies the complete written text (called when the writer closes or flushes). */
   apply?(text: string): void;
-  /** Applies each write at once, answering the write itself (errors reach the writer as errno). */
-  applyNow?(text: string): Promise<void>;
+  /**
+   * Applies each write at once, answering the write itself (errors reach the writer as errno). It
+   * may resolve to an action for after that writer's close (once its FLUSH is answered).
+   */
+  applyNow?(text: string): Promise<void | (() => void)>;
 }
 
 export interface StatsDocument {
@@ -186,7 +189,9 @@ export function controlFiles(dp: PagerService, hooks: ControlHooks, site: Contro
       // fail with ENOTCONN, as with umount -l. Every dirty page is written back before the write
       // returns: if that fails (a full backing store: ENOSPC), the write fails with its errno and
       // nothing is unmounted, the data still dirty and readable for another try. Then the unmount
-      // follows the write. (An open for writing that writes nothing asks for nothing.)
+      // follows the writer's close, not the write: begun at once, it raced the close, whose FLUSH
+      // then met a connection already gone (close failed with ECONNABORTED, and `pagerfs unmount`
+      // took the daemon for dead). (An open for writing that writes nothing asks for nothing.)
       applyNow: async (text) => {
         const open = site.openFiles();
         if (text.trim() !== 'lazy' && open > 0) {
@@ -197,7 +202,7 @@ export function controlFiles(dp: PagerService, hooks: ControlHooks, site: Contro
         } catch (err) {
           throw Object.assign(new Error(`writing back before the unmount failed: ${(err as Error).message}`), { errno: toErrno(err) });
         }
-        if (hooks.onUnmountRequest) setImmediate(hooks.onUnmountRequest);
+        return hooks.onUnmountRequest;
       },
     },
   ];

@@ -48,6 +48,8 @@ interface Handle {
   refused: boolean;
   /** Something was written through this handle (control files). */
   written: boolean;
+  /** What an accepted control-file write asked for after this handle's close (the unmount). */
+  afterClose?: () => void;
   /**
    * Opened with O_APPEND: every write goes to the end of the file as pagerfs knows it, not to the
    * offset the kernel computed from an attribute cache that may be stale (see write).
@@ -766,9 +768,10 @@ export class PagerFilesystem {
     buf.copy(next, pos, 0, len);
     if (c.applyNow !== undefined) {
       const text = next.toString('utf8');
-      c.applyNow(text).then(() => {
+      c.applyNow(text).then((afterClose) => {
         h.buffer = next;
         h.written = true;
+        if (afterClose !== undefined) h.afterClose = afterClose;
         this.log.info({ file: c.name, text: text.trim() }, 'control file applied');
         cb(len);
       }, (err: unknown) => {
@@ -798,8 +801,10 @@ export class PagerFilesystem {
       // Written text applies at close (flush), so a reader right after sees it. A handle closed with
       // nothing written applies only at release: shells dup2 and close a redirected fd before
       // writing, and that first close must not clear the rules for an instant.
-      if (h.written) return cb(this.applyControl(h));
-      return cb(0);
+      const res = h.written ? this.applyControl(h) : 0;
+      cb(res);
+      this.runAfterClose(h);
+      return;
     }
     if (!h.writing) return cb(0);
     this.dp.writeback(h.file!).then(() => cb(0), (err: unknown) => this.fail('flush', p, err, cb));
@@ -817,11 +822,21 @@ export class PagerFilesystem {
     this.handles.delete(fd);
     if (h?.control != null) {
       this.applyControl(h); // `: > faults` (opened for writing, nothing written) clears here
-      return cb(0);
+      cb(0);
+      this.runAfterClose(h); // (no FLUSH came first)
+      return;
     }
     if (h?.file == null) return cb(0);
     const files = h.movedFrom === undefined ? [h.file] : [h.file, ...h.movedFrom];
     Promise.all(files.map((f) => this.dp.release(f))).then(() => cb(0), (err: unknown) => this.fail('release', p, err, cb));
+  }
+
+  /** Runs, once and after the answer already given, what a control-file write asked for after close. */
+  private runAfterClose(h: Handle): void {
+    const after = h.afterClose;
+    if (after === undefined) return;
+    h.afterClose = undefined;
+    setImmediate(after);
   }
 
   truncate(p: string, size: number, cb: Cb): void {

@@ -261,4 +261,18 @@ describe('.pagerfs directory', () => {
     await writer.close().catch(() => undefined);
     expect(await fsp.readFile(m.b('f'), 'utf8')).toBe('new');
   });
+
+  it('the unmount a write to .pagerfs/unmount asks for waits for that writer\'s close, which succeeds (it raced the close: ECONNABORTED)', async () => {
+    const m = await startMount({ budget: '1MiB', files: { f: 'x' } });
+    const h = await fsp.open(m.p('.pagerfs/unmount'), 'w');
+    await h.write('1\n');
+    // The daemon unmounted right after answering the write: the writer's close then met a
+    // connection already gone (`pagerfs unmount` saw ECONNABORTED and exited 4, "did not answer").
+    await sleep(500);
+    expect(await isMounted(m.mnt)).toBe(true);
+    await h.close(); // must not fail
+    expect(await m.waitExit(20_000)).toBe(true);
+    expect(m.exitCode).toBe(0);
+    expect(await waitFor(async () => !(await isMounted(m.mnt)), 5000)).toBe(true);
+  });
 });
