@@ -899,6 +899,7 @@ export class PagerFilesystem {
         const st = await fsp.lstat(full);
         await fsp.unlink(full);
         if (st.isFile() && st.nlink <= 1) await this.dp.unlinked(identityOf(st));
+        else if (st.isFile()) await this.metadataChanged(st); // the other names' inode
         cb(0);
       } catch (err) {
         this.fail('unlink', p, err, cb);
@@ -914,7 +915,7 @@ export class PagerFilesystem {
     void (async () => {
       try {
         const replaced = await fsp.lstat(to).catch(() => null);
-        await fsp.rename(from, to);
+        await this.changingMetadata(from, () => fsp.rename(from, to));
         if (replaced !== null && replaced.isFile() && replaced.nlink <= 1) {
           const fromSt = await fsp.lstat(to);
           if (identityOf(fromSt) !== identityOf(replaced)) {
@@ -927,6 +928,25 @@ export class PagerFilesystem {
         this.fail('rename', src, err, cb);
       }
     })();
+  }
+
+  /**
+   * Runs `op`, a change of the backing inode at `full` that moves its ctime and not its content
+   * (chmod, chown, times, link, rename, an extended attribute), and tells the pager, so that the
+   * next open does not take it for a change made outside and the handles open now keep sharing
+   * the file's VMO with it (see DirectoryPager.metadataChanged).
+   */
+  private async changingMetadata<T>(full: string, op: () => Promise<T>): Promise<T> {
+    const before = await fsp.lstat(full).catch(() => null);
+    const res = await op();
+    if (before !== null && before.isFile()) await this.metadataChanged(before);
+    return res;
+  }
+
+  private async metadataChanged(before: FileStat): Promise<void> {
+    if (this.dp.fileByIdentity(identityOf(before)) === undefined) return;
+    await this.dp.metadataChanged(before).catch((err: unknown) =>
+      this.log.debug({ err: (err as Error).message }, 'could not restamp a file after a metadata change'));
   }
 
   mkdir(p: string, mode: number, cb: Cb): void {
@@ -983,19 +1003,22 @@ export class PagerFilesystem {
   link(src: string, dest: string, cb: Cb): void {
     if (this.controlAtSafe(src) !== undefined || this.controlAtSafe(dest) !== undefined) return cb(-ERRNO.EACCES);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
-    fsp.link(this.backing(src), this.backing(dest)).then(() => cb(0), (err: unknown) => this.fail('link', dest, err, cb));
+    const from = this.backing(src);
+    this.changingMetadata(from, () => fsp.link(from, this.backing(dest))).then(() => cb(0), (err: unknown) => this.fail('link', dest, err, cb));
   }
 
   chmod(p: string, mode: number, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
-    fsp.chmod(this.backing(p), mode & 0o7777).then(() => cb(0), (err: unknown) => this.fail('chmod', p, err, cb));
+    const full = this.backing(p);
+    this.changingMetadata(full, () => fsp.chmod(full, mode & 0o7777)).then(() => cb(0), (err: unknown) => this.fail('chmod', p, err, cb));
   }
 
   chown(p: string, uid: number, gid: number, cb: Cb): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
-    fsp.lchown(this.backing(p), uid, gid).then(() => cb(0), (err: unknown) => this.fail('chown', p, err, cb));
+    const full = this.backing(p);
+    this.changingMetadata(full, () => fsp.lchown(full, uid, gid)).then(() => cb(0), (err: unknown) => this.fail('chown', p, err, cb));
   }
 
   /**
@@ -1016,7 +1039,7 @@ export class PagerFilesystem {
     const done = (): void => cb(0);
     const failed = (err: unknown): void => this.fail('utimens', p, err, cb);
     if (typeof atime === 'number' || typeof mtime === 'number') {
-      fsp.lutimes(target, Number(atime) / 1000, Number(mtime) / 1000).then(done, failed);
+      this.changingMetadata(target, () => fsp.lutimes(target, Number(atime) / 1000, Number(mtime) / 1000)).then(done, failed);
       return;
     }
     const now = BigInt(Date.now()) * 1_000_000n;
@@ -1042,7 +1065,8 @@ export class PagerFilesystem {
       }
       if (atime === 'omit' && mtime === 'omit') return;
       const pick = (t: bigint | 'now' | 'omit', cur: bigint): bigint => (t === 'omit' ? cur : t === 'now' ? now : t);
-      await fsp.lutimes(target, seconds(pick(atime, current.atimeNs)), seconds(pick(mtime, current.mtimeNs)));
+      const set = { atime: seconds(pick(atime, current.atimeNs)), mtime: seconds(pick(mtime, current.mtimeNs)) };
+      await this.changingMetadata(target, () => fsp.lutimes(target, set.atime, set.mtime));
     })().then(done, failed);
   }
 
@@ -1110,7 +1134,8 @@ export class PagerFilesystem {
       }
       if (name.startsWith(XATTR_PREFIX)) throw errnoError('EINVAL', `pagerfs attribute "${name}" cannot be set`);
       if (this.tree.readOnly) throw errnoError('EROFS', 'read-only file system');
-      await backingSetXattr(this.backing(p), name, value);
+      const full = this.backing(p);
+      await this.changingMetadata(full, () => backingSetXattr(full, name, value));
     };
     work().then(() => cb(0), (err: unknown) => this.fail('setxattr', p, err, cb));
   }
@@ -1136,7 +1161,8 @@ export class PagerFilesystem {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
     if (name.startsWith(XATTR_PREFIX)) return cb(-ERRNO.ENODATA);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
-    backingRemoveXattr(this.backing(p), name).then(() => cb(0), (err: unknown) => this.fail('removexattr', p, err, cb));
+    const full = this.backing(p);
+    this.changingMetadata(full, () => backingRemoveXattr(full, name)).then(() => cb(0), (err: unknown) => this.fail('removexattr', p, err, cb));
   }
 
   /** Open handles (for shutdown reports). */

@@ -456,6 +456,22 @@ export class DirectoryPager extends PagerService<PagedFile> {
   }
 
   /**
+   * pagerfs's own metadata change moved the backing ctime (see PagerService.metadataChanged): a VMO
+   * that matched the file just before takes its new stamp, so the next open shares it with the
+   * handles open now. (Retired instead, as for a change made outside, a reader open before a chmod
+   * kept reading the old VMO and never saw what a writer opened after it wrote through the mount.)
+   * A file whose size moved meanwhile is left to the next open's check.
+   */
+  override async metadataChanged(before: FileStat): Promise<void> {
+    const file = this.fileByIdentity(identityOf(before));
+    if (file === undefined || file.retired || file.completed || stampOf(before) !== file.backingStamp) return;
+    const st = await file.fh.stat();
+    if (file.retired || file.completed || stampOf(before) !== file.backingStamp) return;
+    if (identityOf(st) !== file.identity || st.size !== before.size) return;
+    file.stampFrom(st);
+  }
+
+  /**
    * How many idle files to keep: maxIdleFiles (descriptors), and no more than a quarter of the
    * budget's pages (at least 64), so that their metadata stays small beside the budget: 1,024
    * files for 16 MiB (measured ~7.5 KiB of RSS each with their heap slack), 10,000 (the fd bound

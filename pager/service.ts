@@ -433,6 +433,15 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     return null;
   }
 
+  /**
+   * pagerfs changed the metadata of the backing inode lstat'ed as `before` (chmod, chown, times, a
+   * link, rename or unlink of another name, an extended attribute): its ctime moved, and nothing
+   * else. Default: nothing (a pager that does not compare its files' stamps).
+   */
+  metadataChanged(_before: FileStat): Promise<void> {
+    return Promise.resolve();
+  }
+
   /** The backing inode lost its last name: its file is retired (see retire). */
   async unlinked(identity: string): Promise<void> {
     const f = this.fileByIdentity(identity);

@@ -239,6 +239,35 @@ describe('files changed directly in the backing directory (close-to-open)', () =
     }
   });
 
+  it('a reader open before a chmod, chown, touch, link, rename or setfattr through the mount sees what is written after it', async () => {
+    // Each of these moves the backing ctime; the next open took that for a change made outside and
+    // gave the writer a new VMO, while the reader kept reading the old one: it never saw the write.
+    const steps: [string, (f: string) => Promise<unknown>][] = [
+      ['chmod', (f) => fsp.chmod(m.p(f), 0o600)],
+      ['chown', (f) => fsp.chown(m.p(f), 0, 0)],
+      ['touch', (f) => fsp.utimes(m.p(f), new Date(), new Date(2020, 1, 1))],
+      ['link', (f) => fsp.link(m.p(f), m.p(`${f}.2`))],
+      ['rename', (f) => fsp.rename(m.p(f), m.p(`${f}.moved`)).then(() => fsp.rename(m.p(`${f}.moved`), m.p(f)))],
+      ['setfattr', (f) => fsp.writeFile(m.p(`${f}.x`), '').then(() => run('setfattr', ['-n', 'user.k', '-v', 'v', m.p(f)]))],
+    ];
+    for (const [what, step] of steps) {
+      const f = `coherent-${what}.txt`;
+      await fsp.writeFile(m.b(f), 'old'.repeat(3000));
+      const reader = await fsp.open(m.p(f), 'r');
+      const first = Buffer.alloc(3);
+      await reader.read(first, 0, 3, 0);
+      expect(first.toString(), what).toBe('old');
+      await step(f);
+      const writer = await fsp.open(m.p(f), 'r+');
+      await writer.write('NEW', 0);
+      const got = Buffer.alloc(3);
+      await reader.read(got, 0, 3, 0);
+      await writer.close();
+      await reader.close();
+      expect(got.toString(), `${what}: the reader's view of the write`).toBe('NEW');
+    }
+  });
+
   it('a file written through the mount, closed, then changed outside shows the outside change', async () => {
     const w = await run('sh', ['-c', `printf 'written through pagerfs\\n' > ${m.p('edited.txt')}`]);
     expect(w.code, w.stderr).toBe(0);
