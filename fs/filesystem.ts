@@ -152,6 +152,14 @@ export class PagerFilesystem {
    * still `from` (never below an acknowledged write).
    */
   private readonly undoExtension = new Map<ServedFile, { from: number; to: number }>();
+  /**
+   * Writes that grew their file and wait for the pager, by file. The file's size already covers
+   * each one (set before the wait, so that concurrent appends land apart), but its bytes are not
+   * all there yet: reads stop where such a write has got (readableEnd), as Linux moves i_size only
+   * as a write's bytes land. (They read that stretch as zeros the file never held: a `tail -f` of a
+   * log appended under memory pressure printed NUL bytes.)
+   */
+  private readonly growing = new Map<ServedFile, Set<{ oldSize: number; pos: number; done: number }>>();
   private nextHandle = 1;
   private readonly control: Map<string, ControlFile>;
   private readonly startTime = new Date();
@@ -576,8 +584,9 @@ export class PagerFilesystem {
     }
     const file = h.file!;
     const vmo = file.vmo;
-    const size = vmo.contentSizeBytes;
+    const size = this.readableEnd(file);
     if (len === 0) return cb(0);
+    if (pos >= size && size < vmo.contentSizeBytes) return cb(0); // a growing write has not got there yet
     if (pos >= size) {
       // At the end: the file may have grown behind the pager (tail -f); its pager says.
       const moving = this.followChange(fd, h, file);
@@ -612,7 +621,7 @@ export class PagerFilesystem {
         while (done < n) {
           await vmo.system.waitFor(vmo.takeWait());
           // The file may have shrunk while we waited: read no further than its end now.
-          const limit = Math.min(n, Math.max(0, vmo.contentSizeBytes - pos));
+          const limit = Math.min(n, Math.max(0, this.readableEnd(file) - pos));
           if (done >= limit) break;
           done += vmo.readStep(buf, done, pos + done, limit - done);
         }
@@ -623,6 +632,16 @@ export class PagerFilesystem {
         else this.fail('read', p, err, cb);
       }
     })();
+  }
+
+  /** Where reads of `file` stop: its size, or less while a write that grew it has not got there. */
+  private readableEnd(file: ServedFile): number {
+    const size = file.vmo.contentSizeBytes;
+    const growing = this.growing.get(file);
+    if (growing === undefined) return size;
+    let end = size;
+    for (const w of growing) end = Math.min(end, Math.max(w.oldSize, w.done > 0 ? w.pos + w.done : 0));
+    return end;
   }
 
   /**
@@ -687,6 +706,12 @@ export class PagerFilesystem {
       return cb(len);
     }
     this.waitStarted(h);
+    const growth = grows ? { oldSize, pos, done } : undefined;
+    if (growth !== undefined) {
+      let set = this.growing.get(file);
+      if (set === undefined) this.growing.set(file, set = new Set());
+      set.add(growth);
+    }
     void (async () => {
       try {
         while (done < len) {
@@ -696,6 +721,7 @@ export class PagerFilesystem {
           // the two): its bytes up to the new end land, the rest is what the truncate cut away.
           const end = Math.min(len, Math.max(0, vmo.contentSizeBytes - pos));
           if (done < end) done += vmo.writeStep(buf, done, pos + done, end - done);
+          if (growth !== undefined) growth.done = done;
           if (end < len && done >= end) done = len;
         }
         this.wrote(file, Math.min(pos + done, vmo.contentSizeBytes));
@@ -705,6 +731,11 @@ export class PagerFilesystem {
         if (done > 0) cb(done);
         else this.fail('write', p, err, cb);
       } finally {
+        if (growth !== undefined) {
+          const set = this.growing.get(file)!;
+          set.delete(growth);
+          if (set.size === 0) this.growing.delete(file);
+        }
         this.waitEnded(h);
       }
     })();

@@ -83,6 +83,25 @@ describe('operations in an exact interleaving', () => {
     expect(await fsp.readFile(path.join(s.dir, 'log.txt'))).toEqual(line.subarray(0, 10));
   });
 
+  it('a reader never sees as zeros the stretch a waiting write grew the file by: it reads up to where that write has got', async () => {
+    const s = setup({ 'grow.log': 'head\n' });
+    const appender = await open(s, '/grow.log', fsc.O_WRONLY | fsc.O_APPEND);
+    const reader = await open(s, '/grow.log', fsc.O_RDONLY);
+    const line = Buffer.alloc(5000, 0x78);
+    // The append grows the file into new pages, which trap DIRTY: the write waits for the pager,
+    // with the file's size already past the line's end (so that another append lands after it).
+    const write = started<[number]>((cb) => s.fsys.write('/grow.log', appender, line, line.length, 5, cb));
+    expect(write.answered(), 'the append waits for the pager').toBe(false);
+    // A tail -f reading past the old end meanwhile got 4,096 zero bytes the file never held.
+    const buf = Buffer.alloc(PAGE_SIZE, 0xff);
+    const [n] = await call<[number]>((cb) => s.fsys.read('/grow.log', reader, buf, buf.length, PAGE_SIZE, cb));
+    expect(n, 'bytes read past the old end while the append waits').toBe(0);
+    expect(await write.result).toEqual([line.length]);
+    const [m] = await call<[number]>((cb) => s.fsys.read('/grow.log', reader, buf, buf.length, PAGE_SIZE, cb));
+    expect(m).toBe(5 + line.length - PAGE_SIZE);
+    expect(buf.subarray(0, m)).toEqual(line.subarray(0, m));
+  });
+
   it('a write that fails and undoes its extension of the file keeps what another write acknowledged meanwhile in that extension', async () => {
     // Page 0's DIRTY request fails (an injected IO error); page 1's succeeds.
     const s = setup({ 'ext.bin': '' }, 'ext.bin:0-4095=IO');
