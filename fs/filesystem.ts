@@ -72,6 +72,11 @@ export interface FilesystemOptions {
 
 /** Access-mode bits of open flags (Node's constants lack O_ACCMODE). */
 const O_ACCMODE = 3;
+/** The binding's lstat as a stat, when it made one that succeeded (else the caller lstats itself). */
+function knownStat(backing: BindingLstat | undefined): ExactFileStat | undefined {
+  return backing !== undefined && 'dev' in backing ? fileStatOf(backing) : undefined;
+}
+
 const S_IFDIR = fsc.S_IFDIR;
 const S_IFREG = fsc.S_IFREG;
 const S_ISGID = 0o2000;
@@ -967,8 +972,8 @@ export class PagerFilesystem {
    * next open does not take it for a change made outside and the handles open now keep sharing
    * the file's VMO with it (see DirectoryPager.metadataChanged).
    */
-  private async changingMetadata<T>(full: string, op: () => Promise<T>): Promise<T> {
-    const before = await fsp.lstat(full).catch(() => null);
+  private async changingMetadata<T>(full: string, op: () => Promise<T>, known?: FileStat): Promise<T> {
+    const before = known ?? await fsp.lstat(full).catch(() => null);
     const res = await op();
     if (before !== null && before.isFile()) await this.metadataChanged(before);
     return res;
@@ -1038,18 +1043,22 @@ export class PagerFilesystem {
     this.changingMetadata(from, () => fsp.link(from, this.backing(dest))).then(() => cb(0), (err: unknown) => this.fail('link', dest, err, cb));
   }
 
-  chmod(p: string, mode: number, cb: Cb): void {
+  /** `backing`: the binding's lstat of the backing file (level 15), made before this call. */
+  chmod(p: string, mode: number, cb: Cb, backing?: BindingLstat): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     const full = this.backing(p);
-    this.changingMetadata(full, () => fsp.chmod(full, mode & 0o7777)).then(() => cb(0), (err: unknown) => this.fail('chmod', p, err, cb));
+    this.changingMetadata(full, () => fsp.chmod(full, mode & 0o7777), knownStat(backing))
+      .then(() => cb(0), (err: unknown) => this.fail('chmod', p, err, cb));
   }
 
-  chown(p: string, uid: number, gid: number, cb: Cb): void {
+  /** `backing`: as for chmod. */
+  chown(p: string, uid: number, gid: number, cb: Cb, backing?: BindingLstat): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     const full = this.backing(p);
-    this.changingMetadata(full, () => fsp.lchown(full, uid, gid)).then(() => cb(0), (err: unknown) => this.fail('chown', p, err, cb));
+    this.changingMetadata(full, () => fsp.lchown(full, uid, gid), knownStat(backing))
+      .then(() => cb(0), (err: unknown) => this.fail('chown', p, err, cb));
   }
 
   /**
@@ -1062,15 +1071,16 @@ export class PagerFilesystem {
    * the second with < 0.5 µs error (until 2106); nanoseconds below that are lost, also those of an
    * omitted time. The file's dirty pages are written back first, so that a later writeback does
    * not move the mtime. Unpatched fuse-native (numbers: ms, atime twice) is still accepted.
+   * `backing`: as for chmod; it gives the times an omitted one keeps, without a trip to the pool.
    */
-  utimens(p: string, atime: bigint | 'now' | 'omit' | number, mtime: bigint | 'now' | 'omit' | number, cb: Cb): void {
+  utimens(p: string, atime: bigint | 'now' | 'omit' | number, mtime: bigint | 'now' | 'omit' | number, cb: Cb, backing?: BindingLstat): void {
     if (this.controlAtSafe(p) !== undefined) return cb(-ERRNO.EACCES);
     if (this.tree.readOnly) return cb(-ERRNO.EROFS);
     const target = this.backing(p);
     const done = (): void => cb(0);
     const failed = (err: unknown): void => this.fail('utimens', p, err, cb);
     if (typeof atime === 'number' || typeof mtime === 'number') {
-      this.changingMetadata(target, () => fsp.lutimes(target, Number(atime) / 1000, Number(mtime) / 1000)).then(done, failed);
+      this.changingMetadata(target, () => fsp.lutimes(target, Number(atime) / 1000, Number(mtime) / 1000), knownStat(backing)).then(done, failed);
       return;
     }
     const now = BigInt(Date.now()) * 1_000_000n;
@@ -1084,8 +1094,13 @@ export class PagerFilesystem {
       const s = Number(sec) + (frac + (sec < 0n ? -500 : 500)) / 1e9;
       return s < 0 ? String(s) : s;
     };
+    const known = knownStat(backing);
     (async () => {
-      let current = await fsp.lstat(target, { bigint: true });
+      let current: { atimeNs: bigint; mtimeNs: bigint; dev: number | bigint; ino: number | bigint; isFile(): boolean } =
+        known ?? await fsp.lstat(target, { bigint: true });
+      // The stamp changingMetadata compares is the binding's, even across the writeback below: a file
+      // with dirty pages is pagerfs's own until its last close, whose stamp no open compares, so a
+      // stale stamp only skips a restamp that did not matter.
       // Dirty pages written back later would move the backing mtime past the time set here (cp -p,
       // tar and rsync set times after writing): write them back first, as NFS does before setattr.
       const file = current.isFile() ? this.dp.fileByIdentity(identityOf(current)) : undefined;
@@ -1097,7 +1112,7 @@ export class PagerFilesystem {
       if (atime === 'omit' && mtime === 'omit') return;
       const pick = (t: bigint | 'now' | 'omit', cur: bigint): bigint => (t === 'omit' ? cur : t === 'now' ? now : t);
       const set = { atime: seconds(pick(atime, current.atimeNs)), mtime: seconds(pick(mtime, current.mtimeNs)) };
-      await this.changingMetadata(target, () => fsp.lutimes(target, set.atime, set.mtime));
+      await this.changingMetadata(target, () => fsp.lutimes(target, set.atime, set.mtime), known);
     })().then(done, failed);
   }
 

@@ -8,9 +8,11 @@
  *  - readdir: the entries the binding read (names, d_ino, d_type) match the backing directory's,
  *    for a directory large enough to grow the binding's buffers many times.
  */
+import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { daemonThreadSwitches, python, startMount, useMountHooks } from './harness.js';
+import { ROOT, daemonThreadSwitches, isMounted, python, run, startMount, tempDir, useMountHooks, waitFor } from './harness.js';
 
 useMountHooks();
 
@@ -82,5 +84,66 @@ describe('metadata read by the binding', () => {
     const [viaMount, backing] = res.stdout.trim().split('\n');
     expect(viaMount.length).toBeGreaterThan(5000 * 40);
     expect(viaMount).toBe(backing);
+  });
+});
+
+describe('the backing lstat handed to chmod, chown and utimens (level 15)', () => {
+  // A small server of the raw binding: each op prints what it was handed, then does the change on
+  // the backing file, so that what the handler saw can be compared with the file before and after.
+  const SERVER = `
+const fs = require('fs');
+const Fuse = require(${JSON.stringify(path.join(ROOT, 'node_modules/fuse-native'))});
+const [mnt, root] = process.argv.slice(1);
+const full = (p) => root + p;
+const report = (op, p, backing) => console.log(JSON.stringify({ op, path: p, backing: backing ?? null }));
+const ops = {
+  getattr (p, cb) { fs.lstat(full(p), (err, st) => err ? cb(err.errno) : cb(0, st)); },
+  readdir (p, cb) { fs.readdir(full(p), (err, names) => err ? cb(err.errno) : cb(0, names)); },
+  chmod (p, mode, cb, backing) { report('chmod', p, backing); fs.chmod(full(p), mode, (err) => cb(err ? err.errno : 0)); },
+  chown (p, uid, gid, cb, backing) { report('chown', p, backing); fs.chown(full(p), uid, gid, (err) => cb(err ? err.errno : 0)); },
+  utimens (p, atime, mtime, cb, backing) { report('utimens', p, backing); cb(0); },
+};
+const fuse = new Fuse(mnt, ops, { timeout: false, backingPassthrough: { root, skipTopName: '.hidden', skipXattrPrefix: 'user.x.' } });
+fuse.mount((err) => { if (err) { console.error(err.message); process.exit(1); } console.log('{"mounted":true}'); });
+process.on('SIGTERM', () => fuse.unmount(() => process.exit(0)));
+`;
+
+  it('each gets the lstat of the backing file made before the change, or its errno', async () => {
+    const mnt = await tempDir('pagerfs-l15-mnt-');
+    const root = await tempDir('pagerfs-l15-back-');
+    await fsp.writeFile(path.join(root, 'f'), 'twelve bytes');
+    await fsp.chmod(path.join(root, 'f'), 0o600);
+    const before = await fsp.lstat(path.join(root, 'f'));
+    const lines: string[] = [];
+    const child = spawn(process.execPath, ['-e', SERVER, mnt, root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => lines.push(...d.toString('utf8').split('\n').filter((l) => l !== '')));
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+    try {
+      expect(await waitFor(() => lines.includes('{"mounted":true}'), 10_000, 50, 'the server mounted'), stderr).toBe(true);
+      await fsp.chmod(path.join(mnt, 'f'), 0o640);
+      await fsp.chown(path.join(mnt, 'f'), 1234, 5678);
+      await fsp.utimes(path.join(mnt, 'f'), 1000, 2000);
+      // A name removed from the backing directory after the kernel looked it up: the lstat's errno,
+      // and the op still runs (its own chmod fails).
+      await fsp.writeFile(path.join(root, 'gone'), 'x');
+      await fsp.stat(path.join(mnt, 'gone'));
+      await fsp.rm(path.join(root, 'gone'));
+      await fsp.chmod(path.join(mnt, 'gone'), 0o600).catch(() => undefined);
+      const seen = lines.filter((l) => l.startsWith('{"op"')).map((l) => JSON.parse(l) as {
+        op: string; path: string; backing: { errno: number; ino?: number; mode?: number; uid?: number; size?: number; mtimeSec?: number } | null;
+      });
+      const of = (op: string, p = '/f') => seen.find((s) => s.op === op && s.path === p)?.backing;
+      // chmod saw the mode before it (0600); chown saw the mode chmod left and the old owner; utimens
+      // the owner chown left and the old mtime.
+      expect(of('chmod')).toMatchObject({ errno: 0, ino: before.ino, mode: 0o100600, size: 12, uid: before.uid });
+      expect(of('chown')).toMatchObject({ errno: 0, ino: before.ino, mode: 0o100640, uid: before.uid });
+      expect(of('utimens')).toMatchObject({ errno: 0, ino: before.ino, uid: 1234, mtimeSec: Math.floor(before.mtimeMs / 1000) });
+      expect(of('chmod', '/gone')).toEqual({ errno: -2 });
+    } finally {
+      child.kill('SIGTERM');
+      await waitFor(() => child.exitCode !== null, 5000, 50, 'the server exited').catch(() => child.kill('SIGKILL'));
+      if (await isMounted(mnt)) await run('fusermount', ['-uz', mnt]);
+    }
   });
 });
