@@ -335,6 +335,9 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     this.system.startAging();
   }
 
+  /** Ends the injected delays now being waited out (fault rules' delay:), at shutdown. */
+  private readonly delays = new Set<() => void>();
+
   /**
    * Shuts down: writes back every dirty page (fsync'ed), detaches every VMO, closes the port and the
    * pager. Requests still outstanding then fail with BAD_STATE; none hang. Rethrows the first
@@ -378,6 +381,8 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     await new Promise((r) => setImmediate(r));
     this.port.close();
     this.pager.close();
+    // Injected delays end now: jobs waiting them out would hold the shutdown up for their length.
+    for (const end of [...this.delays]) end();
     await this.server.stopped();
     for (const file of [...this.byKey.values()]) this.complete(file.key);
     if (writebackError !== undefined) throw writebackError;
@@ -587,7 +592,19 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
     const action = this.faults.match(file.relPath, job.offset, job.length);
     if (action === undefined) return [job];
     this.metrics.injectedFaults++;
-    if (action.delayMs > 0) await new Promise((r) => setTimeout(r, action.delayMs));
+    if (action.delayMs > 0) {
+      await new Promise<void>((resolve) => {
+        const end = (): void => {
+          clearTimeout(timer);
+          this.delays.delete(end);
+          resolve();
+        };
+        const timer = setTimeout(end, action.delayMs);
+        this.delays.add(end);
+      });
+      // Cut short by shutdown: the VMOs are detached, so the requests have failed already.
+      if (this.shuttingDown) return [];
+    }
     if (action.status === undefined) return [job];
     const end = job.offset + job.length;
     const range = action.rule.range;

@@ -345,4 +345,16 @@ describe('injected faults in the running pager', () => {
     expect((await readVmo(f.vmo, 0, 2)).toString()).toBe('ok');
     expect((await readVmo(f.vmo, 2 * PAGE_SIZE, 2)).equals(data.subarray(2 * PAGE_SIZE, 2 * PAGE_SIZE + 2))).toBe(true);
   });
+
+  it('shutdown does not wait out an injected delay: a delayed read fails at once and the pager stops', async () => {
+    const env = makeEnv({ readaheadMaxBytes: 0, faults: new FaultInjector([parseFaultRule('slow.bin=delay:60s')]) });
+    env.put('slow.bin', pattern(4 * PAGE_SIZE, 3));
+    const f = await env.dp.open('slow.bin');
+    const read = readVmo(f.vmo, 0, 10).then(() => 'read', (err: unknown) => (err as Error).message);
+    while (env.dp.metrics.injectedFaults === 0) await new Promise((r) => setTimeout(r, 2));
+    const t0 = performance.now();
+    await env.dp.shutdown(); // waited the whole 60 s (SIGTERM of a daemon with such a rule)
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(await read).not.toBe('read');
+  }, 20_000);
 });
