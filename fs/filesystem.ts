@@ -18,6 +18,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { identityOf, type FileStat, type FileTree, type PagerService, type ServedFile } from '../pager/index.js';
+import { MAX_VMO_SIZE_BYTES } from '../src/index.js';
 import { fileStatOf, modeOfDirentType, type BindingDir, type BindingLstat, type ExactFileStat } from './backing-stat.js';
 import { caller, type Caller } from './caller.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
@@ -685,6 +686,12 @@ export class PagerFilesystem {
     // backing directory within --attr-timeout (it overwrote an outside append). The VMO's size is
     // the file's end; extending it below, before any wait, keeps concurrent appends apart.
     if (h.append === true) pos = vmo.contentSizeBytes;
+    // As Linux's generic_write_checks: EFBIG at or past the largest file size, a short write up to it.
+    if (pos >= MAX_VMO_SIZE_BYTES) {
+      this.log.debug({ path: p, pos }, 'write past the largest file size');
+      return cb(-ERRNO.EFBIG);
+    }
+    len = Math.min(len, MAX_VMO_SIZE_BYTES - pos);
     const oldSize = vmo.contentSizeBytes;
     const grows = pos + len > oldSize;
     // A write that fails, wholly or in part, must not leave the file longer than what it wrote:

@@ -1202,6 +1202,9 @@ export class DirectoryPager extends PagerService<PagedFile> {
    */
   truncate(file: PagedFile, sizeBytes: number): Promise<void> {
     if (!file.writable) return Promise.reject(fsError('EROFS', 30, 'read-only backing file'));
+    // Before the backing file grows: past 2^53 Node's truncate threw a RangeError (EIO), and a
+    // backing filesystem with larger files (XFS) would have grown where the VMO cannot follow.
+    if (sizeBytes > MAX_VMO_SIZE_BYTES) return Promise.reject(fsError('EFBIG', 27, `size past the largest file size (${MAX_VMO_SIZE_BYTES})`));
     this.mayResize(file);
     return file.withLock(async () => {
       if (sizeBytes > file.vmo.contentSizeBytes) {

@@ -8,7 +8,7 @@ import { constants, tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PAGE_SIZE, VmSystem } from '../../src/index.js';
+import { MAX_VMO_SIZE_BYTES, PAGE_SIZE, VmSystem } from '../../src/index.js';
 import { DirectoryPager, FaultInjector, parseFaultRules } from '../../pager/index.js';
 import { PagerFilesystem } from '../../fs/filesystem.js';
 
@@ -120,5 +120,25 @@ describe('operations in an exact interleaving', () => {
     const got = Buffer.alloc(small.length);
     await vmo.read(got, PAGE_SIZE + 100);
     expect(got).toEqual(small);
+  });
+
+  it('a size or write past the largest file is EFBIG and changes nothing, as on a plain file (was EIO past 2^53, EINVAL for writes)', async () => {
+    const s = setup({ 'big.bin': 'abc' });
+    const fd = await open(s, '/big.bin', fsc.O_RDWR);
+    const EFBIG = -constants.errno.EFBIG;
+    expect(await call<[number]>((cb) => s.fsys.ftruncate('/big.bin', fd, MAX_VMO_SIZE_BYTES + PAGE_SIZE, cb))).toEqual([EFBIG]);
+    expect(await call<[number]>((cb) => s.fsys.ftruncate('/big.bin', fd, 2 ** 60, cb))).toEqual([EFBIG]);
+    expect(await call<[number]>((cb) => s.fsys.truncate('/big.bin', 2 ** 60, cb))).toEqual([EFBIG]);
+    const one = Buffer.from('x');
+    expect(await call<[number]>((cb) => s.fsys.write('/big.bin', fd, one, 1, MAX_VMO_SIZE_BYTES, cb))).toEqual([EFBIG]);
+    expect(await call<[number]>((cb) => s.fsys.write('/big.bin', fd, one, 1, 2 ** 60, cb))).toEqual([EFBIG]);
+    // A write that crosses the limit is cut short at it (Linux's generic_write_checks).
+    const two = Buffer.from('yz');
+    expect(await call<[number]>((cb) => s.fsys.write('/big.bin', fd, two, 2, MAX_VMO_SIZE_BYTES - 1, cb))).toEqual([1]);
+    expect(s.dp.files()[0]!.vmo.contentSizeBytes).toBe(MAX_VMO_SIZE_BYTES);
+    expect(await call<[number]>((cb) => s.fsys.ftruncate('/big.bin', fd, 3, cb))).toEqual([0]);
+    expect(await call((cb) => s.fsys.flush('/big.bin', fd, cb))).toEqual([0]);
+    await call((cb) => s.fsys.release('/big.bin', fd, cb));
+    expect(await fsp.readFile(path.join(s.dir, 'big.bin'), 'utf8')).toBe('abc');
   });
 });
