@@ -234,26 +234,69 @@ export class ModulePager extends PagerService<DeclaredFile> {
     const waiting = this.afterInFlight(file, job.offset / PAGE_SIZE, reqEnd);
     const missing = waiting === null ? null : await waiting;
     if (missing !== null) {
-      for (const [s0, e0] of missing) await this.definition.read(this.request(file, s0 * PAGE_SIZE, (e0 - s0) * PAGE_SIZE, false));
+      for (const [s0, e0] of missing) await this.askModule(file, s0 * PAGE_SIZE, (e0 - s0) * PAGE_SIZE, false);
       return;
     }
     // Readahead: plan the window after the request now, ask for it once the request is answered.
     // With readahead off no window is ever planned, so no marker is armed and noteRead never fires.
     const aheadEnd = this.definition.readahead === false ? reqEnd : this.planReadahead(file, job.offset / PAGE_SIZE, reqEnd);
-    await this.definition.read(this.request(file, job.offset, length, false));
+    await this.askModule(file, job.offset, length, false);
     if (aheadEnd > reqEnd) this.readAhead(file, reqEnd, aheadEnd);
+  }
+
+  /**
+   * Calls the module's `read` for [offsetBytes, +lengthBytes) and settles when it does, or as soon
+   * as every page of the range has been answered through the request (supply, supplyWith, fail),
+   * whichever comes first: a module that answers and then keeps its promise pending (awaiting a log
+   * write, a connection that never returns) must not hold a job slot, and with it every other
+   * file's reads, until the request timeout. What its promise does later is only logged.
+   */
+  private askModule(file: DeclaredFile, offsetBytes: number, lengthBytes: number, prefetch: boolean): Promise<void> {
+    let answered!: () => void;
+    const allAnswered = new Promise<void>((r) => { answered = r; });
+    const pending = new Uint8Array(Math.ceil(lengthBytes / PAGE_SIZE)).fill(1);
+    let left = pending.length;
+    const first = offsetBytes / PAGE_SIZE;
+    const mark = (at: number, length: number): void => {
+      if (left === 0) return;
+      const from = Math.max(first, Math.floor(at / PAGE_SIZE));
+      const to = Math.min(first + pending.length, Math.ceil((at + length) / PAGE_SIZE));
+      for (let p = from; p < to; p++) {
+        if (pending[p - first] === 1) {
+          pending[p - first] = 0;
+          if (--left === 0) answered();
+        }
+      }
+    };
+    const result = this.definition.read(this.request(file, offsetBytes, lengthBytes, prefetch, mark));
+    if (result === undefined || typeof (result as Promise<void>)?.then !== 'function') return Promise.resolve();
+    const settled = Promise.resolve(result);
+    if (left === 0) {
+      this.lateOutcome(file, offsetBytes, lengthBytes, settled);
+      return Promise.resolve();
+    }
+    return Promise.race([settled.then(() => true), allAnswered.then(() => false)]).then((moduleSettled) => {
+      if (!moduleSettled) this.lateOutcome(file, offsetBytes, lengthBytes, settled);
+    });
+  }
+
+  /** A module's read promise that outlives its answer: a later rejection is logged, never unhandled. */
+  private lateOutcome(file: DeclaredFile, offsetBytes: number, lengthBytes: number, settled: Promise<void>): void {
+    settled.catch((err: unknown) => this.log.warn({ path: file.relPath, offset: offsetBytes, length: lengthBytes, err },
+      'the pager module\'s read failed after answering every page of its request'));
   }
 
   /** Asks the module for pages [start, end) that nobody waits on (prefetch); errors only logged. */
   protected override readAhead(file: DeclaredFile, start: number, end: number): void {
-    const request = this.request(file, start * PAGE_SIZE, (end - start) * PAGE_SIZE, true);
-    this.inFlight(file, start, end, async () => { await this.definition.read(request); }).then(
+    this.inFlight(file, start, end, () => this.askModule(file, start * PAGE_SIZE, (end - start) * PAGE_SIZE, true)).then(
       () => { this.metrics.readaheadPages += end - start; },
       (err: unknown) => this.log.debug({ path: file.relPath, offset: start * PAGE_SIZE, err }, 'readahead request failed in the pager module'),
     );
   }
 
-  private request(file: DeclaredFile, offsetBytes: number, lengthBytes: number, prefetch: boolean): ReadRequest {
+  /** The request the module sees; `answered` is told of each range it supplied or failed through it. */
+  private request(file: DeclaredFile, offsetBytes: number, lengthBytes: number, prefetch: boolean,
+    answered: (at: number, length: number) => void): ReadRequest {
     const vmo = file.vmo;
     return {
       path: file.relPath,
@@ -264,9 +307,23 @@ export class ModulePager extends PagerService<DeclaredFile> {
       prefetch,
       vmo,
       pager: this.pager,
-      supply: (at, data) => this.supplyBytes(file, at, data),
-      supplyWith: (at, length, fill) => this.supplyFilled(file, at, length, fill),
-      fail: (status, at = offsetBytes, length = lengthBytes) => this.failRange(file, at, length, status),
+      supply: (at, data) => {
+        this.supplyBytes(file, at, data);
+        answered(at, data.length);
+      },
+      supplyWith: (at, length, fill) => {
+        const done = this.supplyFilled(file, at, length, fill).then(() => answered(at, length));
+        // A module that does not await supplyWith (or drops its promise) must not bring the daemon
+        // down with an unhandled rejection: the failure is logged here, and the module still sees
+        // it if it awaits. Those pages stay unanswered (the module may answer them otherwise).
+        done.catch((err: unknown) => this.log.warn({ path: file.relPath, offset: at, length, err },
+          'a supplyWith of the pager module failed: those pages were not supplied'));
+        return done;
+      },
+      fail: (status, at = offsetBytes, length = lengthBytes) => {
+        this.failRange(file, at, length, status);
+        answered(at, length);
+      },
     };
   }
 

@@ -137,7 +137,9 @@ export interface ReadRequest {
   /**
    * Supplies [offsetBytes, +lengthBytes) (page-aligned) by letting `fill` write the bytes straight
    * into the new frames: `pages` are views of them in order (adjacent frames merged), covering the
-   * range exactly, initially zero. No intermediate buffer.
+   * range exactly, initially zero. No intermediate buffer. If `fill` throws (or the frames cannot be
+   * had) the promise rejects and nothing is supplied; the failure is also logged, so a promise left
+   * unawaited never goes unhandled.
    */
   supplyWith(offsetBytes: number, lengthBytes: number, fill: (pages: Buffer[]) => void | Promise<void>): Promise<void>;
   /** Fails [offsetBytes, +lengthBytes) (default: the whole request) with an allowed status. */
@@ -148,7 +150,12 @@ export interface ReadRequest {
 export interface PagerDefinition {
   /** The files served: a fixed list, or a function asked again at every lookup and listing. */
   readonly files: readonly FileDeclaration[] | (() => readonly FileDeclaration[]);
-  /** Answers one READ request. A throw fails the request's range with ERR_IO (logged with its stack). */
+  /**
+   * Answers one READ request. A throw fails the request's range with ERR_IO (logged with its stack).
+   * The request is done when the promise settles or when every page of it has been answered through
+   * `supply`, `supplyWith` or `fail`, whichever comes first: a promise still pending after that holds
+   * nothing (a later rejection is only logged).
+   */
   read(request: ReadRequest): void | Promise<void>;
   /**
    * Let the host read ahead for sequential readers (default true): after a fault it asks `read` for

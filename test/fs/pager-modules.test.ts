@@ -164,6 +164,29 @@ describe('the host answers for a pager that fails, throws or never answers (misb
     // The slot the silent job held was given back: a file read after the timeout still works.
     expect((await readToEnd(m.p('ok.txt'))).length).toBe(4 * PAGE);
   });
+
+  it('a pager that answers every page but never settles its promise holds no slot: other files read at once', async () => {
+    // Four such requests, one a file, used to hold the four job slots until --request-timeout, and
+    // every other file's first read waited that long.
+    const m = await startMount({ noBacking: true, args: ['--pager', pagerPath('misbehaving.mjs'), '--request-timeout', '20s'] });
+    for (let n = 0; n < 4; n++) {
+      expect((await readToEnd(m.p(`answers-then-hangs-${n}.bin`))).equals(Buffer.alloc(4 * PAGE, 'a'))).toBe(true);
+    }
+    const started = Date.now();
+    expect((await readToEnd(m.p('ok.txt'))).equals(Buffer.alloc(4 * PAGE, 'k'))).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((await m.stats()).abandonedJobs).toBe(0);
+  });
+
+  it('a supplyWith left unawaited whose fill throws is logged, its reader times out, and the daemon keeps serving', async () => {
+    // It used to be an unhandled rejection: the daemon died and left the mount disconnected.
+    const m = await startMount({ noBacking: true, args: ['--pager', pagerPath('misbehaving.mjs'), '--request-timeout', '3s'] });
+    expect(await codeOf(readToEnd(m.p('unawaited-fill.bin')))).toBe('ETIMEDOUT');
+    expect(m.running).toBe(true);
+    expect((await readToEnd(m.p('ok.txt'))).equals(Buffer.alloc(4 * PAGE, 'k'))).toBe(true);
+    expect(m.stderr).toMatch(/a supplyWith of the pager module failed/);
+    expect(m.stderr).toMatch(/this fill throws on purpose/);
+  });
 });
 
 describe('the synthetic pager', () => {
