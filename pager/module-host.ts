@@ -35,12 +35,21 @@ export async function createPagerService(loaded: LoadedPagerModule, o: StartPage
     service: o.service,
   };
   let made: unknown;
+  // A create() whose promise nothing can settle any more (no timer, no I/O left) would let the
+  // process end quietly with status 0 and nothing mounted: when the event loop runs dry, fail.
+  let stalled: (() => void) | undefined;
+  const never = new Promise<never>((_, reject) => {
+    stalled = () => reject(new PagerModuleError(`the ${name} pager failed to start: its create() returned a promise that never settles (nothing left to wait for)`));
+  });
+  process.once('beforeExit', stalled!);
   try {
-    made = await module.create(context);
+    made = await Promise.race([module.create(context), never]);
   } catch (err) {
     if (err instanceof PagerModuleError) throw err;
     o.log.debug({ err, pager: name }, 'the pager module threw while starting');
     throw new PagerModuleError(`the ${name} pager failed to start: ${firstLine(err)}`);
+  } finally {
+    process.off('beforeExit', stalled!);
   }
   if (made instanceof PagerService) return made;
   if (!isPagerDefinition(made)) {

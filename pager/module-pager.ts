@@ -19,7 +19,7 @@ import {
   type VmObjectPaged,
 } from '../src/index.js';
 import {
-  PagerModuleError, type FileDeclaration, type PagerDefinition, type ReadRequest,
+  PagerModuleError, firstLine, type FileDeclaration, type PagerDefinition, type ReadRequest,
 } from './module.js';
 import type { PageJob } from './port-server.js';
 import {
@@ -92,7 +92,13 @@ export class ModulePager extends PagerService<DeclaredFile> {
 
   private declarations(): readonly FileDeclaration[] {
     const files = this.definition.files;
-    const list = typeof files === 'function' ? files() : files;
+    let list: readonly FileDeclaration[];
+    try {
+      list = typeof files === 'function' ? files() : files;
+    } catch (err) {
+      this.log.debug({ err }, 'the pager module\'s files() threw');
+      throw new PagerModuleError(`the ${this.name} pager's files() threw: ${firstLine(err)}`);
+    }
     if (!Array.isArray(list)) throw new PagerModuleError(`the ${this.name} pager's files is not a list`);
     return list;
   }

@@ -16,7 +16,7 @@
  */
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type * as Library from './api.js';
 import type { Pager, VmObjectPaged, VmSystem, ZxStatus } from '../src/index.js';
@@ -222,10 +222,31 @@ export async function loadPagerModule(spec: string): Promise<LoadedPagerModule> 
   try {
     ns = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    throw new PagerModuleError(`pager module "${spec}" failed to load: ${firstLine(err)}`, 'usage');
+    const where = builtin ? undefined : await loadErrorLocation(err, url, fileURLToPath(url));
+    throw new PagerModuleError(`pager module "${spec}" failed to load: ${firstLine(err)}${where === undefined ? '' : ` (at ${where})`}`, 'usage');
   }
   const candidate = ns.default ?? ns.pager;
   return { name: builtin ? spec : path.basename(spec), module: checkModuleShape(spec, candidate) };
+}
+
+/**
+ * Where in the module file a load error arose ("/path/pager.mjs:12:5"), for the one-line error: the
+ * first frame of its stack inside the file, or for a SyntaxError (whose stack from import() names no
+ * line of the module) the line `node --check` reports. Undefined when neither says.
+ */
+async function loadErrorLocation(err: unknown, url: string, file: string): Promise<string | undefined> {
+  const stack = String((err as Error)?.stack ?? '');
+  for (const line of stack.split('\n').slice(1)) {
+    const at = line.indexOf(url);
+    if (at >= 0) return file + line.slice(at + url.length).replace(/\)$/, '').trim();
+  }
+  if (!(err instanceof SyntaxError)) return undefined;
+  const { execFile } = await import('node:child_process');
+  const checked = await new Promise<string>((resolve) => {
+    execFile(process.execPath, ['--check', file], { timeout: 10_000 }, (_e, _out, stderr) => resolve(String(stderr)));
+  });
+  const first = checked.split('\n')[0] ?? '';
+  return /:\d+$/.test(first) && (first.startsWith(file) || first.startsWith(url)) ? first.replace(url, file) : undefined;
 }
 
 /** The value as a PagerModule, or PagerModuleError naming what is wrong. */

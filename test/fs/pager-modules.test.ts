@@ -235,9 +235,13 @@ describe('bad --pager input gets one clear line and mounts nothing', () => {
   const cases: Array<{ name: string; args: (mnt: string, dir: string) => string[]; code: number; message: RegExp }> = [
     { name: 'an unknown built-in name', args: (mnt) => ['--pager', 'nosuch', mnt], code: 2, message: /unknown pager "nosuch": built-in pagers are directory, synthetic, verified/ },
     { name: 'a module path that does not exist', args: (mnt) => ['--pager', './nowhere/pager.mjs', mnt], code: 3, message: /pager module "\.\/nowhere\/pager\.mjs" not found/ },
-    { name: 'a module that throws while loading', args: (mnt) => ['--pager', pagerPath('throws-on-load.mjs'), mnt], code: 2, message: /failed to load: broken on purpose at load/ },
+    { name: 'a module that throws while loading', args: (mnt) => ['--pager', pagerPath('throws-on-load.mjs'), mnt], code: 2, message: /failed to load: broken on purpose at load \(at \/.*throws-on-load\.mjs:\d+:\d+\)/ },
     { name: 'a module of the wrong shape', args: (mnt) => ['--pager', pagerPath('not-a-pager.mjs'), mnt], code: 2, message: /create\(context\) is missing or not a function/ },
     { name: 'a factory that throws', args: (mnt) => ['--pager', pagerPath('create-throws.mjs'), mnt], code: 4, message: /the create-throws\.mjs pager failed to start: no source of pages today/ },
+    // The three below used to be: no line number; exit 0 with nothing said; a stack trace.
+    { name: 'a module with a syntax error (its line named)', args: (mnt) => ['--pager', pagerPath('syntax-error.mjs'), mnt], code: 2, message: /failed to load: missing \) after argument list \(at \/.*syntax-error\.mjs:5\)/ },
+    { name: 'a factory whose promise never settles', args: (mnt) => ['--pager', pagerPath('create-never-settles.mjs'), mnt], code: 4, message: /the create-never-settles\.mjs pager failed to start: its create\(\) returned a promise that never settles/ },
+    { name: 'a files() that throws at mount', args: (mnt) => ['--pager', pagerPath('files-throws.mjs'), mnt], code: 4, message: /the files-throws\.mjs pager's files\(\) threw: cannot list on purpose/ },
     { name: 'an option without =', args: (mnt) => ['--pager', 'synthetic', '--pager-option', 'files', mnt], code: 2, message: /Invalid --pager-option "files": expected key=value/ },
     { name: 'an option the pager does not take', args: (mnt) => ['--pager', 'synthetic', '--pager-option', 'colour=red', mnt], code: 2, message: /the synthetic pager takes files, size, seed/ },
     { name: 'an option given twice', args: (mnt) => ['--pager', 'synthetic', '--pager-option', 'seed=1', '--pager-option', 'seed=2', mnt], code: 2, message: /seed given twice/ },
