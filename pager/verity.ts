@@ -45,7 +45,7 @@
  * change.
  */
 import { randomBytes, hash as sha256Hash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PAGE_SIZE } from '../src/index.js';
@@ -734,15 +734,31 @@ export class SealedDirectory {
     const file = treeFilePath(this.dir, entry.path);
     const damaged = (why: string): VerityError =>
       new VerityError('damaged', `The hash tree of "${entry.path}" is damaged (${why}): run \`pagerfs seal ${this.dir}\` again`, { detail: why });
+    const expected = treeSizeBytes(entry.sizeBytes);
     let tree: Buffer;
+    let fh: FileHandle | undefined;
     try {
-      tree = await fsp.readFile(file);
+      // O_NONBLOCK: a FIFO (or device) put where the tree file was must not block the open, and with
+      // it a thread of libuv's pool and the reader, forever; only a regular file of the right size is read.
+      fh = await fsp.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      const st = await fh.stat();
+      if (!st.isFile()) throw damaged('its tree file is not a regular file');
+      if (st.size !== expected) throw damaged(`its tree file holds ${st.size} bytes, ${expected} expected for ${entry.sizeBytes} bytes`);
+      tree = Buffer.alloc(expected);
+      let got = 0;
+      while (got < expected) {
+        const { bytesRead } = await fh.read(tree, got, expected - got, got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got !== expected) throw damaged(`its tree file holds ${got} bytes, ${expected} expected for ${entry.sizeBytes} bytes`);
     } catch (err) {
+      if (isVerityError(err)) throw err;
       if (errnoOf(err) === 'ENOENT') throw damaged('its tree file is missing');
       throw new VerityError('io', `Cannot read "${file}" (${errnoOf(err)})`, { cause: err });
+    } finally {
+      await fh?.close().catch(() => undefined);
     }
-    const expected = treeSizeBytes(entry.sizeBytes);
-    if (tree.length !== expected) throw damaged(`its tree file holds ${tree.length} bytes, ${expected} expected for ${entry.sizeBytes} bytes`);
     const badLevel = firstBadUpperLevel(tree, treeLevelCounts(pageCountOf(entry.sizeBytes)));
     if (badLevel >= 0) throw damaged(`its levels ${badLevel - 1} and ${badLevel} disagree`);
     if (rootOf(tree) !== entry.rootHash) throw damaged('it does not hash up to the root in the manifest');

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -314,6 +314,30 @@ describe('loadSeal and openTree failures', () => {
     expect(code).toBe(1);
     expect(lines[0]).toMatch(/^big\.bin: tree damaged \(/);
     expect(lines).toHaveLength(2);
+  });
+
+  it('a tree file replaced by a FIFO is damaged at once, not an open that waits forever for a writer', async () => {
+    const dir = await tempDir();
+    await put(dir, 'a.bin', content(1, 3 * PAGE));
+    await sealDirectory(dir);
+    const fifo = treeFilePath(dir, 'a.bin');
+    await fsp.rm(fifo);
+    execFileSync('mkfifo', [fifo]);
+    const seal = await loadSeal(dir);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      // It used to block in open(2) on libuv's pool (a verified mount's reader of the file hung for good).
+      const outcome = await Promise.race([
+        seal.openTree('a.bin').then(() => 'opened', (err: unknown) => err),
+        new Promise((r) => { timer = setTimeout(() => r('hung'), 3000); }),
+      ]);
+      expect(outcome).toBeInstanceOf(VerityError);
+      expect(outcome).toMatchObject({ code: 'damaged', message: expect.stringMatching(/tree file is not a regular file/) as unknown });
+    } finally {
+      clearTimeout(timer);
+      // Release an open still blocked on the FIFO (before the fix), so the worker can exit.
+      await fsp.open(fifo, fsc.O_WRONLY | fsc.O_NONBLOCK).then((fh) => fh.close(), () => undefined);
+    }
   });
 
   it('a path that is not in the seal is not sealed', async () => {
