@@ -327,6 +327,9 @@ export class ModulePager extends PagerService<DeclaredFile> {
         return done;
       },
       fail: (status, at = offsetBytes, length = lengthBytes) => {
+        if (typeof status !== 'number') {
+          throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `fail(status): the status must be a ZxStatus such as api.ZxStatus.ERR_IO, not ${kindOf(status)}`);
+        }
         this.failRange(file, at, length, status);
         answered(at, length);
       },
@@ -346,8 +349,11 @@ export class ModulePager extends PagerService<DeclaredFile> {
   // Supplying for the module.
 
   private checkSupplyRange(file: DeclaredFile, offsetBytes: number, lengthBytes: number): void {
-    if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0 || offsetBytes % PAGE_SIZE !== 0 || !Number.isSafeInteger(lengthBytes) || lengthBytes < 0) {
-      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `supply at offset ${offsetBytes} of ${lengthBytes} bytes: the offset must be page-aligned`);
+    if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0 || offsetBytes % PAGE_SIZE !== 0) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `supply at offset ${String(offsetBytes)}: the offset must be a page-aligned byte offset (a multiple of ${PAGE_SIZE})`);
+    }
+    if (!Number.isSafeInteger(lengthBytes) || lengthBytes < 0) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `supply of ${String(lengthBytes)} bytes at offset ${offsetBytes}: the length must be a whole number of bytes`);
     }
     if (offsetBytes + lengthBytes > file.vmo.sizeBytes) {
       throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, `supply of [${offsetBytes}, ${offsetBytes + lengthBytes}) runs past "${file.relPath}" (${file.vmo.sizeBytes} bytes of pages)`);
@@ -355,6 +361,9 @@ export class ModulePager extends PagerService<DeclaredFile> {
   }
 
   private supplyBytes(file: DeclaredFile, offsetBytes: number, data: Uint8Array): void {
+    if (!(data instanceof Uint8Array)) {
+      throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `supply(offset, data) at offset ${String(offsetBytes)}: data must be a Buffer or Uint8Array, not ${kindOf(data)}`);
+    }
     this.checkSupplyRange(file, offsetBytes, data.length);
     const length = Math.ceil(data.length / PAGE_SIZE) * PAGE_SIZE;
     if (length === 0) return;
@@ -391,6 +400,14 @@ export class ModulePager extends PagerService<DeclaredFile> {
       }
     });
   }
+}
+
+/** What a value is, for an error message ("a string", "null", "an ArrayBuffer"). */
+function kindOf(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value !== 'object') return `a ${typeof value}`;
+  const name = (value as object).constructor?.name ?? 'Object';
+  return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}`;
 }
 
 /** The declared files as the mount shows them. */

@@ -9,7 +9,7 @@
 import { NO_FRAME } from './arena.js';
 import { PAGE_SIZE, isPageAligned, pageOf, pagesCeil } from './constants.js';
 import type { Port } from './port.js';
-import { ZxError, ZxStatus } from './status.js';
+import { ZxError, ZxStatus, statusName } from './status.js';
 import type { VmSystem } from './vm-system.js';
 import { VmObjectPaged, type VmObject } from './vmo.js';
 import {
@@ -154,7 +154,8 @@ export class Pager {
     switch (op) {
       case PagerOp.FAIL: {
         if (!ALLOWED_FAIL_STATUSES.includes(data)) {
-          throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `a pager may not fail a request with status ${data}`);
+          throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `a pager may not fail a request with status ${typeof data === 'number' ? statusName(data) : String(data)}`
+            + ` (allowed: ${ALLOWED_FAIL_STATUSES.map(statusName).join(', ')})`);
         }
         if (source.detached || this.closedFlag) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'the VMO is detached');
         source.fail(start, end, data as ZxStatus);

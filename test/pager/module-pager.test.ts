@@ -1,0 +1,54 @@
+/**
+ * The module host in-process (no FUSE): what a module's read gets told when it answers wrongly.
+ */
+import { describe, expect, it } from 'vitest';
+import { VmSystem, ZxStatus, type VmObjectPaged } from '../../src/index.js';
+import type { ReadRequest } from '../../pager/module.js';
+import { ModulePager } from '../../pager/module-pager.js';
+import { memoryLogger, rejectionStatus } from './helpers.js';
+
+const PAGE = 4096;
+
+/** A host whose one file `f` (2 pages) is answered by `answer`; the read of page 0's error message, as logged. */
+async function loggedError(answer: (req: ReadRequest) => void): Promise<{ status: string; message: string }> {
+  const system = new VmSystem({ budgetBytes: 1024 * 1024 });
+  const { logger, lines } = memoryLogger();
+  const host = new ModulePager({ system, logger, name: 'test.mjs', definition: { files: [{ path: 'f', sizeBytes: 2 * PAGE }], read: answer, readahead: false } });
+  host.start();
+  try {
+    const file = await host.open('f');
+    const status = await rejectionStatus((file.vmo as VmObjectPaged).read(Buffer.alloc(PAGE), 0));
+    const threw = lines().find((l) => l.msg === 'pager handler threw; failing the request with ERR_IO');
+    return { status, message: String((threw?.err as { message?: string } | undefined)?.message) };
+  } finally {
+    await host.shutdown();
+  }
+}
+
+describe('a module that supplies the wrong thing gets an error that says what is wrong', () => {
+  it.each([
+    ['a string', 'hello', /data must be a Buffer or Uint8Array, not a string/],
+    ['null', null, /data must be a Buffer or Uint8Array, not null/],
+    ['an ArrayBuffer', new ArrayBuffer(PAGE), /data must be a Buffer or Uint8Array, not an ArrayBuffer/],
+    ['an array of numbers', [104, 105], /data must be a Buffer or Uint8Array, not an Array/],
+  ])('supply(offset, %s): the reader gets ERR_IO and the log names the type (it said "data.subarray is not a function")', async (_name, data, message) => {
+    const { status, message: logged } = await loggedError((req) => req.supply(req.offsetBytes, data as unknown as Uint8Array));
+    expect(status).toBe('ERR_IO');
+    expect(logged).toMatch(message);
+  });
+
+  it('an unaligned offset is called an unaligned offset; a bad length, a bad length', async () => {
+    expect((await loggedError((req) => req.supply(req.offsetBytes + 1, Buffer.alloc(PAGE)))).message)
+      .toMatch(/supply at offset 1: the offset must be a page-aligned byte offset/);
+    expect((await loggedError((req) => { void req.supplyWith(req.offsetBytes, -4096, () => {}); })).message)
+      .toMatch(/supply of -4096 bytes at offset 0: the length must be a whole number of bytes/);
+  });
+
+  it('fail() with no status, a status name or a status a pager may not use says which (it said "status 0")', async () => {
+    expect((await loggedError((req) => req.fail(undefined as unknown as ZxStatus))).message)
+      .toMatch(/the status must be a ZxStatus such as api\.ZxStatus\.ERR_IO, not undefined/);
+    expect((await loggedError((req) => req.fail('ERR_IO' as unknown as ZxStatus))).message).toMatch(/not a string/);
+    expect((await loggedError((req) => req.fail(ZxStatus.ERR_NO_MEMORY))).message)
+      .toMatch(/may not fail a request with status ERR_NO_MEMORY \(allowed: ERR_IO, .*ERR_NO_SPACE/);
+  });
+});
