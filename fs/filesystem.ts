@@ -17,7 +17,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { identityOf, type FileStat, type FileTree, type PagerService, type ServedFile } from '../pager/index.js';
+import { identityOf, type FileStat, type FileTree, type FileTreeSpace, type PagerService, type ServedFile } from '../pager/index.js';
 import { MAX_VMO_SIZE_BYTES } from '../src/index.js';
 import { fileStatOf, modeOfDirentType, type BindingDir, type BindingLstat, type ExactFileStat } from './backing-stat.js';
 import { caller, type Caller } from './caller.js';
@@ -1124,10 +1124,7 @@ export class PagerFilesystem {
   }
 
   statfs(p: string, cb: Cb<unknown>): void {
-    this.tree.statfs().then((s) => cb(0, {
-      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
-      files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
-    }), (err: unknown) => this.fail('statfs', p, err, cb));
+    this.tree.statfs().then((s) => cb(0, statfsReply(s)), (err: unknown) => this.fail('statfs', p, err, cb));
   }
 
   access(p: string, mode: number, cb: Cb): void {
@@ -1224,3 +1221,24 @@ export class PagerFilesystem {
   }
 }
 
+/** The largest count fuse-native's statfs carries (it packs every field into a Uint32Array). */
+const STATFS_MAX = 0xffff_ffff;
+
+/**
+ * What statfs answers for a tree's space. Counts past 2^32 − 1 would wrap in the binding (a module's
+ * files of 32 TiB showed in `df` as a few GiB), so the fragment size (the unit of the block counts)
+ * doubles until the blocks fit, and the file counts are capped.
+ */
+export function statfsReply(s: FileTreeSpace): Record<string, number> {
+  let frsize = s.bsize;
+  let { blocks, bfree, bavail } = s;
+  while (blocks > STATFS_MAX) {
+    frsize *= 2;
+    blocks = Math.ceil(blocks / 2);
+    bfree = Math.floor(bfree / 2);
+    bavail = Math.floor(bavail / 2);
+  }
+  const files = Math.min(s.files, STATFS_MAX);
+  const ffree = Math.min(s.ffree, STATFS_MAX);
+  return { bsize: s.bsize, frsize, blocks, bfree, bavail, files, ffree, favail: ffree, fsid: 0, flag: 0, namemax: 255 };
+}

@@ -6,7 +6,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { syntheticMismatch } from '../../pager/synthetic-content.js';
-import { ALL_EROFS, PAGE, ROOT, changeCodes, codeOf, isMounted, readToEnd, runCli, startMount, tempDir, useMountHooks, waitFor } from './harness.js';
+import { ALL_EROFS, PAGE, ROOT, changeCodes, codeOf, isMounted, python, readToEnd, runCli, startMount, tempDir, useMountHooks, waitFor } from './harness.js';
+import { MAX_VMO_SIZE_BYTES } from '../../src/index.js';
 // The test pager's own page text function: what it serves is what we expect.
 // @ts-expect-error a plain .mjs module without types
 import { pageText } from './pagers/page-text.mjs';
@@ -228,6 +229,15 @@ describe('the synthetic pager', () => {
     } finally {
       await fh.close();
     }
+  });
+});
+
+describe('statfs of a module tree past 2^32 blocks', () => {
+  it('df shows the declared total of 2 files of 16 TiB, not a count wrapped at 32 bits', async () => {
+    const m = await startMount({ noBacking: true, args: ['--pager', 'synthetic', '--pager-option', 'files=2', '--pager-option', `size=${MAX_VMO_SIZE_BYTES}`] });
+    const res = await python('import os, sys; s = os.statvfs(sys.argv[1]); print(s.f_frsize * s.f_blocks)', [m.p()]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(Number(res.stdout.trim())).toBe(2 * MAX_VMO_SIZE_BYTES);
   });
 });
 
