@@ -671,8 +671,12 @@ export async function loadSeal(dir: string): Promise<SealedDirectory> {
   const manifestFile = path.join(sidecar, MANIFEST_FILE);
   let text: string;
   try {
-    text = await fsp.readFile(manifestFile, 'utf8');
+    text = await readRegularFile(manifestFile);
   } catch (err) {
+    if (isVerityError(err)) {
+      const detail = `${MANIFEST_FILE} is not a regular file`;
+      throw new VerityError('damaged', `The seal of "${root}" is damaged (${detail}): run \`pagerfs seal ${root}\` again`, { detail });
+    }
     const code = errnoOf(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       const hasSidecar = await fsp.lstat(sidecar).then((st) => st.isDirectory(), () => false);
@@ -695,6 +699,20 @@ export async function loadSeal(dir: string): Promise<SealedDirectory> {
     throw new VerityError('damaged', `The seal of "${root}" is damaged (${detail}): run \`pagerfs seal ${root}\` again`, { detail });
   }
   return new SealedDirectory(root, doc as ManifestDocument);
+}
+
+/**
+ * A regular file's text. Opened with O_NONBLOCK: a FIFO in its place would block open(2), and a
+ * thread of libuv's pool, until a writer came; anything but a regular file throws a VerityError.
+ */
+async function readRegularFile(file: string): Promise<string> {
+  const fh = await fsp.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    if (!(await fh.stat()).isFile()) throw new VerityError('damaged', `"${file}" is not a regular file`);
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
 }
 
 /** A directory's seal as its manifest states it; trees are loaded (and checked) per file. */

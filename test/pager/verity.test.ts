@@ -340,6 +340,26 @@ describe('loadSeal and openTree failures', () => {
     }
   });
 
+  it('a manifest replaced by a FIFO is damaged at once (mount and seal --check used to wait forever)', async () => {
+    const dir = await tempDir();
+    await put(dir, 'a.bin', content(1, 10));
+    await sealDirectory(dir);
+    const fifo = path.join(dir, VERITY_DIR, MANIFEST_FILE);
+    await fsp.rm(fifo);
+    execFileSync('mkfifo', [fifo]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const outcome = await Promise.race([
+        loadSeal(dir).then(() => 'loaded', (err: unknown) => err),
+        new Promise((r) => { timer = setTimeout(() => r('hung'), 3000); }),
+      ]);
+      expect(outcome).toMatchObject({ code: 'damaged', message: expect.stringMatching(/manifest\.json is not a regular file/) as unknown });
+    } finally {
+      clearTimeout(timer);
+      await fsp.open(fifo, fsc.O_WRONLY | fsc.O_NONBLOCK).then((fh) => fh.close(), () => undefined);
+    }
+  });
+
   it('a path that is not in the seal is not sealed', async () => {
     const dir = await tempDir();
     await put(dir, 'a', content(1, 10));
