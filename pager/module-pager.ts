@@ -23,7 +23,7 @@ import {
 } from './module.js';
 import type { PageJob } from './port-server.js';
 import {
-  PagerService, ServedFile, fsError,
+  PagerService, ServedFile, fsError, missingRuns,
   type FileStat, type FileTree, type FileTreeSpace, type PagerServiceOptions,
 } from './service.js';
 
@@ -275,7 +275,10 @@ export class ModulePager extends PagerService<DeclaredFile> {
       }
     };
     const result = this.definition.read(this.request(file, offsetBytes, lengthBytes, prefetch, mark));
-    if (result === undefined || typeof (result as Promise<void>)?.then !== 'function') return Promise.resolve();
+    if (result === undefined || typeof (result as Promise<void>)?.then !== 'function') {
+      if (left > 0 && !prefetch) this.noteUnanswered(file, offsetBytes, lengthBytes, pending);
+      return Promise.resolve();
+    }
     const settled = Promise.resolve(result);
     if (left === 0) {
       this.lateOutcome(file, offsetBytes, lengthBytes, settled);
@@ -283,7 +286,31 @@ export class ModulePager extends PagerService<DeclaredFile> {
     }
     return Promise.race([settled.then(() => true), allAnswered.then(() => false)]).then((moduleSettled) => {
       if (!moduleSettled) this.lateOutcome(file, offsetBytes, lengthBytes, settled);
+      else if (left > 0 && !prefetch) this.noteUnanswered(file, offsetBytes, lengthBytes, pending);
     });
+  }
+
+  /**
+   * The module's read returned (or settled) with pages of its request neither supplied nor failed:
+   * their readers wait until --request-timeout unless it answers later. Said once a request, so the
+   * module's author sees why a read hangs (the overtime warning comes only halfway to the timeout).
+   */
+  private noteUnanswered(file: DeclaredFile, offsetBytes: number, lengthBytes: number, pending: Uint8Array): void {
+    if (file.completed) return;
+    const start = offsetBytes / PAGE_SIZE;
+    let pages = 0;
+    let first = -1;
+    // Pages not answered through the request and not present (a module may use the raw syscalls).
+    for (const [a, b] of missingRuns(file.vmo, start, Math.min(start + pending.length, file.vmo.sizePages))) {
+      for (let p = a; p < b; p++) {
+        if (pending[p - start] === 0) continue;
+        pages++;
+        if (first < 0) first = p;
+      }
+    }
+    if (pages === 0) return;
+    this.log.warn({ path: file.relPath, offset: offsetBytes, length: lengthBytes, unansweredPages: pages, firstUnanswered: first * PAGE_SIZE },
+      'the pager module\'s read returned without answering every page of its request: their readers wait until --request-timeout unless it answers them later');
   }
 
   /** A module's read promise that outlives its answer: a later rejection is logged, never unhandled. */

@@ -52,3 +52,37 @@ describe('a module that supplies the wrong thing gets an error that says what is
       .toMatch(/may not fail a request with status ERR_NO_MEMORY \(allowed: ERR_IO, .*ERR_NO_SPACE/);
   });
 });
+
+describe('a module whose read returns without answering', () => {
+  it('is named in the log at once (its reader still waits for the request timeout); one that answered all is not', async () => {
+    const system = new VmSystem({ budgetBytes: 1024 * 1024, requestTimeoutMs: 300 });
+    const { logger, lines } = memoryLogger();
+    const host = new ModulePager({
+      system, logger, name: 'test.mjs',
+      definition: {
+        files: [{ path: 'silent', sizeBytes: 2 * PAGE }, { path: 'answered', sizeBytes: 2 * PAGE }],
+        read(req) {
+          if (req.path === 'answered') {
+            req.fail(ZxStatus.ERR_IO, req.offsetBytes, PAGE);
+            if (req.lengthBytes > PAGE) req.supply(req.offsetBytes + PAGE, Buffer.alloc(req.lengthBytes - PAGE));
+          }
+        },
+        readahead: false,
+      },
+    });
+    host.start();
+    const warning = "the pager module's read returned without answering every page of its request: their readers wait until --request-timeout unless it answers them later";
+    try {
+      const silent = await host.open('silent');
+      const waiting = rejectionStatus((silent.vmo as VmObjectPaged).read(Buffer.alloc(2 * PAGE), 0));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(lines().filter((l) => l.msg === warning)).toMatchObject([{ path: 'silent', unansweredPages: 2, firstUnanswered: 0 }]);
+      expect(await waiting).toBe('ERR_TIMED_OUT');
+      const answered = await host.open('answered');
+      expect(await rejectionStatus((answered.vmo as VmObjectPaged).read(Buffer.alloc(2 * PAGE), 0))).toBe('ERR_IO');
+      expect(lines().filter((l) => l.msg === warning)).toHaveLength(1);
+    } finally {
+      await host.shutdown();
+    }
+  });
+});
