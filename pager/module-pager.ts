@@ -368,8 +368,17 @@ export class ModulePager extends PagerService<DeclaredFile> {
     this.failRange(file, job.offset, job.length, ZxStatus.ERR_BAD_STATE);
   }
 
+  /**
+   * The module's close(). Its failure is the module's, logged as such: it loses nothing (module
+   * files take no writes), so it does not make the unmount, or the daemon's exit, a failure (it used
+   * to be logged as "unmount failed" after "pagerfs unmounted", and the daemon exited 1).
+   */
   protected override async afterShutdown(): Promise<void> {
-    await this.definition.close?.();
+    try {
+      await this.definition.close?.();
+    } catch (err) {
+      this.log.error({ err }, 'the pager module\'s close() failed');
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

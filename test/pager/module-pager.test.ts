@@ -86,3 +86,18 @@ describe('a module whose read returns without answering', () => {
     }
   });
 });
+
+describe('a module whose close() throws', () => {
+  it('is logged as the module\'s failure and the shutdown succeeds', async () => {
+    const system = new VmSystem({ budgetBytes: 1024 * 1024 });
+    const { logger, lines } = memoryLogger();
+    const host = new ModulePager({
+      system, logger, name: 'test.mjs',
+      definition: { files: [], read() {}, close() { throw new Error('close fails on purpose'); } },
+    });
+    host.start();
+    await host.shutdown();
+    expect(lines().filter((l) => l.msg === "the pager module's close() failed"))
+      .toMatchObject([{ err: { message: 'close fails on purpose' } }]);
+  });
+});
