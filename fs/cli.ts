@@ -3,13 +3,13 @@
  * The pagerfs command line (commander). Parses once into typed configs, validates before mounting,
  * and speaks in one voice: `pagerfs: <action> "<value>": <what is wrong>` on stderr, non-zero exit.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { Command, CommanderError, Option } from 'commander';
 import { createLogger, formatSize, parseDuration } from '../pager/index.js';
 import { ConfigError, DEFAULTS, EXIT, canonicalPath, parseMountOptions, type HeapMode, type RawMountOptions } from './config.js';
-import { mountTypeAt } from './client.js';
+import { mountTypeAt, noAnswerText, readStatsAnswer } from './client.js';
 import { printable } from './render.js';
 import { CONTROL_DIR, type StatsDocument } from './control.js';
 import { clearStaleMount, exitDaemon, loadMountPager, mountPagerfs } from './mount.js';
@@ -84,14 +84,15 @@ async function runMount(first: string, second: string | undefined, raw: RawMount
 }
 
 async function readStats(mountpoint: string): Promise<StatsDocument> {
-  const file = path.join(path.resolve(mountpoint), CONTROL_DIR, 'stats');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`Cannot read stats of "${mountpoint}": not a pagerfs mount (${(err as NodeJS.ErrnoException).code})`, EXIT.BAD_PATH);
+  // In a child process, within the answer timeout: a stopped daemon must not hang `stats` for good.
+  const mnt = path.resolve(mountpoint);
+  const res = await readStatsAnswer(mnt);
+  if ('timedOutMs' in res) throw new ConfigError(`Cannot read stats of "${mountpoint}": ${noAnswerText(mnt, res.timedOutMs)}`, EXIT.BAD_PATH);
+  if ('code' in res) {
+    const gone = res.code === 'ENOTCONN' || res.code === 'ECONNABORTED';
+    throw new ConfigError(`Cannot read stats of "${mountpoint}": ${gone ? 'its pagerfs daemon is gone (`pagerfs unmount` clears the mount)' : 'not a pagerfs mount'} (${res.code})`, EXIT.BAD_PATH);
   }
-  return JSON.parse(text) as StatsDocument;
+  return JSON.parse(res.text) as StatsDocument;
 }
 
 function statsTable(s: StatsDocument, maxFiles = 10): string {
@@ -118,6 +119,16 @@ async function unmountCommand(mountpoint: string, timeoutText: string, lazy: boo
     timeoutMs = parseDuration(timeoutText);
   } catch (err) {
     throw new ConfigError(`Invalid --timeout "${timeoutText}": ${(err as Error).message}`);
+  }
+  // A daemon that does not answer (SIGSTOPped, hung) would block canonicalPath's stat, and then the
+  // write below, for good: ask it first, within the answer timeout. No daemon at all (ENOTCONN) is
+  // the stale mount cleared below.
+  const written = path.resolve(mountpoint);
+  if (await mountTypeAt(written) === 'fuse.pagerfs') {
+    const res = await readStatsAnswer(written);
+    if ('timedOutMs' in res) {
+      throw new ConfigError(`Cannot unmount "${mountpoint}": ${noAnswerText(written, res.timedOutMs)}; nothing was done`, EXIT.MOUNT_FAILED);
+    }
   }
   const mnt = canonicalPath(mountpoint);
   const type = await mountTypeAt(mnt);

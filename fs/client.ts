@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { getSystemErrorName, promisify } from 'node:util';
+import { parseDuration } from '../pager/index.js';
 import { ConfigError, EXIT } from './config.js';
 import { CONTROL_DIR, type StatsDocument } from './control.js';
 import { XATTR_HINT, XATTR_MAP, XATTR_RESIDENCY, native as nativeXattr } from './xattr.js';
@@ -87,6 +88,11 @@ export interface Located {
  */
 export async function locate(given: string, verb: string): Promise<Located> {
   const abs = path.resolve(given);
+  // Resolving a path inside a mount whose daemon does not answer would block for good: ask the
+  // mount the path lies in as written first, within the answer timeout.
+  const mountpoints = await pagerfsMountpoints();
+  const written = deepestMount(mountpoints, abs);
+  if (written !== undefined) await ensureAnswers(written, `${verb} "${given}"`);
   let real: string;
   try {
     real = await fsp.realpath(abs);
@@ -97,9 +103,7 @@ export async function locate(given: string, verb: string): Promise<Located> {
         : `cannot be resolved (${code})`;
     throw new ConfigError(`${verb} "${given}": ${why}`, EXIT.BAD_PATH);
   }
-  const mountpoint = (await pagerfsMountpoints())
-    .filter((m) => isUnder(real, m))
-    .sort((a, b) => b.length - a.length)[0];
+  const mountpoint = deepestMount(mountpoints, real);
   if (mountpoint === undefined) {
     throw new ConfigError(`${verb} "${given}": not inside a pagerfs mount`, EXIT.BAD_PATH);
   }
@@ -107,17 +111,76 @@ export async function locate(given: string, verb: string): Promise<Located> {
   if (rel === CONTROL_DIR || rel.startsWith(`${CONTROL_DIR}/`)) {
     throw new ConfigError(`${verb} "${given}": it is in pagerfs's control directory ${CONTROL_DIR}/, which holds no file pages`, EXIT.BAD_PATH);
   }
-  try {
-    await readToEnd(path.join(mountpoint, CONTROL_DIR, 'stats'));
-  } catch (err) {
-    throw new ConfigError(`${verb} "${given}": the pagerfs mount at "${mountpoint}" does not answer (${(err as NodeJS.ErrnoException).code})`, EXIT.BAD_PATH);
-  }
+  await ensureAnswers(mountpoint, `${verb} "${given}"`);
   // A filesystem mounted inside the pagerfs mount is not pagerfs: a hint there would be a real xattr.
   const [mountDev, ownDev] = await Promise.all([fsp.stat(mountpoint), fsp.stat(real)].map((st) => st.then((s) => s.dev, () => -1)));
   if (ownDev !== -1 && ownDev !== mountDev) {
     throw new ConfigError(`${verb} "${given}": it is on another filesystem, mounted inside the pagerfs mount at "${mountpoint}"`, EXIT.BAD_PATH);
   }
   return { given, real, mountpoint, rel, mountDev };
+}
+
+function deepestMount(mountpoints: string[], p: string): string | undefined {
+  return mountpoints.filter((m) => isUnder(p, m)).sort((a, b) => b.length - a.length)[0];
+}
+
+/**
+ * How long the CLI waits for a daemon to answer a read of its stats before giving up:
+ * PAGERFS_ANSWER_TIMEOUT (a duration), default 10 s.
+ */
+export function answerTimeoutMs(): number {
+  const text = process.env.PAGERFS_ANSWER_TIMEOUT;
+  if (text === undefined || text === '') return 10_000;
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    throw new ConfigError(`Invalid PAGERFS_ANSWER_TIMEOUT "${text}": ${(err as Error).message}`);
+  }
+  if (ms <= 0) throw new ConfigError(`Invalid PAGERFS_ANSWER_TIMEOUT "${text}": must be above zero`);
+  return ms;
+}
+
+/** What reading a mount's stats gave: its text, the errno code of a failure, or no answer in time. */
+export type StatsAnswer = { text: string } | { code: string } | { timedOutMs: number };
+
+/**
+ * Reads `<mountpoint>/.pagerfs/stats` in a child process (cat), killed if the daemon has not answered
+ * within answerTimeoutMs(). Not in this process: a FUSE request the daemon never answers (SIGSTOPped,
+ * or hung) blocks the thread that made it for good. On libuv's pool, Node joins that thread at exit,
+ * so the CLI could neither give up nor quit (top's q, Ctrl-C); on the main thread (a sync call) not
+ * even SIGTERM ends it. A child blocked so dies of SIGKILL (the request not yet read is dropped), and
+ * this process exits whatever becomes of it.
+ */
+export function readStatsAnswer(mountpoint: string): Promise<StatsAnswer> {
+  const timeoutMs = answerTimeoutMs();
+  const file = path.join(mountpoint, CONTROL_DIR, 'stats');
+  return new Promise((resolve) => {
+    execFile('cat', ['--', file], { encoding: 'utf8', maxBuffer: 1 << 30, timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      if (err === null) { resolve({ text: stdout }); return; }
+      const e = err as NodeJS.ErrnoException & { killed?: boolean; signal?: string | null };
+      if (e.killed === true && e.signal === 'SIGKILL') { resolve({ timedOutMs: timeoutMs }); return; }
+      resolve({ code: STRERROR.find(([re]) => re.test(stderr))?.[1] ?? (e.code !== undefined && typeof e.code === 'string' ? e.code : 'EIO') });
+    });
+  });
+}
+
+/** The words for a daemon that did not answer within the timeout. */
+export function noAnswerText(mountpoint: string, timedOutMs: number): string {
+  return `the pagerfs daemon of "${mountpoint}" has not answered for ${timedOutMs / 1000}s: it is stopped (SIGSTOP; kill -CONT resumes it) or hung ` +
+    '(kill it, then `pagerfs unmount` clears the mount)';
+}
+
+/** Mounts whose daemon answered in this process: asked once. */
+const answered = new Set<string>();
+
+/** Throws ConfigError (exit 3) unless the daemon of `mountpoint` answers a read of its stats in time. */
+async function ensureAnswers(mountpoint: string, what: string): Promise<void> {
+  if (answered.has(mountpoint)) return;
+  const res = await readStatsAnswer(mountpoint);
+  if ('timedOutMs' in res) throw new ConfigError(`${what}: ${noAnswerText(mountpoint, res.timedOutMs)}`, EXIT.BAD_PATH);
+  if ('code' in res) throw new ConfigError(`${what}: the pagerfs mount at "${mountpoint}" does not answer (${res.code})`, EXIT.BAD_PATH);
+  answered.add(mountpoint);
 }
 
 /** The stats document of the mount at `mountpoint`. */

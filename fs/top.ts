@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import { formatSize, parseDuration } from '../pager/index.js';
-import { getMap, locate, readStats } from './client.js';
+import { getMap, locate, noAnswerText, readStatsAnswer } from './client.js';
 import { ConfigError, EXIT } from './config.js';
 import type { StatsDocument } from './control.js';
 import { budgetBar, fitLeft, fitRight, padColumns, printable, rateText, residencyStrip } from './render.js';
@@ -98,8 +98,14 @@ export function renderFrame(f: FrameInput): string[] {
 }
 
 async function sample(mountpoint: string): Promise<Sample> {
-  const stats = await readStats(mountpoint);
-  return { at: performance.now(), stats };
+  // In a child process, within the answer timeout: a read the daemon never answers (SIGSTOPped) must
+  // neither freeze top for good nor keep q and Ctrl-C from quitting (see readStatsAnswer).
+  const res = await readStatsAnswer(mountpoint);
+  if ('timedOutMs' in res) throw new ConfigError(noAnswerText(mountpoint, res.timedOutMs), EXIT.BAD_PATH);
+  if ('code' in res) {
+    throw new ConfigError(`Cannot read the stats of "${mountpoint}": not a pagerfs mount, or its daemon is gone (${res.code})`, EXIT.BAD_PATH);
+  }
+  return { at: performance.now(), stats: JSON.parse(res.text) as StatsDocument };
 }
 
 /** Maps of the files the frame will show (read in parallel; a file that went away has none). */

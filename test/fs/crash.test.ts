@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PAGE, codeOf, isMounted, python, randomData, runCli, sleep, startMount, useMountHooks, waitFor } from './harness.js';
+import { Tmux } from './tmux.js';
 
 useMountHooks();
 
@@ -157,5 +158,38 @@ describe('a killed daemon (SIGKILL)', () => {
     expect(res.stderr).toMatch(/did not answer/);
     expect(await isMounted(m.mnt)).toBe(false);
     expect(await fsp.readdir(m.mnt)).toEqual([]);
+  });
+});
+
+describe('a stopped daemon (SIGSTOP)', () => {
+  it('every command gives up after the answer timeout with one line (top\'s q still quits), and the mount serves again after SIGCONT', async () => {
+    const m = await startMount({ budget: '1MiB', files: { 'd/f.bin': randomData(8 * PAGE) } });
+    const env = { ...process.env, PAGERFS_ANSWER_TIMEOUT: '1s' };
+    process.kill(m.pid, 'SIGSTOP');
+    const t = await Tmux.start(80, 24);
+    try {
+      // Before: each of these blocked for good in a FUSE request (unmount's stat even shrugged off SIGTERM).
+      for (const args of [['budget', m.mnt], ['budget', m.mnt, '2MiB'], ['residency', m.p('d/f.bin')], ['touch', m.p('d')],
+        ['stats', m.mnt], ['top', m.mnt, '--once'], ['unmount', m.mnt]]) {
+        const res = await runCli(args, { env, timeoutMs: 15_000 });
+        const what = `pagerfs ${args.join(' ')}\nexit ${res.code}${res.timedOut ? ' (timed out)' : ''}\nstderr: ${res.stderr}`;
+        expect(res.timedOut, what).toBe(false);
+        expect(res.code, what).toBe(args[0] === 'unmount' ? 4 : 3);
+        expect(res.stderr.trimEnd().split('\n'), what).toHaveLength(1);
+        expect(res.stderr, what).toMatch(/^pagerfs: .*has not answered for 1s: it is stopped/);
+        expect(res.stdout, what).toBe('');
+      }
+      expect(await isMounted(m.mnt)).toBe(true);
+      // Live top waiting on the stopped daemon: q quits at once (before: the read stuck in libuv's pool held the exit for good).
+      await t.type(`PAGERFS_ANSWER_TIMEOUT=60s node dist/fs/cli.js top ${m.mnt}; echo TOP-EXIT-$((40+2)) $?`);
+      await sleep(1500);
+      await t.keys('q');
+      await t.waitFor(/^TOP-EXIT-42 0$/m, 10_000);
+    } finally {
+      process.kill(m.pid, 'SIGCONT');
+      await t.close();
+    }
+    expect((await runCli(['budget', m.mnt], { env })).stdout).toMatch(/^1MiB/);
+    expect((await fsp.readFile(m.p('d/f.bin'))).equals(await fsp.readFile(m.b('d/f.bin')))).toBe(true);
   });
 });
