@@ -201,7 +201,11 @@ export async function topCommand(target: string, opts: { once?: boolean; interva
     if (restored) return;
     const { width, height } = size();
     // One column spare: a full-width line would leave the cursor in the pending-wrap state, where \x1b[K erases the last character.
-    const lines = renderFrame({ mountpoint: mnt, prev, cur, maps, width: Math.max(20, width - 1), height, now: new Date(), live: true });
+    // The layout needs 20 columns; a narrower terminal gets each line cut to its width, never wrapped
+    // (a wrapped line scrolled the screen: rows drawn out of order, the title gone).
+    const fit = Math.max(1, width - 1);
+    const lines = renderFrame({ mountpoint: mnt, prev, cur, maps, width: Math.max(20, fit), height, now: new Date(), live: true })
+      .map((l) => fitRight(l, fit));
     out.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join('\r\n')}\x1b[J`);
   };
   out.on('resize', draw);

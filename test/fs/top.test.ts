@@ -117,6 +117,28 @@ describe('pagerfs top --once', () => {
 });
 
 describe('pagerfs top in a terminal', () => {
+  it('in a terminal narrower than its layout (12x6), each line is cut to the width: title first, nothing wrapped or scrolled', async () => {
+    const m = await startMount({ budget: '2MiB', files: { 'a.bin': randomData(16 * PAGE) } });
+    await fsp.readFile(m.p('a.bin'));
+    const t = await Tmux.start(12, 6);
+    try {
+      await t.type(`node dist/fs/cli.js top ${m.mnt}; echo Q-$((1+1))`);
+      const screen = await t.waitFor(/^budget 2MiB/m);
+      const text = screen.join('\n');
+      // Before: lines were drawn 20 columns wide, wrapped, and scrolled the title and budget away.
+      expect(screen, text).toHaveLength(6);
+      for (const row of screen) expect(row.length, text).toBeLessThanOrEqual(11);
+      expect(screen[0], text).toMatch(/^…\S \d\d:\d\d:\d\d$/);
+      expect(screen[1], text).toBe('budget 2MiB');
+      expect(screen[2], text).toMatch(/^ {2}L locked/);
+      expect(screen[3], text).toMatch(/^pressure/);
+      await t.keys('q');
+      expect((await t.waitFor(/^Q-2$/m)).join('\n')).toMatch(/^Q-2$/m);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a name in Chinese and Japanese (two columns a character) keeps the table aligned and inside 80 columns', async () => {
     const wide = '日本語のファイル名前です中文名字.bin'; // 16 wide characters: 32 columns before '.bin'
     const m = await startMount({ budget: '2MiB', files: { [wide]: randomData(16 * PAGE), 'plain.bin': randomData(16 * PAGE) } });
