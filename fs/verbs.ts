@@ -241,14 +241,18 @@ export async function lockCommand(operands: string[]): Promise<void> {
       await setHint(t.file, 'always_need');
     } catch (err) {
       progress.done();
+      const noMemory = err instanceof XattrError && err.code === 'ENOMEM';
+      // What was locked when the lock was refused, read before the undo below lifts this run's locks
+      // (read after it, a run refused at its 1,025th file said "0B of 8MiB locked now").
+      const atRefusal = noMemory ? await readStats(t.mountpoint).catch(() => null) : null;
       // All or nothing: lift the locks this run placed (files that had none before).
       for (const u of lockedHere) await setHint(u.file, 'normal').catch(() => undefined);
       const undone = lockedHere.length === 0 ? 'nothing was locked'
         : `the ${lockedHere.length} file${lockedHere.length === 1 ? '' : 's'} locked before it ${lockedHere.length === 1 ? 'was' : 'were'} unlocked again`;
-      if (err instanceof XattrError && err.code === 'ENOMEM') {
-        const s = await readStats(t.mountpoint);
+      if (noMemory) {
+        const held = atRefusal === null ? '' : `${formatSize(atRefusal.lockedBytes)} of ${formatSize(atRefusal.budgetBytes)} locked when it was refused; `;
         throw new ConfigError(`Cannot lock "${t.display}" (${pagesText(t.pages)}): locked pages may hold only a share of the budget ` +
-          `(${formatSize(s.lockedBytes)} of ${formatSize(s.budgetBytes)} locked now; see mount --max-locked) (ENOMEM); ${undone}`, EXIT.REFUSED);
+          `(${held}see mount --max-locked) (ENOMEM); ${undone}`, EXIT.REFUSED);
       }
       throw new ConfigError(`Cannot lock "${t.display}": ${errText(err)}; ${undone}`, EXIT.REFUSED);
     }
