@@ -987,7 +987,6 @@ export class PagerFilesystem {
   }
 
   private async metadataChanged(before: FileStat): Promise<void> {
-    if (this.dp.fileByIdentity(identityOf(before)) === undefined) return;
     await this.dp.metadataChanged(before).catch((err: unknown) =>
       this.log.debug({ err: (err as Error).message }, 'could not restamp a file after a metadata change'));
   }
