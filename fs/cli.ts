@@ -197,6 +197,10 @@ export function buildProgram(): Command {
     .option('--pressure-thresholds <w,c,o>', 'memory pressure levels WARNING, CRITICAL, OUT_OF_MEMORY: when available pages (free plus reclaimable clean ones) fall to these shares of the budget', DEFAULTS.pressureThresholds)
     .option('--heap <mode>', 'how the daemon sizes its JavaScript heap: small (V8 keeps its young generation at its first size and favours size: ~30 MiB less RSS, cold reads ~10% slower), fast (V8\'s defaults), or auto: small when --memory-budget is at most 256MiB', DEFAULTS.heap)
     .option('--huge-pages', 'make the memory budget of 2 MiB transparent huge pages instead of 4 KiB pages: a first touch faults 2 MiB at once and copies out of the arena are ~15% faster, but on VMs that hand free memory back to the host a first touch can cost 2-4x what 4 KiB pages do (measured here: no gain through a mount, see README); RSS grows in 2 MiB steps. No effect when the system\'s transparent huge pages are off')
+    .option('--spin-wait <duration>', 'how long a FUSE thread that handed a request to the JavaScript thread spins for the answer before it sleeps ' +
+      '(e.g. 20us; 0, the default, sleeps at once). Spinning saves waking a sleeping thread on fast answers (resident reads, metadata) at the ' +
+      'cost of CPU while a request waits; only one thread spins, and only while its request is the only one waiting. On an idle machine ' +
+      'serial reads gained 5-10%; with other work on the cores they lost up to 15% (see README)', DEFAULTS.spinWait)
     .option('--max-locked <fraction>', 'most of the budget locked pages (`pagerfs lock`) may hold: a fraction in (0, 1] or a percentage', DEFAULTS.maxLocked)
     .action(async (first: string, second: string | undefined, opts: RawMountOptions) => runMount(first, second, opts));
 

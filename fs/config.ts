@@ -41,6 +41,8 @@ export interface MountConfig {
   heap: HeapMode;
   /** Back the arena with transparent huge pages (`--huge-pages`; off by default); see fs/frame-memory.ts. */
   hugePages: boolean;
+  /** How long a FUSE thread spins for the JS thread's answer, ns (`--spin-wait`; 0, the default: never); see fs/spin-wait.ts. */
+  spinWaitNs: number;
 }
 
 /** small: keep V8's heap small (less RSS, cold reads ~10% slower); fast: V8's defaults. */
@@ -68,6 +70,7 @@ export const DEFAULTS = {
   maxLocked: '0.5',
   pressureThresholds: '25%,10%,2%',
   heap: 'auto',
+  spinWait: '0',
 };
 
 export interface RawMountOptions {
@@ -90,6 +93,7 @@ export interface RawMountOptions {
   pagerOption?: string[];
   heap?: string;
   hugePages?: boolean;
+  spinWait?: string;
 }
 
 /** A share: "0.5", "1", or a percentage "50%"; must lie in (0, 1]. */
@@ -133,6 +137,8 @@ export function parseMountOptions(backing: string | undefined, mountpoint: strin
   if (heapText !== 'auto' && heapText !== 'small' && heapText !== 'fast') {
     throw new ConfigError(`Invalid --heap "${heapText}": use auto, small or fast`);
   }
+  const spinWaitMs = parseOr('--spin-wait', raw.spinWait ?? DEFAULTS.spinWait, parseDuration);
+  if (spinWaitMs > 1000) throw new ConfigError(`Invalid --spin-wait "${raw.spinWait}": at most 1s`);
   const heap: HeapMode = heapText === 'auto' ? (budgetBytes <= SMALL_HEAP_MAX_BUDGET ? 'small' : 'fast') : heapText;
   let metricsListen: MountConfig['metricsListen'];
   if (raw.metricsListen !== undefined) {
@@ -168,6 +174,7 @@ export function parseMountOptions(backing: string | undefined, mountpoint: strin
     pressureThresholds,
     heap,
     hugePages: raw.hugePages ?? false,
+    spinWaitNs: Math.round(spinWaitMs * 1e6),
   };
 }
 

@@ -15,6 +15,7 @@ import { PAGE_SIZE, ZxStatus, isZxError } from '../src/index.js';
 import type { PagerService } from '../pager/index.js';
 import { parseFaultRules, parseSize } from '../pager/index.js';
 import { toErrno } from './errno.js';
+import { spinWaitStats, type SpinWaitStats } from './spin-wait.js';
 
 export const CONTROL_DIR = '.pagerfs';
 
@@ -75,6 +76,8 @@ export interface StatsDocument {
   cachedBackingReads: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
+  /** FUSE threads' spin-wait (`--spin-wait`): the setting in ns (-1: no patched binding), answers caught spinning, spins that slept. */
+  fuseSpin: SpinWaitStats;
   files: Array<{ path: string; size: number; residentBytes: number; dirtyBytes: number; faults: number; evictedPages: number; opens: number }>;
 }
 
@@ -132,6 +135,7 @@ export function statsDocument(dp: PagerService): StatsDocument {
     cachedBackingReads: m.cachedBackingReads,
     latencyP50Ms: m.latency.quantile(0.5),
     latencyP99Ms: m.latency.quantile(0.99),
+    fuseSpin: spinWaitStats(),
     files,
   };
 }

@@ -31,6 +31,10 @@ declare module 'fuse-native' {
     static frameMemory?: (bytes: number, huge: boolean) => { memory: Buffer; hugePages: boolean };
     /** Patched binding (level 14): _exit(2) with code (no atexit handlers, no stdio flush). */
     static exitNow?: (code: number) => never;
+    /** Patched binding (level 16): how long a FUSE thread spins for the JS thread's answer, ns (0: never). */
+    static setSpinWait?: (ns: number) => void;
+    /** Patched binding (level 16): answers caught while spinning, and spins that slept, since load. */
+    static spinStats?: () => { hits: number; misses: number };
     /** Patched binding (level 10): fallocate(2) on a file descriptor, on libuv's pool; cb(null) or a Node-style error. */
     static fallocate?: (fd: number, mode: number, offset: number, length: number, cb: (err: Error | null) => void) => void;
     /** The patched binding's (level 6) SHA-256 page check on libuv's pool: cb(0, bad page indices) or cb(-errno). */

@@ -36,6 +36,7 @@ import { ConfigError, EXIT, checkPaths, type MountConfig } from './config.js';
 import { CONTROL_DIR } from './control.js';
 import { PagerFilesystem } from './filesystem.js';
 import type { MetricsServer } from './metrics-server.js';
+import { setSpinWait } from './spin-wait.js';
 import { hugePageFrameMemory, hugePagesTakeEffect, transparentHugePageMode } from './frame-memory.js';
 import { XATTR_PREFIX } from './xattr.js';
 
@@ -224,6 +225,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
     force: false, mkdir: false, timeout: false, allowOther: config.allowOther,
     backingPassthrough: backingPassthrough(pager.tree.backingRoot?.() ?? null),
   });
+  setSpinWait(Fuse, config.spinWaitNs);
   // Metrics first: once the mount shows, everything the daemon serves is up (and a port in use
   // fails before anything is mounted).
   let metrics: MetricsServer | null = null;

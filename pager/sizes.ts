@@ -31,11 +31,11 @@ export function formatSize(bytes: number): string {
   return `${Number.isInteger(v) ? v : v.toFixed(1)}${units[i]}`;
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Record<string, number> = { us: 0.001, 'µs': 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** Parses a duration into milliseconds: "20ms", "5s", "1.5m", "1h"; a bare number is milliseconds. */
+/** Parses a duration into milliseconds: "50us", "20ms", "5s", "1.5m", "1h"; a bare number is milliseconds. */
 export function parseDuration(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)?\s*$/.exec(text);
   if (m === null) throw new Error(`"${text}" is not a duration: use a number with a unit, like 20ms, 5s or 1m`);
   return Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms'];
 }

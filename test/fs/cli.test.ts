@@ -170,6 +170,17 @@ describe('--huge-pages', () => {
   });
 });
 
+describe('--spin-wait', () => {
+  it('is off unless given, in ns; more than a second or not a duration is refused', () => {
+    expect(parseMountOptions('/b', '/m', {}).spinWaitNs).toBe(0);
+    expect(parseMountOptions('/b', '/m', { spinWait: '0' }).spinWaitNs).toBe(0);
+    expect(parseMountOptions('/b', '/m', { spinWait: '50us' }).spinWaitNs).toBe(50_000);
+    expect(parseMountOptions('/b', '/m', { spinWait: '1.5ms' }).spinWaitNs).toBe(1_500_000);
+    expect(() => parseMountOptions('/b', '/m', { spinWait: '2s' })).toThrow('Invalid --spin-wait "2s": at most 1s');
+    expect(() => parseMountOptions('/b', '/m', { spinWait: 'spin' })).toThrow('Invalid --spin-wait "spin": "spin" is not a duration');
+  });
+});
+
 describe('--help', () => {
   /** The flags each command declares in fs/cli.ts (`.option('--x ...'` and `new Option('--x ...'`). */
   async function declaredFlags(): Promise<Record<string, string[]>> {

@@ -169,6 +169,7 @@ export interface Stats {
   evictedPages: number;
   writebackBytes: number;
   readaheadHitPages: number;
+  fuseSpin: { spinWaitNs: number; hits: number; misses: number };
   files: StatsFile[];
   [key: string]: unknown;
 }

@@ -97,6 +97,8 @@ describe('parseDuration', () => {
     ['1h', 3_600_000],
     [' 3 s ', 3000],
     ['2.5ms', 2.5],
+    ['20us', 0.02],
+    ['500µs', 0.5],
   ])('"%s" is %d ms', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });
