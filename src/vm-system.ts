@@ -73,7 +73,11 @@ export function checkPressureThresholds(t: PressureThresholds): PressureThreshol
   return t;
 }
 
-/** Below this a budget cannot hold one request's worth of pages plus a writer's. */
+/**
+ * Below this a budget cannot hold one request's worth of pages plus a writer's. It is also the
+ * working set a shrink must leave beside the pages that stay resident whatever happens (pinned and
+ * locked): see smallestBudgetPages.
+ */
 export const MIN_BUDGET_PAGES = 16;
 
 export interface ResolvedVmSystemOptions {
@@ -200,6 +204,17 @@ export class VmSystem {
   /** Pages pinned now (exact, O(1)). */
   get pinnedPages(): number {
     return this.queues.countOf(Queue.Wired);
+  }
+
+  /**
+   * The smallest budget, in pages, a shrink may go to now: pinned and locked pages plus
+   * MIN_BUDGET_PAGES for faults to read into. Pinned pages never go and locked ones only when no
+   * other frame is left, and a fill needs free or reclaimable frames to start: a budget they filled
+   * failed every read of an absent page with NO_SPACE until an unlock. A page both pinned and
+   * locked counts twice (errs toward refusing). O(1).
+   */
+  smallestBudgetPages(): number {
+    return this.pinnedPages + this.lockedPages + MIN_BUDGET_PAGES;
   }
 
   /** The budget in pages. */
@@ -357,16 +372,26 @@ export class VmSystem {
   }
 
   /**
-   * Changes the budget. Growing takes effect at once. Shrinking reclaims clean pages of every
-   * generation down to the new limit, but never always-need (locked) pages; if what cannot be
-   * reclaimed (dirty, pinned, locked, anonymous pages) exceeds the new budget, the old budget stays
-   * and BAD_STATE says how much is held. Dirty pages must be written back by the pager first (the
-   * pager layer does that before calling). Memory already in chunks is kept (frames never move).
+   * Changes the budget (bytes, rounded down to pages). Growing takes effect at once, whatever is
+   * held. Shrinking reclaims clean pages of every generation down to the new limit, but never
+   * always-need (locked) pages. The old budget stays, with nothing evicted, and:
+   *  - INVALID_ARGS: below MIN_BUDGET_PAGES pages, or not a number;
+   *  - BAD_STATE: a shrink below smallestBudgetPages() (pinned and locked pages would leave faults
+   *    fewer than MIN_BUDGET_PAGES frames), or below what cannot be reclaimed now (dirty, pinned,
+   *    locked, anonymous pages); the message says how much is held.
+   * Dirty pages must be written back by the pager first (the pager layer does that before calling).
+   * Memory already in chunks is kept (frames never move).
    */
   setBudget(budgetBytes: number): void {
     const frames = Math.floor(budgetBytes / PAGE_SIZE);
     if (!Number.isFinite(frames) || frames < MIN_BUDGET_PAGES) {
       throw new ZxError(ZxStatus.ERR_INVALID_ARGS, `memory budget ${budgetBytes} is below the minimum of ${MIN_BUDGET_PAGES} pages`);
+    }
+    const smallest = this.smallestBudgetPages();
+    if (frames < this.arena.limitFrames && frames < smallest) {
+      throw new ZxError(ZxStatus.ERR_BAD_STATE,
+        `cannot shrink the budget to ${frames} pages: ${this.pinnedPages} pinned and ${this.lockedPages} locked pages stay, ` +
+        `and faults need ${MIN_BUDGET_PAGES} more to read into (smallest budget now: ${smallest} pages)`);
     }
     const used = this.arena.usedFrames;
     // Refuse before evicting anything when what cannot be reclaimed already exceeds the new budget.

@@ -7,10 +7,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  PAGE_SIZE, VmSystem, VmoOp, ZxStatus, isZxError, type VmObjectPaged,
+  MIN_BUDGET_PAGES, PAGE_SIZE, VmSystem, VmoOp, ZxStatus, isZxError, type VmObjectPaged,
 } from '../../src/index.js';
 import { EvictionLevel } from '../../src/evictor.js';
-import { TestPager, isPattern } from './userpager.js';
+import { TestPager, isPattern, keyOf } from './userpager.js';
 import {
   AutoPager, Content, DirtyState, FrameFlag, NO_FRAME, RESIZABLE, Rng, TRAP, bytesEqual, cachedPattern,
   checkBudget, frameOf, readBytes, watchAllocations, type StoreFile,
@@ -530,18 +530,18 @@ describe('setBudget', () => {
     expect(tp.system.arena.usedFrames).toBeLessThanOrEqual(32);
     expect(tp.system.evictor.carriedMinFrames).toBe(0);
     checkBudget(tp.system);
-    // Shrink again: now the always-need pages must go too.
-    tp.system.setBudget(16 * PAGE_SIZE);
-    expect(tp.system.arena.usedFrames).toBeLessThanOrEqual(16);
+    // Shrink again, to the smallest budget the 4 locked pages allow (4 + MIN_BUDGET_PAGES).
+    tp.system.setBudget(20 * PAGE_SIZE);
+    expect(tp.system.arena.usedFrames).toBeLessThanOrEqual(20);
     checkBudget(tp.system);
-    // Read all 48 pages through the 16-page budget (requests are at most 4 pages here).
+    // Read all 48 pages through the 20-page budget (requests are at most 4 pages here).
     const r = tp.read(vmo, 0, 48);
     while (r.state === 'pending') {
       const p = tp.next();
       if (p === null) { await new Promise((res) => setImmediate(res)); continue; }
       expect(p.command).toBe('READ');
       tp.supply(vmo, p.offset / PAGE_SIZE, p.length / PAGE_SIZE);
-      expect(tp.system.arena.usedFrames).toBeLessThanOrEqual(16);
+      expect(tp.system.arena.usedFrames).toBeLessThanOrEqual(20);
     }
     const buf = await r.expectDone();
     expect(isPattern(buf, 1, 0)).toBe(true);
@@ -586,6 +586,61 @@ describe('setBudget', () => {
     tp.system.setBudget(20 * PAGE_SIZE);
     expect(tp.system.arena.usedFrames).toBeLessThanOrEqual(20);
     checkBudget(tp.system);
+  });
+
+  it('refuses (BAD_STATE, old budget kept, nothing evicted) a shrink that leaves fewer than MIN_BUDGET_PAGES beside the pinned and locked pages (one to exactly them was accepted)', async () => {
+    const tp = new TestPager({ budgetBytes: 64 * PAGE_SIZE, maxRequestPages: 4 });
+    const locked = tp.createVmo(24);
+    for (let p = 0; p < 24; p += 4) await commit(tp, locked, p, 4);
+    await locked.opRange(VmoOp.ALWAYS_NEED, 0, 20 * PAGE_SIZE);
+    const pinnedVmo = tp.createVmo(4);
+    const pin = pinnedVmo.commitRangePinned(0, 4 * PAGE_SIZE);
+    tp.expectRequest('READ', pinnedVmo, 0, 4);
+    tp.supply(pinnedVmo, 0, 4);
+    await pin;
+    const cold = tp.createVmo(32);
+    for (let p = 0; p < 8; p += 4) await commit(tp, cold, p, 4);
+    const sys = tp.system;
+    expect(sys.lockedPages).toBe(20);
+    expect(sys.pinnedPages).toBe(4);
+    expect(sys.smallestBudgetPages()).toBe(20 + 4 + MIN_BUDGET_PAGES);
+    const evicted = sys.evictor.counters.evictedPages;
+    for (const pages of [24, 39]) {
+      let message = '';
+      try {
+        sys.setBudget(pages * PAGE_SIZE);
+      } catch (err) {
+        expect(isZxError(err, ZxStatus.ERR_BAD_STATE), String(err)).toBe(true);
+        message = (err as Error).message;
+      }
+      expect(message, `a shrink to ${pages} pages`).toMatch(/4 pinned and 20 locked pages stay.*smallest budget now: 40 pages/);
+      expect(sys.budgetPages).toBe(64);
+      expect(sys.evictor.counters.evictedPages).toBe(evicted);
+    }
+    // The smallest budget itself is accepted, and a read of absent pages goes on within it.
+    sys.setBudget(40 * PAGE_SIZE);
+    expect(sys.budgetPages).toBe(40);
+    const r = tp.read(cold, 0, 32);
+    while (r.state === 'pending') {
+      const p = tp.next();
+      if (p === null) { await new Promise((res) => setImmediate(res)); continue; }
+      tp.supply(cold, p.offset / PAGE_SIZE, p.length / PAGE_SIZE);
+      expect(sys.arena.usedFrames).toBeLessThanOrEqual(40);
+    }
+    expect(isPattern(await r.expectDone(), keyOf(cold), 0)).toBe(true);
+    expect(sys.lockedPages).toBe(20);
+    checkBudget(sys);
+    // Growing is never refused for what is held, even from below the smallest budget (pins come and go).
+    const more = tp.createVmo(12);
+    for (let p = 0; p < 12; p += 4) {
+      const pinning = more.commitRangePinned(p * PAGE_SIZE, 4 * PAGE_SIZE);
+      tp.expectRequest('READ', more, p, 4);
+      tp.supply(more, p, 4);
+      await pinning;
+    }
+    expect(sys.smallestBudgetPages()).toBe(20 + 16 + MIN_BUDGET_PAGES);
+    sys.setBudget(48 * PAGE_SIZE);
+    expect(sys.budgetPages).toBe(48);
   });
 
   it('growing takes effect at once; below the minimum is INVALID_ARGS', async () => {
