@@ -23,7 +23,7 @@ import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import {
-  PRESSURE_LEVEL_NAMES, PageResidency, PagerOp, PressureLevel, VmoOp, ZxError, ZxStatus, isZxError, statusName, PAGE_SIZE,
+  MIN_BUDGET_PAGES, PRESSURE_LEVEL_NAMES, PageResidency, PagerOp, PressureLevel, VmoOp, ZxError, ZxStatus, isZxError, statusName, PAGE_SIZE,
   type Pager, type Port, type ResidencyRun, type VmObjectPaged, type VmSystem,
 } from '../src/index.js';
 import { FaultInjector } from './faults.js';
@@ -799,8 +799,9 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
    * Changes the memory budget while serving. Changes run one at a time, in the order asked.
    * Growing takes effect at once; shrinking holds new fills back, lets those under way finish (for
    * up to SHRINK_FILL_WAIT_MS), then reclaims clean pages down to the new budget, writing dirty
-   * pages back first when they stand in the way. Throws BAD_STATE (and keeps the old budget) when
-   * pinned or locked pages, or the pages of locks being placed, alone exceed the new budget.
+   * pages back first when they stand in the way. Throws BAD_STATE at once (and keeps the old budget,
+   * nothing written back or evicted) when the new budget would leave fewer than MIN_BUDGET_PAGES
+   * beside pinned and locked pages and the pages of locks being placed (VmSystem.smallestBudgetPages).
    */
   setBudget(bytes: number): Promise<void> {
     const change = this.budgetChanges.then(() => this.setBudgetNow(bytes));
@@ -816,11 +817,13 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
       return;
     }
     // Pinned and locked pages stay whatever we do (and so will those of locks being placed): when
-    // they alone exceed the budget, refuse at once, with nothing written back or evicted.
-    const held = this.system.pinnedPages + this.system.lockedPages + this.lockReserved;
-    if (held > frames) {
+    // they would leave faults fewer than MIN_BUDGET_PAGES frames, refuse at once, with nothing
+    // written back or evicted (a budget they filled failed every read of an absent page).
+    const smallest = this.system.smallestBudgetPages() + this.lockReserved;
+    if (frames < smallest) {
       throw new ZxError(ZxStatus.ERR_BAD_STATE,
-        `cannot shrink the budget to ${frames} pages: ${held} pages are pinned or locked`);
+        `cannot shrink the budget to ${frames} pages: ${smallest - MIN_BUDGET_PAGES} pages are pinned or locked, and faults need ` +
+        `${MIN_BUDGET_PAGES} more to read into (smallest budget now: ${smallest} pages)`);
     }
     // Anything else in the way is dirty (write it back) or in flight: fills hold aux frames while
     // they read. Hold new fills back and let running ones finish (for a while), then shrink; retry
@@ -848,7 +851,9 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
 
   /**
    * Applies a hint to the whole file: dont_need (first to go), always_need (lock: fault in and keep;
-   * refused with NO_MEMORY beyond the locked share of the budget), normal (unlock, pagerfs's
+   * refused with NO_MEMORY beyond the locked share of the budget, or when pinned and locked pages
+   * would leave fewer than MIN_BUDGET_PAGES of the budget for faults to read into: the rule
+   * setBudget keeps from the other side), normal (unlock, pagerfs's
    * RELEASE_ALWAYS_NEED), commit (touch: fault in through the pager), evict (write back, then reclaim
    * the file's clean unlocked pages now). Returns the pages the file has resident afterwards.
    */
@@ -868,10 +873,18 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
         }
         // Locks being placed right now count too (reserved), so concurrent locks cannot overshoot.
         const others = this.system.lockedPages - vmo.counters().lockedPages + this.lockReserved;
+        const wanted = others + vmo.sizePages;
         const limit = Math.floor(this.system.budgetPages * this.maxLockedShare);
-        if (others + vmo.sizePages > limit) {
+        if (wanted > limit) {
           throw new ZxError(ZxStatus.ERR_NO_MEMORY,
-            `locking ${vmo.sizePages} pages would hold ${others + vmo.sizePages} locked pages, above ${Math.round(this.maxLockedShare * 100)}% of the budget (${limit} pages)`);
+            `locking ${vmo.sizePages} pages would hold ${wanted} locked pages, above ${Math.round(this.maxLockedShare * 100)}% of the budget (${limit} pages)`);
+        }
+        // Whatever the share (--max-locked 100%), faults keep MIN_BUDGET_PAGES frames to read into.
+        const workingLimit = this.system.budgetPages - this.system.pinnedPages - MIN_BUDGET_PAGES;
+        if (wanted > workingLimit) {
+          throw new ZxError(ZxStatus.ERR_NO_MEMORY,
+            `locking ${vmo.sizePages} pages would hold ${wanted} locked pages, leaving fewer than ${MIN_BUDGET_PAGES} pages of the budget ` +
+            `(${this.system.budgetPages} pages, ${this.system.pinnedPages} pinned) for faults to read into: at most ${Math.max(0, workingLimit)} may be locked`);
         }
         this.lockReserved += vmo.sizePages;
         const locking = vmo.opRange(VmoOp.ALWAYS_NEED, 0, size);

@@ -3,7 +3,7 @@
  * a stuck one only for a while), locks being placed, and two changes at once.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { VmoOp, ZxStatus, statusName } from '../../src/index.js';
+import { MIN_BUDGET_PAGES, VmoOp, ZxStatus, statusName } from '../../src/index.js';
 import { PAGE_SIZE, cleanupEnvs, holdBackingReads, makeEnv, pattern, readVmo, tick } from './helpers.js';
 
 afterEach(cleanupEnvs);
@@ -74,5 +74,52 @@ describe('changing the budget while the pager is busy', () => {
     const [a, b] = await Promise.all([env.dp.hint(f, 'always_need'), env.dp.hint(f, 'always_need')]);
     expect([a, b]).toEqual([400, 400]); // the second was ENOMEM before
     expect(f.vmo.counters().lockedPages).toBe(400);
+  });
+
+  it('a shrink to exactly the locked pages is refused at once, nothing evicted (every read of an absent page then failed NO_SPACE); the smallest budget is accepted and reads go on', async () => {
+    const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes: 0 });
+    env.put('hot.bin', pattern(256 * PAGE_SIZE, 7));
+    env.put('warm.bin', pattern(64 * PAGE_SIZE, 8));
+    env.put('cold.bin', pattern(128 * PAGE_SIZE, 9));
+    const hot = await env.dp.open('hot.bin');
+    expect(await env.dp.hint(hot, 'always_need')).toBe(256);
+    const warm = await env.dp.open('warm.bin');
+    await readVmo(warm.vmo, 0, 64 * PAGE_SIZE);
+    const evicted = env.system.evictor.counters.evictedPages;
+    for (const pages of [256, 256 + MIN_BUDGET_PAGES - 1]) {
+      await expect(env.dp.setBudget(pages * PAGE_SIZE), `a shrink to ${pages} pages`).rejects.toMatchObject({
+        status: ZxStatus.ERR_BAD_STATE,
+        message: expect.stringMatching(/256 pages are pinned or locked.*smallest budget now: 272 pages/),
+      });
+      expect(env.system.budgetPages).toBe(1024);
+    }
+    expect(env.system.evictor.counters.evictedPages, 'nothing evicted by a refused shrink').toBe(evicted);
+    expect(warm.vmo.counters().residentPages).toBe(64);
+    await env.dp.setBudget((256 + MIN_BUDGET_PAGES) * PAGE_SIZE);
+    expect(env.system.budgetPages).toBe(272);
+    const cold = await env.dp.open('cold.bin');
+    expect((await readVmo(cold.vmo, 0, 128 * PAGE_SIZE, 32 * PAGE_SIZE)).equals(pattern(128 * PAGE_SIZE, 9))).toBe(true);
+    expect(env.system.arena.usedFrames).toBeLessThanOrEqual(272);
+  });
+
+  it('a lock that would leave fewer than MIN_BUDGET_PAGES of the budget beside the locked pages is refused (NO_MEMORY), even with --max-locked 100%', async () => {
+    const env = makeEnv({ budgetPages: 272, readaheadMaxBytes: 0, maxLockedShare: 1 });
+    env.put('too-big.bin', pattern(257 * PAGE_SIZE, 10));
+    env.put('fits.bin', pattern(256 * PAGE_SIZE, 11));
+    env.put('one.bin', pattern(PAGE_SIZE, 12));
+    const tooBig = await env.dp.open('too-big.bin');
+    await expect(env.dp.hint(tooBig, 'always_need')).rejects.toMatchObject({
+      status: ZxStatus.ERR_NO_MEMORY,
+      message: expect.stringMatching(/would hold 257 locked pages.*16 pages .* to read into.*at most 256/),
+    });
+    expect(tooBig.vmo.counters().residentPages, 'refused before anything is faulted in').toBe(0);
+    expect(env.system.lockedPages).toBe(0);
+    const fits = await env.dp.open('fits.bin');
+    expect(await env.dp.hint(fits, 'always_need')).toBe(256);
+    const one = await env.dp.open('one.bin');
+    await expect(env.dp.hint(one, 'always_need')).rejects.toMatchObject({ status: ZxStatus.ERR_NO_MEMORY });
+    expect(env.system.lockedPages).toBe(256);
+    // What is left is enough to read through.
+    expect((await readVmo(tooBig.vmo, 0, 257 * PAGE_SIZE, 32 * PAGE_SIZE)).equals(pattern(257 * PAGE_SIZE, 10))).toBe(true);
   });
 });
