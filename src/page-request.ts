@@ -5,7 +5,7 @@
  *  1. An operation needs page p of a pager VMO and finds it missing. If an outstanding READ request
  *     already covers p, the operation waits on it (no new packet). Otherwise the source raises a new
  *     request for the run [p, q) of missing pages not covered by any request (q bounded by the
- *     operation's end, the next present or covered page, and maxRequestPages), and queues it on
+ *     operation's end, the next present or covered page, and requestPagesMax()), and queues it on
  *     the port.
  *  2. The operation waits on *page p only* (a PageWaiter), then retries from p. So a reader that
  *     needs many pages copies each as it arrives (Zircon's early wake), and later pages it needs
@@ -126,8 +126,8 @@ export class PageSource {
     readonly port: Port,
     readonly key: number,
     private readonly isResolved: ResolvedProbe,
-    /** The system's live limits: the largest request follows the budget (VmSystem.setBudget). */
-    private readonly limits: { readonly maxRequestPages: number },
+    /** The system's live limits: the largest request follows the budget and what it holds (VmSystem.requestPagesMax). */
+    private readonly limits: { requestPagesMax(): number },
   ) {}
 
   private list(kind: RequestKind): PageRequest[] {
@@ -172,7 +172,7 @@ export class PageSource {
     assert(!this.detached, 'waitFor on a detached source');
     let request = this.covering(kind, first);
     if (request === undefined) {
-      const end = Math.min(runEnd, first + this.limits.maxRequestPages, this.nextCovered(kind, first, runEnd));
+      const end = Math.min(runEnd, first + this.limits.requestPagesMax(), this.nextCovered(kind, first, runEnd));
       assert(end > first, () => `empty request run at ${first}`);
       request = new PageRequest(this, kind, first, end);
       const list = this.list(kind);

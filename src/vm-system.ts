@@ -117,8 +117,9 @@ export class VmSystem {
   readonly evictor: Evictor;
   /**
    * The options in force. The watermarks and maxRequestPages follow the budget (budgetLimits)
-   * unless the constructor's options fixed them; setBudget updates them in place, and page
-   * sources read maxRequestPages from here at each request.
+   * unless the constructor's options fixed them; setBudget updates them in place. Page sources
+   * ask requestPagesMax() at each request, which also bounds requests by what pinned and locked
+   * pages leave.
    */
   readonly options: ResolvedVmSystemOptions;
   private readonly givenOptions: VmSystemOptions;
@@ -215,6 +216,20 @@ export class VmSystem {
    */
   smallestBudgetPages(): number {
     return this.pinnedPages + this.lockedPages + MIN_BUDGET_PAGES;
+  }
+
+  /**
+   * The most pages one page request may ask for now: options.maxRequestPages (a quarter of the
+   * budget unless fixed), scaled down by the share of the budget pinned and locked pages hold (at
+   * least 1; with nothing held, exactly the option). A request's pages cannot be evicted until it
+   * is answered; sized for the whole budget while a lock held most of it, requests ran allocation
+   * into the out-of-memory level, which takes locked pages (128 KiB reads at the smallest budget a
+   * 1 MiB lock allows evicted 16 of its 256 pages). Page sources ask at each request. O(1).
+   */
+  requestPagesMax(): number {
+    const limit = this.arena.limitFrames;
+    const unheld = Math.max(0, limit - this.pinnedPages - this.lockedPages);
+    return Math.max(1, Math.floor(this.options.maxRequestPages * unheld / limit));
   }
 
   /** The budget in pages. */

@@ -292,7 +292,7 @@ export class VmObjectPaged extends VmObject {
     if (params.source !== undefined) {
       this.pager = params.source.pager;
       this.source = new PageSource(params.source.port, params.source.key,
-        (kind, page) => this.isResolved(kind, page), system.options);
+        (kind, page) => this.isResolved(kind, page), system);
     } else {
       this.pager = null;
       this.source = null;
@@ -501,7 +501,8 @@ export class VmObjectPaged extends VmObject {
     const rootFirst = this.faultPage;
     // Extend the run while our pages map to consecutive missing root pages.
     let run = 1;
-    for (let p = firstPage + 1; p < endPage && run < root.system.options.maxRequestPages; p++) {
+    const runMax = root.system.requestPagesMax();
+    for (let p = firstPage + 1; p < endPage && run < runMax; p++) {
       const r = this.resolve(p, false);
       if (r !== RESOLVE_MISSING || this.faultRoot !== root || this.faultPage !== rootFirst + run) break;
       run++;

@@ -122,4 +122,21 @@ describe('changing the budget while the pager is busy', () => {
     // What is left is enough to read through.
     expect((await readVmo(tooBig.vmo, 0, 257 * PAGE_SIZE, 32 * PAGE_SIZE)).equals(pattern(257 * PAGE_SIZE, 10))).toBe(true);
   });
+
+  it('reads at the smallest budget a lock allows keep every locked page, whatever their size (requests sized for the whole budget took 16-68 of them)', async () => {
+    for (const [chunkPages, readaheadMaxBytes] of [[1, 0], [32, 0], [32, 2 * 1024 * 1024], [256, 2 * 1024 * 1024]]) {
+      const env = makeEnv({ budgetPages: 1024, readaheadMaxBytes });
+      env.put('hot.bin', pattern(256 * PAGE_SIZE, 13));
+      env.put('cold.bin', pattern(1024 * PAGE_SIZE, 14));
+      const hot = await env.dp.open('hot.bin');
+      await env.dp.hint(hot, 'always_need');
+      await env.dp.setBudget((256 + MIN_BUDGET_PAGES) * PAGE_SIZE);
+      const cold = await env.dp.open('cold.bin');
+      const what = `reads of ${chunkPages} pages, readahead ${readaheadMaxBytes}`;
+      expect((await readVmo(cold.vmo, 0, 1024 * PAGE_SIZE, chunkPages * PAGE_SIZE)).equals(pattern(1024 * PAGE_SIZE, 14)), what).toBe(true);
+      expect(hot.vmo.counters().residentPages, what).toBe(256);
+      expect(env.system.lockedPages, what).toBe(256);
+      expect(env.system.evictor.counters.alwaysNeedOverrides, what).toBe(0);
+    }
+  });
 });

@@ -17,6 +17,18 @@ import {
   commit, expectZx,
 } from './eviction-helpers.js';
 
+/** Supplies `vmo`'s requests as they come until `done` settles (however the requests are sized). */
+async function serve(tp: TestPager, vmo: VmObjectPaged, done: Promise<unknown>): Promise<void> {
+  let settled = false;
+  const watched = done.finally(() => { settled = true; });
+  while (!settled) {
+    const p = tp.next();
+    if (p === null) { await new Promise((res) => setImmediate(res)); continue; }
+    tp.supply(vmo, p.offset / PAGE_SIZE, p.length / PAGE_SIZE);
+  }
+  await watched;
+}
+
 function resident(vmo: VmObjectPaged): number[] {
   const out: number[] = [];
   vmo.lookup(0, vmo.sizeBytes, (p) => { out.push(p); });
@@ -590,16 +602,16 @@ describe('setBudget', () => {
 
   it('refuses (BAD_STATE, old budget kept, nothing evicted) a shrink that leaves fewer than MIN_BUDGET_PAGES beside the pinned and locked pages (one to exactly them was accepted)', async () => {
     const tp = new TestPager({ budgetBytes: 64 * PAGE_SIZE, maxRequestPages: 4 });
-    const locked = tp.createVmo(24);
-    for (let p = 0; p < 24; p += 4) await commit(tp, locked, p, 4);
-    await locked.opRange(VmoOp.ALWAYS_NEED, 0, 20 * PAGE_SIZE);
+    const cold = tp.createVmo(32);
+    for (let p = 0; p < 8; p += 4) await commit(tp, cold, p, 4);
     const pinnedVmo = tp.createVmo(4);
     const pin = pinnedVmo.commitRangePinned(0, 4 * PAGE_SIZE);
     tp.expectRequest('READ', pinnedVmo, 0, 4);
     tp.supply(pinnedVmo, 0, 4);
     await pin;
-    const cold = tp.createVmo(32);
-    for (let p = 0; p < 8; p += 4) await commit(tp, cold, p, 4);
+    const locked = tp.createVmo(24);
+    await serve(tp, locked, locked.commitRange(0, 24 * PAGE_SIZE));
+    await locked.opRange(VmoOp.ALWAYS_NEED, 0, 20 * PAGE_SIZE);
     const sys = tp.system;
     expect(sys.lockedPages).toBe(20);
     expect(sys.pinnedPages).toBe(4);
@@ -632,12 +644,7 @@ describe('setBudget', () => {
     checkBudget(sys);
     // Growing is never refused for what is held, even from below the smallest budget (pins come and go).
     const more = tp.createVmo(12);
-    for (let p = 0; p < 12; p += 4) {
-      const pinning = more.commitRangePinned(p * PAGE_SIZE, 4 * PAGE_SIZE);
-      tp.expectRequest('READ', more, p, 4);
-      tp.supply(more, p, 4);
-      await pinning;
-    }
+    await serve(tp, more, more.commitRangePinned(0, 12 * PAGE_SIZE));
     expect(sys.smallestBudgetPages()).toBe(20 + 16 + MIN_BUDGET_PAGES);
     sys.setBudget(48 * PAGE_SIZE);
     expect(sys.budgetPages).toBe(48);
@@ -737,5 +744,25 @@ describe('request size under a small budget', () => {
     });
     expect(requests).toBeGreaterThanOrEqual(200 / 16);
     expect(system.evictor.counters.alwaysNeedOverrides).toBe(0);
+  });
+
+  it('the largest page request shrinks with the share of the budget pinned and locked pages hold (it stayed a quarter of the whole budget)', async () => {
+    const tp = new TestPager({ budgetBytes: 64 * PAGE_SIZE, validate: true, maxRequestPages: 16 });
+    const hot = tp.createVmo(40);
+    await commit(tp, hot, 0, 16);
+    await commit(tp, hot, 16, 16);
+    await commit(tp, hot, 32, 8);
+    await hot.opRange(VmoOp.ALWAYS_NEED, 0, 40 * PAGE_SIZE);
+    expect(tp.system.lockedPages).toBe(40);
+    expect(tp.system.requestPagesMax()).toBe(6); // 16 × (64 - 40) / 64
+    const { largest } = await commitThrough(tp.system, (pages) => {
+      expect(pages).toBeLessThanOrEqual(6);
+    });
+    expect(largest).toBe(6);
+    expect(tp.system.evictor.counters.alwaysNeedOverrides).toBe(0);
+    expect(hot.counters().residentPages).toBe(40);
+    // Unlocked, the whole budget's quarter again.
+    await hot.opRange(VmoOp.RELEASE_ALWAYS_NEED, 0, 40 * PAGE_SIZE);
+    expect(tp.system.requestPagesMax()).toBe(16);
   });
 });
