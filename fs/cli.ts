@@ -233,7 +233,8 @@ export function buildProgram(): Command {
   program.command('budget')
     .summary('Print or set the memory budget of a mount')
     .description('Print the memory budget in force, or set it (shrinking evicts and writes back as needed). ' +
-      'A shrink that locked or pinned pages alone exceed is refused (exit 1) and the budget stays.')
+      'A shrink that would leave fewer than 16 pages (64KiB) beside the locked and pinned pages is refused (exit 1), naming the ' +
+      'smallest budget accepted, and the budget stays.')
     .argument('<mountpoint>', 'the mountpoint (or any path inside the mount)')
     .argument('[size]', 'the new budget, e.g. 64MiB, 1G, 512k (minimum 16 pages)')
     // "-5" is a bad size, not an unknown option: let it reach the size check.
@@ -257,7 +258,8 @@ export function buildProgram(): Command {
   program.command('lock')
     .summary('Fault files in and keep them resident (vmtouch -l)')
     .description('Fault the files in and keep them resident (hint always_need). Refused (ENOMEM, exit 1) beyond the share of the budget ' +
-      `locked pages may hold (mount --max-locked, default 50%); then the locks this run placed are lifted again. ${verbNote}`)
+      'locked pages may hold (mount --max-locked, default 50%), or when locked and pinned pages would leave fewer than 16 pages of ' +
+      `the budget for reads; then the locks this run placed are lifted again. ${verbNote}`)
     .argument('<paths...>', 'files or directories')
     .action(async (paths: string[]) => lockCommand(paths));
 

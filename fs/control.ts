@@ -5,8 +5,9 @@
  *   faults  read: the fault rules in force, one a line; write: replaces the whole set (all or nothing,
  *           a bad line is EINVAL and changes nothing; an empty write clears the set)
  *   budget  read: the memory budget in bytes; write a size (bytes, 64MiB, 1G): applied at once,
- *           shrinking reclaims and writes back as needed; EBUSY (old budget kept) when pinned or
- *           locked pages alone exceed it, EINVAL for a bad size or one below the minimum
+ *           shrinking reclaims and writes back as needed; EBUSY (old budget kept) when it would
+ *           leave fewer than MIN_BUDGET_PAGES beside the pinned and locked pages, EINVAL for a bad
+ *           size or one below the minimum
  *   unmount write anything: the daemon writes back every dirty page, unmounts and exits (how
  *           `pagerfs unmount` reaches the daemon through the mount itself)
  * The name `.pagerfs` at the backing root is reserved: a backing entry of that name is hidden.

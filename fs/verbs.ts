@@ -5,7 +5,8 @@
  *   budget MOUNT [SIZE]   print the budget in force, or set it (.pagerfs/budget)
  *   touch PATH...         hint commit: fault every page in (older pages may be evicted to make room)
  *   evict PATH...         hint evict: write back dirty pages, then reclaim the clean ones now
- *   lock PATH...          hint always_need: fault in and keep (refused beyond the locked share)
+ *   lock PATH...          hint always_need: fault in and keep (refused beyond the locked share, or
+ *                         when it would leave reads fewer than MIN_BUDGET_PAGES of the budget)
  *   unlock PATH...        hint normal: lift always_need
  *   residency PATH...     resident / total pages per file (-v: a strip per file)
  *
@@ -45,6 +46,17 @@ export interface Targets {
 }
 
 const pagesOf = (bytes: number): number => Math.ceil(bytes / PAGE_SIZE);
+
+/** What reads need beside the pinned and locked pages (VmSystem.smallestBudgetPages). */
+const WORKING_BYTES = MIN_BUDGET_PAGES * PAGE_SIZE;
+
+/** A size exactly, in the largest unit that divides it (1114112 → "1088KiB"): a value to type back in. */
+function exactSize(bytes: number): string {
+  for (const [unit, name] of [[1024 ** 3, 'GiB'], [1024 ** 2, 'MiB'], [1024, 'KiB']] as const) {
+    if (bytes >= unit && bytes % unit === 0) return `${bytes / unit}${name}`;
+  }
+  return `${bytes}B`;
+}
 
 function warn(text: string): void {
   process.stderr.write(`pagerfs: ${text}\n`);
@@ -251,7 +263,18 @@ export async function lockCommand(operands: string[]): Promise<void> {
         : `the ${lockedHere.length} file${lockedHere.length === 1 ? '' : 's'} locked before it ${lockedHere.length === 1 ? 'was' : 'were'} unlocked again`;
       if (noMemory) {
         const held = atRefusal === null ? '' : `${formatSize(atRefusal.lockedBytes)} of ${formatSize(atRefusal.budgetBytes)} locked when it was refused; `;
-        throw new ConfigError(`Cannot lock "${t.display}" (${pagesText(t.pages)}): locked pages may hold only a share of the budget ` +
+        // The daemon also refuses a lock that would leave reads fewer than MIN_BUDGET_PAGES of the
+        // budget, whatever --max-locked allows: say so when that is what this lock would do.
+        let why = 'locked pages may hold only a share of the budget';
+        if (atRefusal !== null) {
+          const lockable = atRefusal.budgetBytes - atRefusal.pinnedBytes - WORKING_BYTES;
+          const wanted = atRefusal.lockedBytes - (had?.locked ?? 0) * PAGE_SIZE + t.pages * PAGE_SIZE;
+          if (wanted > lockable) {
+            why = `locked pages must leave ${formatSize(WORKING_BYTES)} (${MIN_BUDGET_PAGES} pages) of the budget for reads ` +
+              `(at most ${exactSize(Math.max(0, lockable))} can be locked), and may hold only a share of it`;
+          }
+        }
+        throw new ConfigError(`Cannot lock "${t.display}" (${pagesText(t.pages)}): ${why} ` +
           `(${held}see mount --max-locked) (ENOMEM); ${undone}`, EXIT.REFUSED);
       }
       throw new ConfigError(`Cannot lock "${t.display}": ${errText(err)}; ${undone}`, EXIT.REFUSED);
@@ -372,19 +395,26 @@ export async function budgetCommand(target: string, size: string | undefined): P
   if (bytes < min) throw new ConfigError(`Invalid budget "${size}": below the minimum of ${formatSize(min)} (${MIN_BUDGET_PAGES} pages)`);
   const loc = await locate(target, 'Cannot set the budget of');
   const before = await readStats(loc.mountpoint);
-  const refusal = (held: number): ConfigError => new ConfigError(
-    `Cannot set the budget of "${target}" to ${formatSize(bytes)}: ${formatSize(held)} of locked or pinned pages alone exceed it ` +
-    `(unlock some first) (EBUSY); the budget stays ${formatSize(before.budgetBytes)}`, EXIT.REFUSED);
+  // The daemon's rule (VmSystem.smallestBudgetPages): a shrink must leave MIN_BUDGET_PAGES beside
+  // the locked and pinned pages, or every read of an absent page would fail (ENOSPC) until an unlock.
+  const budgetBytes = Math.floor(bytes / PAGE_SIZE) * PAGE_SIZE;
+  const smallest = (s: StatsDocument): number => s.lockedBytes + s.pinnedBytes + WORKING_BYTES;
+  const heldRefusal = (s: StatsDocument): ConfigError => new ConfigError(
+    `Cannot set the budget of "${target}" to ${formatSize(bytes)}: ${formatSize(s.lockedBytes)} of locked and ${formatSize(s.pinnedBytes)} of pinned pages ` +
+    `stay resident, and reads need ${formatSize(WORKING_BYTES)} (${MIN_BUDGET_PAGES} pages) beside them: the smallest budget accepted now is ` +
+    `${exactSize(smallest(s))} (unlock some first) (EBUSY); the budget stays ${formatSize(s.budgetBytes)}`, EXIT.REFUSED);
   // Locked pages are known in advance: refuse without asking the daemon (which would reclaim first).
-  if (before.lockedBytes > bytes) throw refusal(before.lockedBytes);
+  if (budgetBytes < before.budgetBytes && budgetBytes < smallest(before)) throw heldRefusal(before);
   try {
     await writeBudget(loc.mountpoint, bytes);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EBUSY') {
+      const s = await readStats(loc.mountpoint).catch(() => before);
+      // Locked meanwhile (or pinned): the same refusal as above.
+      if (budgetBytes < smallest(s)) throw heldRefusal(s);
       // The daemon found too much it cannot free now: say what, dirty pages included (before, every
       // such refusal blamed locked or pinned pages, even with none).
-      const s = await readStats(loc.mountpoint).catch(() => before);
       throw new ConfigError(`Cannot set the budget of "${target}" to ${formatSize(bytes)}: the daemon could not free enough ` +
         `(locked ${formatSize(s.lockedBytes)}, pinned ${formatSize(s.pinnedBytes)}, dirty ${formatSize(s.dirtyBytes)} not yet written back) ` +
         `(EBUSY); the budget stays ${formatSize(s.budgetBytes)}`, EXIT.REFUSED);

@@ -226,6 +226,29 @@ describe('pagerfs budget', () => {
     expect(await xResidency(m.p('warm.bin')), 'the other file after the direct refusal').toEqual(warmBefore);
   });
 
+  it('a shrink to exactly the locked pages is refused, naming the smallest budget accepted; that one is accepted and other files read on (before: accepted, then every read of another file failed ENOSPC)', async () => {
+    const cold = randomData(512 * KiB);
+    const m = await startMount({ budget: '4MiB', files: { 'hot.bin': randomData(MiB), 'cold.bin': cold } });
+    await ok(['lock', m.p('hot.bin')]);
+    // 1MiB locked + 64KiB (MIN_BUDGET_PAGES) for reads = 1088KiB.
+    const line = /Cannot set the budget .* to 1MiB: 1MiB of locked and 0B of pinned pages stay resident, and reads need 64KiB \(16 pages\) beside them: the smallest budget accepted now is 1088KiB \(unlock some first\) \(EBUSY\); the budget stays 4MiB/;
+    await refused(['budget', m.mnt, '1MiB'], 1, line);
+    await refused(['budget', m.mnt, '1084KiB'], 1, /smallest budget accepted now is 1088KiB/);
+    expect((await m.stats()).budgetBytes).toBe(4 * MiB);
+    // The daemon keeps the rule when asked directly.
+    expect(await codeOf(fsp.writeFile(m.p('.pagerfs/budget'), '1MiB\n'))).toBe('EBUSY');
+    expect((await m.stats()).budgetBytes).toBe(4 * MiB);
+    expect((await ok(['budget', m.mnt, '1088KiB'])).stdout).toMatch(/^budget 4MiB -> 1\.1MiB \(1114112 bytes\)/);
+    expect(sha256(await readThrough(m.p('cold.bin')))).toBe(sha256(cold));
+    const after = await m.stats();
+    expect(after.budgetBytes).toBe(1088 * KiB);
+    expect(after.failedRequests).toBe(0);
+    expect(after.residentBytes).toBeLessThanOrEqual(1088 * KiB);
+    // Reads sized to what the lock leaves: they took 64KiB of the locked pages before.
+    expect(after.lockedBytes).toBe(MiB);
+    expect(await xResidency(m.p('hot.bin'))).toMatchObject({ resident: 256, locked: 256 });
+  });
+
   it.each([['lots'], ['12XB'], ['-5'], [''], ['1..5M'], ['64 MiB x'], ['4k'], ['65535']])('a bad size %j is refused with one line (exit 2) and the budget stays', async (size) => {
     const m = await startMount({ budget: '4MiB' });
     await refused(['budget', m.mnt, size], 2, /Invalid budget/);
@@ -393,6 +416,18 @@ describe('pagerfs lock and unlock', () => {
     expect((await m.stats()).lockedBytes).toBe(2560 * KiB);
     const f = await startMount({ budget: '4MiB', args: ['--max-locked', '0.25'], files: { 'one.bin': randomData(MiB + PAGE) } });
     await refused(['lock', f.p('one.bin')], 1, /ENOMEM/);
+  });
+
+  it('a lock that would leave reads fewer than 16 pages of the budget is refused with one line, even with --max-locked 100%', async () => {
+    const m = await startMount({ budget: '1MiB', args: ['--max-locked', '100%'], files: { 'all.bin': randomData(MiB), 'most.bin': randomData(960 * KiB) } });
+    await refused(['lock', m.p('all.bin')], 1,
+      /Cannot lock ".*all\.bin" \(256 .*must leave 64KiB \(16 pages\) of the budget for reads \(at most 960KiB can be locked\).*ENOMEM.*nothing was locked/);
+    expect((await m.stats()).lockedBytes).toBe(0);
+    expect((await xResidency(m.p('all.bin'))).resident).toBe(0);
+    await ok(['lock', m.p('most.bin')]);
+    expect((await m.stats()).lockedBytes).toBe(960 * KiB);
+    const res = await run('dd', [`if=${m.p('all.bin')}`, 'of=/dev/null', 'bs=128k']);
+    expect(res.code, res.stderr).toBe(0);
   });
 
   it.each([['0'], ['1.5'], ['150%'], ['half'], ['-0.5'], ['']])('mount --max-locked %j is refused with one line and nothing is mounted', async (value) => {
