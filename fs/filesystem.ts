@@ -1136,16 +1136,11 @@ export class PagerFilesystem {
   // ---------------------------------------------------------------------------------------------
   // Extended attributes (fs/xattr.ts): user.pagerfs.* are pagerfs's controls, the rest pass through.
 
-  /** Runs fn with the file's VMO open (released after), or fails ENODATA for a non-regular file. */
-  private async withFile<T>(p: string, fn: (file: ServedFile) => Promise<T>): Promise<T> {
+  /** The lstat of a regular file for pagerfs's attributes, or ENODATA for anything else. */
+  private async regularFile(p: string): Promise<FileStat> {
     const st = await this.tree.lstat(this.rel(p));
     if (!st.isFile()) throw errnoError('ENODATA', 'pagerfs attributes exist on regular files only');
-    const file = await this.dp.open(this.rel(p));
-    try {
-      return await fn(file);
-    } finally {
-      await this.dp.release(file);
-    }
+    return st;
   }
 
   getxattr(p: string, name: string, _position: number, cb: (err: number, value?: Buffer) => void): void {
@@ -1160,10 +1155,12 @@ export class PagerFilesystem {
         cb(errno);
       });
     }
+    // Measured without opening the file (residencyAt): a walk over a tree must not empty it.
     const work = async (): Promise<Buffer> => {
-      if (name === XATTR_RESIDENCY) return this.withFile(p, async (f) => Buffer.from(residencyJson(this.dp.residency(f))));
+      if (name === XATTR_RESIDENCY) return Buffer.from(residencyJson(await this.dp.residencyAt(this.rel(p), await this.regularFile(p))));
       if (name === XATTR_MAP) {
-        return this.withFile(p, async (f) => { const r = this.dp.residency(f); return Buffer.from(encodeMap(r.runs, r.pages)); });
+        const r = await this.dp.residencyAt(this.rel(p), await this.regularFile(p));
+        return Buffer.from(encodeMap(r.runs, r.pages));
       }
       throw errnoError('ENODATA', `no pagerfs attribute "${name}"`);
     };
@@ -1175,10 +1172,8 @@ export class PagerFilesystem {
     const work = async (): Promise<void> => {
       if (name === XATTR_HINT) {
         const hint = parseHint(value.toString('utf8'));
-        await this.withFile(p, async (f) => {
-          const resident = await this.dp.hint(f, hint);
-          this.log.info({ path: this.rel(p), hint, residentPages: resident }, 'hint applied');
-        });
+        const resident = await this.dp.hintAt(this.rel(p), await this.regularFile(p), hint);
+        this.log.info({ path: this.rel(p), hint, residentPages: resident }, 'hint applied');
         return;
       }
       if (name.startsWith(XATTR_PREFIX)) throw errnoError('EINVAL', `pagerfs attribute "${name}" cannot be set`);

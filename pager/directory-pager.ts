@@ -373,6 +373,17 @@ export class DirectoryPager extends PagerService<PagedFile> {
     return this.remember(rel, await this.openPath(rel, full));
   }
 
+  /**
+   * See PagerService.liveFileAt: the file with the identity `st` names, unless its backing file
+   * changed behind pagerfs (the next open retires that VMO and reads the new bytes, so none of its
+   * pages is this file's content). Reads no disk; touches neither the idle order nor openedAt.
+   */
+  override liveFileAt(_relPath: string, st: FileStat): PagedFile | undefined {
+    const file = this.fileByIdentity(identityOf(st));
+    if (file === undefined || file.retired) return undefined;
+    return file.changedThroughMount || stampOf(st) === file.backingStamp ? file : undefined;
+  }
+
   /** See PagerService.openCreated: the new file's VMO over the descriptor its creator opened. */
   override async openCreated(relPath: string, fh: FileHandle): Promise<PagedFile> {
     if (this.shuttingDown) {

@@ -74,6 +74,15 @@ export interface FileResidency {
   runs: ResidencyRun[];
 }
 
+/** The residency of a file of `sizeBytes` with no page resident (no live VMO). */
+export function absentResidency(sizeBytes: number): FileResidency {
+  const pages = Math.ceil(sizeBytes / PAGE_SIZE);
+  return {
+    pages, resident: 0, dirty: 0, locked: 0, pinned: 0, absent: pages,
+    runs: pages === 0 ? [] : [{ startPage: 0, endPage: pages, state: PageResidency.Absent }],
+  };
+}
+
 /** The attributes the filesystem shows for a name (node's Stats has them all). */
 export type FileStat = Pick<Stats, 'mode' | 'uid' | 'gid' | 'size' | 'dev' | 'ino' | 'nlink' | 'rdev' | 'atime' | 'mtime' | 'ctime' |
   'mtimeMs' | 'ctimeMs' | 'isFile' | 'isDirectory'>;
@@ -290,6 +299,14 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
    * service keeps that descriptor (no second open). Optional; undefined: close it and use open.
    */
   openCreated?(relPath: string, fh: FileHandle): Promise<F>;
+  /**
+   * The file at `relPath` (lstat'ed as `st` just now, a regular file) if it has a live VMO whose
+   * pages are that file's content now, else undefined; synchronous and changes nothing: no VMO is
+   * made, no idle file let go, no order changed. Lets residency and the hints that only act on
+   * resident pages measure a tree without emptying it. Optional; a service without it (module
+   * pagers, which never let a VMO go) is measured by opening the file (residencyAt, hintAt).
+   */
+  liveFileAt?(relPath: string, st: FileStat): F | undefined;
   /** Attributes of an open file (fstat). */
   abstract statFile(file: F): Promise<FileStat>;
   /** Writes back every dirty page of the file (fdatasync with `sync`); throws the backing error. */
@@ -909,6 +926,43 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
         break;
     }
     return vmo.counters().residentPages;
+  }
+
+  /**
+   * The residency of the regular file at `relPath` (lstat'ed as `st` just now), measured without
+   * changing what is resident: a file with no live VMO (never opened, or let go) is all absent at
+   * its size, and none is made for it. (Opening it made a VMO and let go of the least recently
+   * closed idle file's: `pagerfs residency` over a tree larger than the idle-file cap reported 0
+   * for files that were resident, and emptied them as it went.) Without liveFileAt: opens the file.
+   */
+  async residencyAt(relPath: string, st: FileStat): Promise<FileResidency> {
+    if (this.liveFileAt === undefined) return this.whileOpen(relPath, async (f) => this.residency(f));
+    const file = this.liveFileAt(relPath, st);
+    return file === undefined ? absentResidency(st.size) : this.residency(file);
+  }
+
+  /**
+   * hint() for the regular file at `relPath` (lstat'ed as `st` just now). The hints that only act
+   * on resident pages (evict, dont_need, normal) do nothing to a file with no live VMO and make
+   * none (returning 0 resident pages); commit and always_need open it, as they must fault it in.
+   * Without liveFileAt: every hint opens the file.
+   */
+  async hintAt(relPath: string, st: FileStat, hint: FileHint): Promise<number> {
+    if (this.liveFileAt !== undefined && (hint === 'evict' || hint === 'dont_need' || hint === 'normal')) {
+      const file = this.liveFileAt(relPath, st);
+      return file === undefined ? 0 : this.hint(file, hint);
+    }
+    return this.whileOpen(relPath, (f) => this.hint(f, hint));
+  }
+
+  /** Runs `fn` with the file at `relPath` open (counted), released after. */
+  private async whileOpen<T>(relPath: string, fn: (file: F) => Promise<T>): Promise<T> {
+    const file = await this.open(relPath);
+    try {
+      return await fn(file);
+    } finally {
+      await this.release(file);
+    }
   }
 
   /** The file's residency now: page counts by state and the runs (for strips). */

@@ -511,6 +511,46 @@ describe('pagerfs residency', () => {
     }
   });
 
+  // A daemon keeps at most 64 closed files with their VMO at a 1 MiB budget (a quarter of its pages,
+  // at least 64): a tree of 80 one-page files is larger than that cap.
+  function capTree(): Record<string, Buffer> {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 80; i++) files[`t/f${String(i).padStart(2, '0')}.bin`] = randomData(PAGE);
+    return files;
+  }
+  const livePaths = (s: Stats): string[] => s.files.map((f) => f.path).sort();
+
+  it('over a tree with more files than the idle-file cap, residency reports the touched files resident and lets no page or VMO go (it reported 0 for them, having let them go)', async () => {
+    const m = await startMount({ budget: '1MiB', files: capTree() });
+    const hot = ['t/f77.bin', 't/f78.bin', 't/f79.bin']; // last in the walk: measured after 77 other files
+    await ok(['touch', ...hot.map((r) => m.p(r))]);
+    const before = await m.stats();
+    expect(livePaths(before)).toEqual(hot);
+    for (const args of [['residency', m.p('t')], ['residency', '-v', m.p('t')]]) {
+      const res = await ok(args);
+      const s = summary(res.stdout);
+      expect(s.Files, args.join(' ')).toBe('80');
+      expect(residentPages(s), args.join(' ')).toEqual([3, 80]);
+      if (args[1] !== '-v') {
+        const rows = [...res.stdout.matchAll(/^\s*(\d+)\s+(\d+)\s+([\d.]+%)\s+(\d+)\s+(\d+)\s+(\S+)$/gm)];
+        expect(rows).toHaveLength(80);
+        for (const r of rows) expect(Number(r[1]), r[6]).toBe(hot.includes(path.relative(m.mnt, r[6])) ? 1 : 0);
+      }
+      const after = await m.stats();
+      expect(after.residentBytes, 'the walk kept every page it measured').toBe(before.residentBytes);
+      expect(livePaths(after), 'and made no VMO').toEqual(hot);
+    }
+    for (const r of hot) expect(await xResidency(m.p(r))).toMatchObject({ pages: 1, resident: 1 });
+    expect(await xResidency(m.p('t/f00.bin'))).toEqual({ pages: 1, resident: 0, dirty: 0, locked: 0, pinned: 0, absent: 1 });
+    // evict and unlock of files with no VMO do nothing and make none either.
+    const e = summary((await ok(['evict', m.p('t/f00.bin'), m.p('t/f01.bin')])).stdout);
+    expect(leadingNumber(e['Evicted Pages'])).toBe(0);
+    await ok(['unlock', m.p('t')]);
+    const last = await m.stats();
+    expect(livePaths(last)).toEqual(hot);
+    expect(last.residentBytes).toBe(before.residentBytes);
+  });
+
   it('on a terminal, strips fit its width, and a run longer than a second shows progress before the summary', async () => {
     const slow: Record<string, Buffer> = {};
     for (let i = 0; i < 6; i++) slow[`slow/s${i}.bin`] = randomData(4 * PAGE);

@@ -530,6 +530,39 @@ describe('opening files', () => {
     expect((await readVmo(dirty.vmo, 0, 9)).toString()).toBe('unwritten');
   });
 
+  it('residencyAt and the hints that act on resident pages measure a file with no VMO as all absent, making none and letting no other go (a residency walk over more files than the idle cap emptied what it measured)', async () => {
+    const env = makeEnv({ budgetPages: 256, maxIdleFiles: 3 });
+    for (let i = 0; i < 6; i++) env.put(`r${i}.bin`, pattern(2 * PAGE_SIZE + 100, 40 + i));
+    const cached: PagedFile[] = [];
+    for (let i = 0; i < 3; i++) {
+      const f = await env.dp.open(`r${i}.bin`);
+      await readVmo(f.vmo, 0, 2 * PAGE_SIZE + 100);
+      await env.dp.release(f);
+      cached.push(f);
+    }
+    const lstat = (rel: string): ReturnType<typeof env.dp.tree.lstat> => env.dp.tree.lstat(rel);
+    const live = (): string[] => env.dp.files().map((f) => f.relPath).sort();
+    expect(live()).toEqual(['r0.bin', 'r1.bin', 'r2.bin']);
+    for (let i = 3; i < 6; i++) {
+      const r = await env.dp.residencyAt(`r${i}.bin`, await lstat(`r${i}.bin`));
+      expect(r).toEqual({ pages: 3, resident: 0, dirty: 0, locked: 0, pinned: 0, absent: 3, runs: [{ startPage: 0, endPage: 3, state: 0 }] });
+      for (const hint of ['evict', 'dont_need', 'normal'] as const) expect(await env.dp.hintAt(`r${i}.bin`, await lstat(`r${i}.bin`), hint)).toBe(0);
+    }
+    expect(live(), 'no VMO made, none let go').toEqual(['r0.bin', 'r1.bin', 'r2.bin']);
+    for (const f of cached) {
+      expect((await env.dp.residencyAt(f.relPath, await lstat(f.relPath))).resident, f.relPath).toBe(3);
+      expect(f.completed).toBe(false);
+    }
+    // A backing file changed behind pagerfs: its VMO's pages are not the file's content any more.
+    await fsp.writeFile(path.join(env.dir, 'r1.bin'), pattern(PAGE_SIZE, 99));
+    expect(await env.dp.residencyAt('r1.bin', await lstat('r1.bin'))).toMatchObject({ pages: 1, resident: 0, absent: 1 });
+    // Evict acts on a live VMO; commit must fault in, so it opens (and the idle cap lets the oldest go).
+    expect(await env.dp.hintAt('r2.bin', await lstat('r2.bin'), 'evict')).toBe(0);
+    expect(cached[2].vmo.counters().residentPages).toBe(0);
+    expect(await env.dp.hintAt('r4.bin', await lstat('r4.bin'), 'commit')).toBe(3);
+    await vi.waitFor(() => expect(live()).toEqual(['r1.bin', 'r2.bin', 'r4.bin']));
+  });
+
   it('an idle file whose backing file is deleted outside is let go, so the deleted file\'s space is freed; an open one is kept', async () => {
     const env = makeEnv({ budgetPages: 256, unlinkedSweepMs: 20 });
     env.put('gone.bin', pattern(4 * PAGE_SIZE, 30));

@@ -101,3 +101,25 @@ describe('a module whose close() throws', () => {
       .toMatchObject([{ err: { message: 'close fails on purpose' } }]);
   });
 });
+
+describe('a module pager, which has no liveFileAt', () => {
+  it('answers residencyAt and hintAt by opening the file, as before (its VMOs are never let go)', async () => {
+    const system = new VmSystem({ budgetBytes: 1024 * 1024 });
+    const host = new ModulePager({
+      system, name: 'test.mjs',
+      definition: { files: [{ path: 'f', sizeBytes: 3 * PAGE }], read: (req) => req.supply(req.offsetBytes, Buffer.alloc(req.lengthBytes, 7)), readahead: false },
+    });
+    host.start();
+    try {
+      expect(host.liveFileAt).toBeUndefined();
+      const st = await host.tree.lstat('f');
+      expect(await host.residencyAt('f', st)).toMatchObject({ pages: 3, resident: 0, absent: 3 });
+      expect(await host.hintAt('f', st, 'commit')).toBe(3);
+      expect(await host.residencyAt('f', st)).toMatchObject({ pages: 3, resident: 3, absent: 0 });
+      expect(await host.hintAt('f', st, 'evict')).toBe(0);
+      expect(host.files().map((f) => [f.relPath, f.opens])).toEqual([['f', 0]]);
+    } finally {
+      await host.shutdown();
+    }
+  });
+});
