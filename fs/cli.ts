@@ -245,7 +245,8 @@ export function buildProgram(): Command {
     'Ends with a summary; on a terminal, a run longer than a second shows its progress. Exit 1 if the filesystem refused something, 3 for a bad path.';
   program.command('touch')
     .summary('Fault files in (vmtouch -t)')
-    .description(`Fault every page of the files in (hint commit). Touching more than the budget evicts older pages; the summary says how many. ${verbNote}`)
+    .description('Fault every page of the files in (hint commit). Touching more than the budget evicts older pages, and touching more files ' +
+      `than the daemon keeps closed (stats idleFileCap) lets the earliest go again; the summary says how many of each. ${verbNote}`)
     .argument('<paths...>', 'files or directories')
     .action(async (paths: string[]) => touchCommand(paths));
 

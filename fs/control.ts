@@ -79,6 +79,8 @@ export interface StatsDocument {
   latencyP99Ms: number;
   /** FUSE threads' spin-wait (`--spin-wait`): the setting in ns (-1: no patched binding), answers caught spinning, spins that slept. */
   fuseSpin: SpinWaitStats;
+  /** The most closed files the pager keeps with their pages (past it the least recently closed is let go); null: no cap. */
+  idleFileCap: number | null;
   files: Array<{ path: string; size: number; residentBytes: number; dirtyBytes: number; faults: number; evictedPages: number; opens: number }>;
 }
 
@@ -137,6 +139,7 @@ export function statsDocument(dp: PagerService): StatsDocument {
     latencyP50Ms: m.latency.quantile(0.5),
     latencyP99Ms: m.latency.quantile(0.99),
     fuseSpin: spinWaitStats(),
+    idleFileCap: dp.idleFileCap?.() ?? null,
     files,
   };
 }

@@ -165,6 +165,8 @@ function commonRows(targets: Targets, resident: number): Array<[string, string]>
 
 interface HintRun {
   failures: number;
+  /** The targets the hint failed for (reported already). */
+  failed: Set<Target>;
   elapsedMs: number;
 }
 
@@ -175,7 +177,7 @@ async function applyHint(verb: string, targets: Targets, hint: Hint, concurrency
   const totalPages = targets.files.reduce((n, t) => n + t.pages, 0);
   let doneFiles = 0;
   let donePages = 0;
-  let failures = 0;
+  const failed = new Set<Target>();
   await pool(targets.files, concurrency, async (t) => {
     progress.update(`${verb} ${doneFiles}/${targets.files.length} files  ${donePages}/${totalPages} pages  ${t.display}`);
     try {
@@ -183,14 +185,14 @@ async function applyHint(verb: string, targets: Targets, hint: Hint, concurrency
     } catch (err) {
       progress.done();
       warn(`${verb} "${t.display}": ${errText(err)}`);
-      failures++;
+      failed.add(t);
     }
     doneFiles++;
     donePages += t.pages;
     progress.update(`${verb} ${doneFiles}/${targets.files.length} files  ${donePages}/${totalPages} pages  ${t.display}`);
   });
   progress.done();
-  return { failures, elapsedMs: Date.now() - start };
+  return { failures: failed.size, failed, elapsedMs: Date.now() - start };
 }
 
 function finish(summary: Array<[string, string]>, failures: number, verb: string): void {
@@ -212,11 +214,21 @@ export async function touchCommand(operands: string[]): Promise<void> {
     evicted += after.get(m)!.evictedPages - before.get(m)!.evictedPages;
     budget += after.get(m)!.budgetBytes;
   }
-  finish([
-    ...commonRows(targets, resident),
-    ['Evicted Pages', `${pagesText(evicted)}${evicted > 0 ? `: older pages made room within the ${formatSize(budget)} budget` : ''}`],
-    ['Elapsed', elapsedText(run.elapsedMs)],
-  ], run.failures, 'touch');
+  const rows = commonRows(targets, resident);
+  rows.push(['Evicted Pages', `${pagesText(evicted)}${evicted > 0 ? `: older pages made room within the ${formatSize(budget)} budget` : ''}`]);
+  // The daemon keeps the pages of a bounded number of closed files (stats idleFileCap): touched
+  // earlier in a run over more files than that, files lose their VMO, pages and all. Say so, not
+  // only count them out of Resident Pages (their pages are not counted as evicted).
+  const letGo = targets.files.filter((t) => t.pages > 0 && !run.failed.has(t) && !after.get(t.mountpoint)!.files.some((x) => x.path === t.rel));
+  if (letGo.length > 0) {
+    const caps = [...new Set(targets.mountpoints.map((m) => after.get(m)!.idleFileCap))];
+    const cap = caps.length === 1 && caps[0] !== null ? `at most ${caps[0]}` : 'a bounded number of';
+    rows.push(['Let Go', `${letGo.length} file${letGo.length === 1 ? '' : 's'} (${formatSize(letGo.reduce((n, t) => n + t.pages, 0) * PAGE_SIZE)}) ` +
+      `after ${letGo.length === 1 ? 'its' : 'their'} touch: the daemon keeps the pages of ${cap} closed files, the least recently closed ` +
+      `let go first (touch fewer files at once, or lock them): ${letGo.slice(0, 3).map((t) => t.display).join(', ')}${letGo.length > 3 ? ', …' : ''}`]);
+  }
+  rows.push(['Elapsed', elapsedText(run.elapsedMs)]);
+  finish(rows, run.failures, 'touch');
 }
 
 export async function evictCommand(operands: string[]): Promise<void> {

@@ -488,7 +488,7 @@ export class DirectoryPager extends PagerService<PagedFile> {
    * files for 16 MiB (measured ~7.5 KiB of RSS each with their heap slack), 10,000 (the fd bound
    * here) from 160 MiB up.
    */
-  private idleFileCap(): number {
+  override idleFileCap(): number {
     return Math.min(this.maxIdleFiles, Math.max(64, this.system.budgetPages >> 2));
   }
 

@@ -307,6 +307,11 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
    * pagers, which never let a VMO go) is measured by opening the file (residencyAt, hintAt).
    */
   liveFileAt?(relPath: string, st: FileStat): F | undefined;
+  /**
+   * The most closed files kept with their VMO (and pages) now; past it the least recently closed
+   * is let go. Optional: a service that never lets a VMO go has no such cap.
+   */
+  idleFileCap?(): number;
   /** Attributes of an open file (fstat). */
   abstract statFile(file: F): Promise<FileStat>;
   /** Writes back every dirty page of the file (fdatasync with `sync`); throws the backing error. */

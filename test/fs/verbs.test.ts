@@ -551,6 +551,19 @@ describe('pagerfs residency', () => {
     expect(last.residentBytes).toBe(before.residentBytes);
   });
 
+  it('touch over more files than the idle-file cap says which files were let go after their touch', async () => {
+    const m = await startMount({ budget: '1MiB', files: capTree() });
+    expect((await m.stats() as Stats & { idleFileCap: number | null }).idleFileCap).toBe(64);
+    const s = summary((await ok(['touch', m.p('t')])).stdout);
+    expect(residentPages(s)).toEqual([64, 80]);
+    expect(s['Let Go']).toMatch(/^16 files \(64KiB\) after their touch: the daemon keeps the pages of at most 64 closed files, the least recently closed let go first .*: \S*t\/f00\.bin, \S*t\/f01\.bin, \S*t\/f02\.bin, …$/);
+    expect(livePaths(await m.stats())).toHaveLength(64);
+    // Within the cap, nothing is let go and the summary says nothing of it.
+    const f = summary((await ok(['touch', m.p('t/f00.bin'), m.p('t/f01.bin')])).stdout);
+    expect(f['Let Go']).toBeUndefined();
+    expect(residentPages(f)).toEqual([2, 2]);
+  });
+
   it('on a terminal, strips fit its width, and a run longer than a second shows progress before the summary', async () => {
     const slow: Record<string, Buffer> = {};
     for (let i = 0; i < 6; i++) slow[`slow/s${i}.bin`] = randomData(4 * PAGE);
