@@ -12,6 +12,10 @@
  * whole range was consumed without a fault (hits); when it starts inside it, the pages from there
  * on were evicted before use or never reached (waste). A window whose marker a read reached counts
  * as hit when the next window starts.
+ *
+ * Reads answered off the JS thread (a read mapping's reader, src/read-mapping.ts) do not call
+ * noteRead; the service publishes the marker in the mapping's read-notify window after every change
+ * here (PagerService.publishReadNotify), so that exactly the reads that would fire reach it.
  */
 export class ReadaheadState {
   /** Page after the last range this file supplied (request plus readahead). */
@@ -76,5 +80,18 @@ export class ReadaheadState {
 
   get window(): number {
     return this.windowPages;
+  }
+
+  /**
+   * The armed marker (-1: none) and the page before which a read reaching it counts (nextExpected):
+   * what a reader that does not call noteRead (pagerfs's fast reads, off the JS thread) must leave
+   * to the JS thread, so that noteRead still sees every read that would fire.
+   */
+  get markerPageNow(): number {
+    return this.markerPage;
+  }
+
+  get nextExpectedPage(): number {
+    return this.nextExpected;
   }
 }

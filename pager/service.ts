@@ -24,7 +24,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import {
   MIN_BUDGET_PAGES, PRESSURE_LEVEL_NAMES, PageResidency, PagerOp, PressureLevel, VmoOp, ZxError, ZxStatus, isZxError, statusName, PAGE_SIZE,
-  type Pager, type Port, type ResidencyRun, type VmObjectPaged, type VmSystem,
+  type Pager, type Port, type ReadMapping, type ResidencyRun, type VmObjectPaged, type VmSystem,
 } from '../src/index.js';
 import { FaultInjector } from './faults.js';
 import { FillGate } from './fill-gate.js';
@@ -721,7 +721,25 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
    */
   protected planReadahead(file: F, startPage: number, reqEnd: number): number {
     const planned = file.readahead.plan(startPage, reqEnd, this.readaheadPagesAllowed(), this.readaheadLimit(file), this.countReadahead);
+    this.publishReadNotify(file);
     return planned > reqEnd ? this.trimReadahead(file, reqEnd, planned) : reqEnd;
+  }
+
+  /**
+   * The file's read mapping (src/read-mapping.ts) for a reader off the JS thread, attached if need
+   * be (a larger one once the file outgrew it), with the readahead marker published in it. Such a
+   * reader's reads are not seen by noteRead, except those the mapping sends here (the marker's).
+   */
+  mapForReading(file: F): ReadMapping {
+    const m = file.vmo.attachReadMapping();
+    this.publishReadNotify(file);
+    return m;
+  }
+
+  /** Tells the file's read mapping, if any, which reads must reach noteRead (the armed marker's). */
+  private publishReadNotify(file: F): void {
+    const m = file.vmo.readMapping;
+    if (m !== null) m.setReadNotify(file.readahead.markerPageNow, file.readahead.nextExpectedPage);
   }
 
   /**
@@ -731,8 +749,13 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
    */
   noteRead(file: F, offsetBytes: number, lengthBytes: number): void {
     const next = file.readahead.noteRead(Math.floor(offsetBytes / PAGE_SIZE), Math.ceil((offsetBytes + lengthBytes) / PAGE_SIZE));
-    if (next < 0 || file.completed || this.shuttingDown) return;
+    if (next < 0) return;
+    if (file.completed || this.shuttingDown) {
+      this.publishReadNotify(file); // the marker fired: no read needs to come here for it any more
+      return;
+    }
     const planned = file.readahead.planAhead(next, this.readaheadPagesAllowed(ASYNC_WINDOW_FACTOR), this.readaheadLimit(file), this.countReadahead);
+    this.publishReadNotify(file);
     const end = planned > next ? this.trimReadahead(file, next, planned) : next;
     if (end <= next) return;
     this.metrics.asyncReadaheads++;

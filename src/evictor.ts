@@ -87,6 +87,8 @@ export class Evictor {
     const want = Math.max(freeTargetFrames - arena.freeFrames, minimum);
     if (want <= 0) return 0;
     this.counters.reclaimRounds++;
+    // Pages served by readers off the JS thread carry their accessed marks in read mappings.
+    this.system.harvestMappedAccess();
     const q = this.system.queues;
     const f = arena.frames;
     let freed = 0;

@@ -19,3 +19,6 @@ export {
 } from './vmo-types.js';
 export { EvictionLevel } from './evictor.js';
 export { PageWaiter } from './page-request.js';
+export {
+  ReadMapping, MappingSlot, MappingBlock, MAPPING_HEADER_SLOTS, MAX_MAPPED_PAGES, mappingCapacityFor,
+} from './read-mapping.js';

@@ -27,6 +27,7 @@ import { PageList } from './page-list.js';
 import { Queue } from './page-queues.js';
 import { PageSource, PageWaiter, type RequestKind } from './page-request.js';
 import { PagerCommand } from './port.js';
+import { MAX_MAPPED_PAGES, MappingSlot, ReadMapping, mappingCapacityFor } from './read-mapping.js';
 import { ZxError, ZxStatus } from './status.js';
 import type { VmSystem } from './vm-system.js';
 import { ChildOptions, PageResidency, VmoOp, type ResidencyRun, type VmoCounters } from './vmo-types.js';
@@ -274,6 +275,12 @@ export class VmObjectPaged extends VmObject {
   private faultPage = 0;
   /** Scratch for resolve(): a frame found up the chain reads as zero from this byte on (tail marks). */
   private resolvedZeroFrom = PAGE_SIZE;
+  /**
+   * Pager VMOs only: the page table a reader off the JS thread walks (src/read-mapping.ts), or null.
+   * While attached it mirrors `pages` exactly below its capacity (installFrame maps, releasePage
+   * unmaps) and its size is contentSize; every change of pages, resident bytes or size is bracketed.
+   */
+  private mapping: ReadMapping | null = null;
 
   constructor(system: VmSystem, params: PagedVmoParams) {
     super(system, params.kind);
@@ -340,6 +347,48 @@ export class VmObjectPaged extends VmObject {
     return this.evicted;
   }
 
+  /** The read mapping attached now (attachReadMapping), or null. */
+  get readMapping(): ReadMapping | null {
+    return this.mapping;
+  }
+
+  /**
+   * Attaches a read mapping (src/read-mapping.ts) to this pager VMO and returns it: the one
+   * attached now if its capacity covers the VMO's size, else a new one with room to grow, filled
+   * from the page list, whose blocks and read-notify window carry over; the old one is retired
+   * (every read of it faults) and its users should move to the new one. Costs O(resident pages) when
+   * it makes one. Statuses: NOT_SUPPORTED unless pager-backed, BAD_STATE once destroyed.
+   */
+  attachReadMapping(): ReadMapping {
+    if (this.kind !== 'pager') throw new ZxError(ZxStatus.ERR_NOT_SUPPORTED, 'only pager VMOs have read mappings');
+    if (this.destroyed) throw new ZxError(ZxStatus.ERR_BAD_STATE, 'the VMO was destroyed');
+    const old = this.mapping;
+    // Kept while it covers the size (or is as large as a mapping gets).
+    if (old !== null && (old.capacityPages >= this.sizePagesValue || old.capacityPages === MAX_MAPPED_PAGES)) return old;
+    const m = new ReadMapping(mappingCapacityFor(this.sizePagesValue));
+    m.begin();
+    this.pages.forEachInRange(0, Math.min(this.sizePagesValue, m.capacityPages), (p, frame) => m.map(p, frame));
+    m.setSizeBytes(this.contentSize);
+    if (old !== null) {
+      m.setReadNotify(old.header[MappingSlot.NotifyPage], old.header[MappingSlot.NotifyBefore]);
+      for (let i = old.blockCount; i > 0; i--) m.block();
+    }
+    m.end();
+    if (old !== null) this.detachReadMapping();
+    this.mapping = m;
+    this.system.readMappingAttached(m);
+    return m;
+  }
+
+  /** Retires the read mapping, if any: every read of it faults from now on, and nothing updates it. */
+  detachReadMapping(): void {
+    const m = this.mapping;
+    if (m === null) return;
+    this.mapping = null;
+    m.retire();
+    this.system.readMappingDetached(m);
+  }
+
   /** @internal Pager-side: reads and optionally resets the modified flag. */
   takeModified(reset: boolean): boolean {
     const m = this.modified;
@@ -390,12 +439,21 @@ export class VmObjectPaged extends VmObject {
     f.dirty[frame] = dirty;
     f.flags[frame] = 0;
     this.pages.insert(pageIndex, frame);
+    // Mapped last: the frame's bytes are complete (a reader may copy them from now on).
+    this.mapping?.map(pageIndex, frame);
     if (dirty === DirtyState.Dirty || dirty === DirtyState.AwaitingClean) this.dirtyCount++;
     this.requeue(frame);
   }
 
   /** Removes the frame at `pageIndex` from this VMO and frees it. Precondition: present, unpinned. */
   private releasePage(pageIndex: number): void {
+    const m = this.mapping;
+    if (m !== null) {
+      // Unmapped inside a bracket before the frame can be reused: a reader copying it now faults.
+      m.begin();
+      m.unmap(pageIndex);
+      m.end();
+    }
     const frame = this.pages.remove(pageIndex);
     assert(frame !== NO_FRAME, () => `release: page ${pageIndex} not present`);
     const f = this.system.arena.frames;
@@ -566,6 +624,8 @@ export class VmObjectPaged extends VmObject {
     const endByte = offsetBytes + lengthBytes;
     const endPage = pagesCeil(endByte);
     const run = arena.copyRun;
+    const m = this.mapping;
+    m?.begin(); // resident bytes change
     run.start(src, true);
     let pos = offsetBytes;
     try {
@@ -584,6 +644,7 @@ export class VmObjectPaged extends VmObject {
       }
     } finally {
       run.flush();
+      m?.end();
     }
     return lengthBytes;
   }
@@ -860,13 +921,23 @@ export class VmObjectPaged extends VmObject {
             throw new ZxError(ZxStatus.ERR_BAD_STATE, `page ${p} cannot be zeroed: the pager detached or closed`);
           }
         }
-        this.pages.forEachInRange(start, end, (_p, frame) => { this.system.arena.fill(frame, 0, PAGE_SIZE, 0); });
+        this.mapping?.begin();
+        try {
+          this.pages.forEachInRange(start, end, (_p, frame) => { this.system.arena.fill(frame, 0, PAGE_SIZE, 0); });
+        } finally {
+          this.mapping?.end();
+        }
         this.modified = true;
         return;
       }
       const victims: number[] = [];
       this.pages.forEachInRange(start, end, (p, frame) => { (f.pinCount[frame] > 0 ? pinned : victims).push(p); });
-      for (const p of victims) this.releasePage(p);
+      this.mapping?.begin(); // one bracket for the whole run, not one per page
+      try {
+        for (const p of victims) this.releasePage(p);
+      } finally {
+        this.mapping?.end();
+      }
       let runStart = start;
       for (const p of [...pinned, end]) {
         this.zeroRuns.set(runStart, p, DirtyState.Dirty);
@@ -904,6 +975,17 @@ export class VmObjectPaged extends VmObject {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > MAX_VMO_SIZE_BYTES) {
       throw new ZxError(ZxStatus.ERR_OUT_OF_RANGE, `size ${sizeBytes} exceeds the maximum ${MAX_VMO_SIZE_BYTES}`);
     }
+    const m = this.mapping;
+    m?.begin(); // pages, the last page's tail and the readable end change together
+    try {
+      this.resizeMapped(sizeBytes);
+    } finally {
+      m?.end();
+    }
+  }
+
+  /** resize's body, inside the mapping's bracket. */
+  private resizeMapped(sizeBytes: number): void {
     const newPages = pagesCeil(sizeBytes);
     const oldPages = this.sizePagesValue;
     const f = this.system.arena.frames;
@@ -943,6 +1025,7 @@ export class VmObjectPaged extends VmObject {
       }
     }
     this.contentSize = sizeBytes;
+    this.mapping?.setSizeBytes(sizeBytes);
     this.modified = true;
   }
 
@@ -1066,6 +1149,7 @@ export class VmObjectPaged extends VmObject {
       if (q !== Queue.AlwaysNeed) return;
     }
     f.flags[frame] &= ~FrameFlag.Accessed;
+    this.mapping?.clearAccessed(f.pageIndex[frame]); // a reader's mark from before the hint is forgotten too
     this.system.queues.moveTo(frame, Queue.DontNeed);
   }
 
@@ -1357,7 +1441,12 @@ export class VmObjectPaged extends VmObject {
     this.pages.forEachInRange(0, this.sizePagesValue, (p, frame) => {
       if (f.dirty[frame] === DirtyState.Clean && f.pinCount[frame] === 0) victims.push(p);
     });
-    for (const p of victims) this.releasePage(p);
+    this.mapping?.begin();
+    try {
+      for (const p of victims) this.releasePage(p);
+    } finally {
+      this.mapping?.end();
+    }
   }
 
   /**
@@ -1390,7 +1479,13 @@ export class VmObjectPaged extends VmObject {
       all.push(p);
     });
     this.pinnedCount = 0;
-    for (const p of all) this.releasePage(p);
+    this.mapping?.begin();
+    try {
+      for (const p of all) this.releasePage(p);
+    } finally {
+      this.mapping?.end();
+    }
+    this.detachReadMapping();
     this.system.unregisterVmo(this);
     if (this.parent !== null) this.parent.removeChild(this);
     if (this.snapshotParent !== null) this.snapshotParent.removeChild(this);
