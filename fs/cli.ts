@@ -201,6 +201,8 @@ export function buildProgram(): Command {
       '(e.g. 20us; 0, the default, sleeps at once). Spinning saves waking a sleeping thread on fast answers (resident reads, metadata) at the ' +
       'cost of CPU while a request waits; only one thread spins, and only while its request is the only one waiting. On an idle machine ' +
       'serial reads gained 5-10%; with other work on the cores they lost up to 15% (see README)', DEFAULTS.spinWait)
+    .option('--no-fast-read', 'answer every read on the JavaScript thread: without it, reads of resident pages are copied and answered on ' +
+      'libfuse\'s own threads (fewer thread hand-offs; see README "Decisions"), and only what they cannot answer reaches the daemon\'s JavaScript')
     .option('--max-locked <fraction>', 'most of the budget locked pages (`pagerfs lock`) may hold: a fraction in (0, 1] or a percentage', DEFAULTS.maxLocked)
     .action(async (first: string, second: string | undefined, opts: RawMountOptions) => runMount(first, second, opts));
 

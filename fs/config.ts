@@ -43,6 +43,8 @@ export interface MountConfig {
   hugePages: boolean;
   /** How long a FUSE thread spins for the JS thread's answer, ns (`--spin-wait`; 0, the default: never); see fs/spin-wait.ts. */
   spinWaitNs: number;
+  /** Answer reads of resident pages on libfuse's threads (default; `--no-fast-read` turns it off); see fs/fast-read.ts. */
+  fastRead: boolean;
 }
 
 /** small: keep V8's heap small (less RSS, cold reads ~10% slower); fast: V8's defaults. */
@@ -94,6 +96,8 @@ export interface RawMountOptions {
   heap?: string;
   hugePages?: boolean;
   spinWait?: string;
+  /** commander's `--no-fast-read`: false when given. */
+  fastRead?: boolean;
 }
 
 /** A share: "0.5", "1", or a percentage "50%"; must lie in (0, 1]. */
@@ -175,6 +179,7 @@ export function parseMountOptions(backing: string | undefined, mountpoint: strin
     heap,
     hugePages: raw.hugePages ?? false,
     spinWaitNs: Math.round(spinWaitMs * 1e6),
+    fastRead: raw.fastRead ?? true,
   };
 }
 

@@ -16,6 +16,7 @@ import { PAGE_SIZE, ZxStatus, isZxError } from '../src/index.js';
 import type { PagerService } from '../pager/index.js';
 import { parseFaultRules, parseSize } from '../pager/index.js';
 import { toErrno } from './errno.js';
+import { NO_FAST_READS, type FastReadStats } from './fast-read.js';
 import { spinWaitStats, type SpinWaitStats } from './spin-wait.js';
 
 export const CONTROL_DIR = '.pagerfs';
@@ -81,10 +82,20 @@ export interface StatsDocument {
   fuseSpin: SpinWaitStats;
   /** The most closed files the pager keeps with their pages (past it the least recently closed is let go); null: no cap. */
   idleFileCap: number | null;
+  /**
+   * Reads answered by the binding on libfuse's threads (fast reads, fs/fast-read.ts), and their
+   * bytes; none of the counters above sees them. Fallbacks: reads of handles registered for fast
+   * reads that went to the JS thread (a page not resident, at the end of the file, racing a change).
+   */
+  fastReadsEnabled: boolean;
+  fastReads: number;
+  fastReadBytes: number;
+  fastReadFallbacks: number;
   files: Array<{ path: string; size: number; residentBytes: number; dirtyBytes: number; faults: number; evictedPages: number; opens: number }>;
 }
 
-export function statsDocument(dp: PagerService): StatsDocument {
+export function statsDocument(dp: PagerService, fastReads: () => FastReadStats = () => NO_FAST_READS): StatsDocument {
+  const fast = fastReads();
   const sys = dp.system;
   const s = sys.stats();
   const m = dp.metrics;
@@ -140,6 +151,10 @@ export function statsDocument(dp: PagerService): StatsDocument {
     latencyP99Ms: m.latency.quantile(0.99),
     fuseSpin: spinWaitStats(),
     idleFileCap: dp.idleFileCap?.() ?? null,
+    fastReadsEnabled: fast.enabled,
+    fastReads: fast.reads,
+    fastReadBytes: fast.bytes,
+    fastReadFallbacks: fast.fallbacks,
     files,
   };
 }
@@ -153,6 +168,8 @@ export interface ControlHooks {
 interface ControlSite {
   /** Files open through the mount now (control files not counted). */
   openFiles(): number;
+  /** The mount's fast-read counters. */
+  fastReads?(): FastReadStats;
 }
 
 export function controlFiles(dp: PagerService, hooks: ControlHooks, site: ControlSite): Map<string, ControlFile> {
@@ -160,7 +177,7 @@ export function controlFiles(dp: PagerService, hooks: ControlHooks, site: Contro
     {
       name: 'stats',
       writable: false,
-      read: () => Buffer.from(`${JSON.stringify(statsDocument(dp), null, 2)}\n`),
+      read: () => Buffer.from(`${JSON.stringify(statsDocument(dp, site.fastReads), null, 2)}\n`),
     },
     {
       name: 'faults',

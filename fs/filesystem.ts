@@ -8,9 +8,11 @@
  * Handlers are thin and symmetrical: resolve the path or handle, call one method below, map any
  * error through toErrno (fs/errno.ts, the only place errno is produced), and reply once.
  *
- * Read path: a read of resident pages is answered synchronously from the VMO into the kernel's
- * buffer (no promise, no allocation); only a fault goes async. A read or write that fails after
- * some bytes were done returns the short count; the next call gets the errno.
+ * Read path: with fast reads on (fs/fast-read.ts), a read of resident pages is answered by the
+ * binding on libfuse's thread and never arrives here; what it cannot answer comes to read(), which
+ * answers resident pages synchronously from the VMO into the kernel's buffer (no promise, no
+ * allocation); only a fault goes async. A read or write that fails after some bytes were done
+ * returns the short count; the next call gets the errno.
  */
 import fs, { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -18,11 +20,12 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { identityOf, type FileStat, type FileTree, type FileTreeSpace, type PagerService, type ServedFile } from '../pager/index.js';
-import { MAX_VMO_SIZE_BYTES } from '../src/index.js';
+import { MAX_MAPPED_PAGES, MAX_VMO_SIZE_BYTES, type ReadMapping } from '../src/index.js';
 import { fileStatOf, modeOfDirentType, type BindingDir, type BindingLstat, type ExactFileStat } from './backing-stat.js';
 import { caller, type Caller } from './caller.js';
 import { CONTROL_DIR, controlFiles, type ControlFile, type ControlHooks } from './control.js';
 import { ERRNO, isExpectedError, toErrno } from './errno.js';
+import { NO_FAST_READS, type FastReadBinding, type FastReadStats } from './fast-read.js';
 import {
   XATTR_HINT, XATTR_MAP, XATTR_PREFIX, XATTR_RESIDENCY, backingGetXattrCb, backingListXattr,
   backingRemoveXattr, backingSetXattr, encodeMap, errnoError, parseHint, residencyJson,
@@ -174,12 +177,21 @@ export class PagerFilesystem {
   private readonly egid = process.getegid?.() ?? 0;
   /** st_ino of the control directory's files, by name. */
   private readonly controlIno: Map<string, number>;
+  /**
+   * Fast reads (fs/fast-read.ts): the mounted binding while they are on, else null. Every open
+   * handle of a file is registered with its file's read mapping, and `fastHandles` holds the
+   * mapping each registered handle was given (a handle registered is one the binding may answer).
+   */
+  private fast: FastReadBinding | null = null;
+  private fastStatsOf: FastReadBinding | null = null;
+  private readonly fastHandles = new Map<number, ReadMapping>();
+  private stopChunkFeed: (() => void) | null = null;
 
   constructor(options: FilesystemOptions) {
     this.dp = options.pager;
     this.tree = options.pager.tree;
     this.log = options.logger;
-    this.control = controlFiles(this.dp, options.hooks ?? {}, { openFiles: () => this.openFileCount() });
+    this.control = controlFiles(this.dp, options.hooks ?? {}, { openFiles: () => this.openFileCount(), fastReads: () => this.fastReadStats() });
     this.createAsCaller = options.createAsCaller ?? false;
     this.controlIno = new Map([...this.control.keys()].map((name, i) => [name, CONTROL_INO_TOP - 1 - i]));
   }
@@ -330,6 +342,7 @@ export class PagerFilesystem {
         return false;
       }
       h.file = next;
+      this.mapHandle(fd); // (replaces the registration with the old file's mapping)
       (h.movedFrom ??= []).push(from);
       if ((h.waiting ?? 0) === 0) this.releaseMovedFrom(h);
       return true;
@@ -432,6 +445,90 @@ export class PagerFilesystem {
     return fd;
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Fast reads (fs/fast-read.ts).
+
+  /**
+   * Turns fast reads on with the mounted binding: it hears of every chunk of the arena (those made
+   * before too), and every handle of a file open now or later is registered with its read mapping.
+   */
+  enableFastReads(binding: FastReadBinding): void {
+    if (this.fast !== null) return;
+    this.fast = binding;
+    this.fastStatsOf = binding;
+    this.stopChunkFeed = this.dp.system.arena.onChunk((index, chunk) => binding.fastReadAddChunk(index, chunk));
+    for (const fd of this.handles.keys()) this.mapHandle(fd);
+  }
+
+  /** Turns fast reads off: every handle is unregistered (reads go to read() again). Before the VMOs go away at unmount. */
+  disableFastReads(): void {
+    const fast = this.fast;
+    if (fast === null) return;
+    for (const fd of this.fastHandles.keys()) fast.fastReadUnregister(fd);
+    this.fastHandles.clear();
+    this.stopChunkFeed?.();
+    this.stopChunkFeed = null;
+    this.fast = null;
+  }
+
+  /** The binding's fast-read counters (zeros when fast reads were never on). */
+  fastReadStats(): FastReadStats {
+    const b = this.fastStatsOf;
+    if (b === null) return NO_FAST_READS;
+    return { enabled: this.fast !== null, ...b.fastReadStats() };
+  }
+
+  /**
+   * Registers handle `fd` with its file's read mapping (attaching one, or a larger one when the
+   * file outgrew it: the handles still on the old one move along). Control files, handles without
+   * a file and files whose VMO is gone are not registered: their reads stay read()'s.
+   */
+  private mapHandle(fd: number): void {
+    const fast = this.fast;
+    const h = this.handles.get(fd);
+    if (fast === null || h === undefined || h.control !== null || h.file === null) return;
+    const file = h.file;
+    const before = file.vmo.readMapping;
+    let m: ReadMapping;
+    try {
+      m = this.dp.mapForReading(file);
+    } catch (err) {
+      this.log.debug({ path: file.relPath, err: (err as Error).message }, 'no fast reads for this handle');
+      this.unmapHandle(fd);
+      return;
+    }
+    m.setBlocked(this.growing.has(file)); // (a mapping new to this file starts unblocked)
+    fast.fastReadRegister(fd, m.header, m.entries, m.accessed);
+    this.fastHandles.set(fd, m);
+    if (before === null || before === m) return;
+    for (const [other, om] of this.fastHandles) {
+      if (om === before && this.handles.get(other)?.file === file) {
+        fast.fastReadRegister(other, m.header, m.entries, m.accessed);
+        this.fastHandles.set(other, m);
+      }
+    }
+  }
+
+  /** Reads of `fd` go to read() again; once this returns, the binding no longer uses its mapping. */
+  private unmapHandle(fd: number): void {
+    if (this.fastHandles.delete(fd)) this.fast?.fastReadUnregister(fd);
+  }
+
+  /**
+   * A read came to read() for a registered handle: if its mapping no longer serves the file (the
+   * VMO's was replaced) or is too small for it now (the file grew), register it anew. Cheap.
+   */
+  private checkMapping(fd: number, file: ServedFile): void {
+    const m = this.fastHandles.get(fd);
+    if (m === undefined) return;
+    if (m.retired || (m.capacityPages < file.vmo.sizePages && m.capacityPages < MAX_MAPPED_PAGES)) this.mapHandle(fd);
+  }
+
+  /** Fast reads of the file stop while a write that grew it has not got there (readableEnd), and resume after. */
+  private syncFastReadBlock(file: ServedFile): void {
+    file.vmo.readMapping?.setBlocked(this.growing.has(file));
+  }
+
   /**
    * `backing`: as for getattr, the backing lstat the binding made (undefined: none). The callback's
    * third argument asks the patched binding (level 10) for direct_io on the handle.
@@ -461,10 +558,12 @@ export class PagerFilesystem {
         return cb(-ERRNO.EACCES);
       }
       if (writing) this.dp.mayResize(file); // before any write through this handle
-      cb(0, this.addHandle({
+      const fd = this.addHandle({
         file, control: null, buffer: Buffer.alloc(0), writing, dirtyControl: false, refused: false, written: false,
         append: (flags & fsc.O_APPEND) !== 0,
-      }));
+      });
+      this.mapHandle(fd);
+      cb(0, fd);
     }, (err: unknown) => this.fail('open', p, err, cb));
   }
 
@@ -568,8 +667,10 @@ export class PagerFilesystem {
       }
       file ??= await this.dp.open(this.rel(p));
       this.dp.mayResize(file);
-      cb(0, this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false, refused: false, written: false,
-        append: (flags & fsc.O_APPEND) !== 0 }));
+      const fd = this.addHandle({ file, control: null, buffer: Buffer.alloc(0), writing: true, dirtyControl: false, refused: false, written: false,
+        append: (flags & fsc.O_APPEND) !== 0 });
+      this.mapHandle(fd);
+      cb(0, fd);
     })().catch((err: unknown) => this.fail('create', p, err, cb));
   }
 
@@ -609,6 +710,7 @@ export class PagerFilesystem {
     }
     if (done === n) {
       this.dp.noteRead(file, pos, n);
+      if (this.fast !== null) this.checkMapping(fd, file);
       return cb(n);
     }
     this.readSlow(p, h, file, buf, pos, n, done, cb);
@@ -706,14 +808,20 @@ export class PagerFilesystem {
       else this.undoExtension.set(file, { from: pos + len, to: keep });
     };
     let done = 0;
+    // One bracket of the read mapping from the resize to the block below (or to a failed write's
+    // undo): a fast reader never sees the file grown without the bytes that grew it.
+    const mapping = vmo.readMapping;
+    mapping?.begin();
     try {
       if (grows) vmo.resize(pos + len);
       done = vmo.writeStep(buf, 0, pos, len);
     } catch (err) {
       settle(done);
+      mapping?.end();
       return this.fail('write', p, err, cb);
     }
     if (done === len) {
+      mapping?.end();
       this.wrote(file, pos + len);
       return cb(len);
     }
@@ -723,7 +831,9 @@ export class PagerFilesystem {
       let set = this.growing.get(file);
       if (set === undefined) this.growing.set(file, set = new Set());
       set.add(growth);
+      this.syncFastReadBlock(file);
     }
+    mapping?.end();
     void (async () => {
       try {
         while (done < len) {
@@ -746,7 +856,10 @@ export class PagerFilesystem {
         if (growth !== undefined) {
           const set = this.growing.get(file)!;
           set.delete(growth);
-          if (set.size === 0) this.growing.delete(file);
+          if (set.size === 0) {
+            this.growing.delete(file);
+            this.syncFastReadBlock(file);
+          }
         }
         this.waitEnded(h);
       }
@@ -862,6 +975,7 @@ export class PagerFilesystem {
 
   release(p: string, fd: number, cb: Cb): void {
     const h = this.handles.get(fd);
+    this.unmapHandle(fd);
     this.handles.delete(fd);
     if (h?.control != null) {
       this.applyControl(h); // `: > faults` (opened for writing, nothing written) clears here

@@ -22,6 +22,16 @@ declare module 'fuse-native' {
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
     _fuseOptions(): string;
+    /**
+     * Patched binding (level 17), after mount(): reads of handle fh whose pages the read mapping
+     * (header, entries, accessed: src/read-mapping.ts) shows resident are answered on the FUSE
+     * thread; unregister returns once no such read uses the arrays; chunks are the arena's.
+     */
+    fastReadRegister?(fh: number, header: Int32Array, entries: Int32Array, accessed: Uint8Array): void;
+    fastReadUnregister?(fh: number): void;
+    fastReadAddChunk?(index: number, chunk: Buffer): void;
+    /** Patched binding (level 17): reads answered on the FUSE threads, their bytes, and reads of registered handles sent to ops.read. */
+    fastReadStats?(): { reads: number; bytes: number; fallbacks: number };
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     /** The patched binding's (level 4) preadv2(RWF_NOWAIT): bytes read, or -errno (-EAGAIN: not cached). */
     static preadCached?: (fd: number, buffers: Buffer[], position: number) => number;

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import type { PagerService } from '../pager/index.js';
 import { statsDocument, type StatsDocument } from './control.js';
+import type { FastReadStats } from './fast-read.js';
 
 type NumericKey = { [K in keyof StatsDocument]: StatsDocument[K] extends number ? K : never }[keyof StatsDocument];
 
@@ -26,6 +27,8 @@ const GAUGES: Array<[string, string, NumericKey]> = [
   ['writeback_bytes_total', 'Bytes written back to the backing directory', 'writebackBytes'],
   ['readahead_hit_pages_total', 'Readahead pages used without a fault', 'readaheadHitPages'],
   ['backing_read_bytes_total', 'Bytes read from the backing directory', 'backingReadBytes'],
+  ['fast_reads_total', 'Reads answered on the FUSE threads without the JavaScript thread (fast reads)', 'fastReads'],
+  ['fast_read_bytes_total', 'Bytes of fast reads', 'fastReadBytes'],
   ['request_latency_p50_ms', 'Median page request latency (ms, recent requests)', 'latencyP50Ms'],
   ['request_latency_p99_ms', '99th percentile page request latency (ms, recent requests)', 'latencyP99Ms'],
 ];
@@ -37,10 +40,11 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(dp: PagerService, listen: { host: string; port: number }, log: Logger): Promise<MetricsServer> {
+export async function startMetricsServer(dp: PagerService, listen: { host: string; port: number }, log: Logger,
+  fastReads?: () => FastReadStats): Promise<MetricsServer> {
   const registry = new Registry();
   let doc: StatsDocument | null = null;
-  const current = (): StatsDocument => (doc ??= statsDocument(dp));
+  const current = (): StatsDocument => (doc ??= statsDocument(dp, fastReads));
   for (const [name, help, key] of GAUGES) {
     registry.registerMetric(new Gauge({
       name: `pagerfs_${name}`, help, registers: [],

@@ -36,6 +36,7 @@ import { ConfigError, EXIT, checkPaths, type MountConfig } from './config.js';
 import { CONTROL_DIR } from './control.js';
 import { PagerFilesystem } from './filesystem.js';
 import type { MetricsServer } from './metrics-server.js';
+import { hasFastReads } from './fast-read.js';
 import { setSpinWait } from './spin-wait.js';
 import { hugePageFrameMemory, hugePagesTakeEffect, transparentHugePageMode } from './frame-memory.js';
 import { XATTR_PREFIX } from './xattr.js';
@@ -233,7 +234,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
     try {
       // Loaded only when asked for: prom-client adds ~12 MiB to the daemon's RSS.
       const { startMetricsServer } = await import('./metrics-server.js');
-      metrics = await startMetricsServer(pager, config.metricsListen, log);
+      metrics = await startMetricsServer(pager, config.metricsListen, log, () => filesystem.fastReadStats());
     } catch (err) {
       await pager.shutdown();
       throw new ConfigError(`Cannot serve metrics on "${config.metricsListen.host}:${config.metricsListen.port}": ${(err as Error).message}`, EXIT.MOUNT_FAILED);
@@ -245,8 +246,12 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
     await metrics?.close();
     throw err;
   }
+  // Fast reads (fs/fast-read.ts) once the binding's registry exists (the mount made it); a handle
+  // opened before this only has its reads answered by the JS thread until it is registered here.
+  const fastRead = config.fastRead && hasFastReads(fuse);
+  if (fastRead) filesystem.enableFastReads(fuse);
   log.info({ pager: loaded.name, backing: config.backing, mountpoint: config.mountpoint, budget: formatSize(config.budgetBytes),
-    budgetPages: config.budgetBytes / PAGE_SIZE, mode: config.kernelCache ? 'kernel-cache' : 'direct_io' }, 'pagerfs mounted');
+    budgetPages: config.budgetBytes / PAGE_SIZE, mode: config.kernelCache ? 'kernel-cache' : 'direct_io', fastRead }, 'pagerfs mounted');
 
   let unmounting: Promise<void> | null = null;
   const unmount = (): Promise<void> => {
@@ -265,6 +270,7 @@ export async function mountPagerfs(config: MountConfig, log: Logger, hooks: Moun
         if (err) log.warn({ err: err.message }, 'unmount reported an error');
         resolve();
       }));
+      filesystem.disableFastReads(); // before the VMOs go away
       await pager.shutdown().catch((err: unknown) => { writebackError ??= err; });
       await metrics?.close();
       log.info({ mountpoint: config.mountpoint }, 'pagerfs unmounted');

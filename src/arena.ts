@@ -159,6 +159,8 @@ export class PhysicalPageArena {
   private peakUsed = 0;
   /** Bytes of regions whose source asked for huge pages (see FrameMemorySource). */
   private hugePageBytes = 0;
+  /** Told of every chunk as it is added (onChunk): readers of frames off the JS thread need its memory. */
+  private readonly chunkListeners = new Set<(index: number, chunk: Buffer) => void>();
 
   /** Preconditions: limitFrames is a positive integer. */
   constructor(limitFrames: number, private readonly memorySource: FrameMemorySource = nodeFrameMemory) {
@@ -201,6 +203,17 @@ export class PhysicalPageArena {
   setLimit(limitFrames: number): void {
     assert(Number.isInteger(limitFrames) && limitFrames > 0, `bad arena limit ${limitFrames}`);
     this.limit = limitFrames;
+  }
+
+  /**
+   * Calls `listener(index, chunk)` for every chunk there is now, then for each one added, at once:
+   * chunk `index` holds frames [index * CHUNK_FRAMES, (index + 1) * CHUNK_FRAMES) at PAGE_SIZE each,
+   * and never moves or goes away while the arena lives. Returns an unsubscribe function.
+   */
+  onChunk(listener: (index: number, chunk: Buffer) => void): () => void {
+    this.chunkListeners.add(listener);
+    for (let i = 0; i < this.chunks.length; i++) listener(i, this.chunks[i]);
+    return () => { this.chunkListeners.delete(listener); };
   }
 
   /**
@@ -251,8 +264,11 @@ export class PhysicalPageArena {
       this.regionCut = 0;
       if (hugePages) this.hugePageBytes += regionBytes;
     }
-    this.chunks.push(this.region.subarray(this.regionCut, this.regionCut + chunkBytes));
+    const chunk = this.region.subarray(this.regionCut, this.regionCut + chunkBytes);
+    this.chunks.push(chunk);
     this.regionCut += chunkBytes;
+    // Before any of its frames is handed out, so a reader never meets a frame of an unknown chunk.
+    for (const l of this.chunkListeners) l(this.chunks.length - 1, chunk);
     if (this.frames.capacity < base + CHUNK_FRAMES) {
       this.frames.grow(Math.max(base + CHUNK_FRAMES, this.frames.capacity * 2));
     }

@@ -83,8 +83,6 @@ export class ReadMapping {
   readonly capacityPages: number;
   /** Open begin() brackets. */
   private depth = 0;
-  /** Users blocking reads now (block/unblock pairs); the Blocked slot's User bit mirrors `> 0`. */
-  private blockers = 0;
 
   /** Preconditions: 0 <= capacityPages <= MAX_MAPPED_PAGES. */
   constructor(capacityPages: number) {
@@ -159,18 +157,18 @@ export class ReadMapping {
     return (this.header[MappingSlot.SizeLow] >>> 0) + (this.header[MappingSlot.SizeHigh] >>> 0) * 0x1_0000_0000;
   }
 
-  /** Every read faults until the matching unblock (nests). */
-  block(): void {
-    if (this.blockers++ === 0) this.header[MappingSlot.Blocked] |= MappingBlock.User;
+  /**
+   * While set, every read faults (the user's reason: pagerfs sets it while a write that grew the
+   * file has not got there). A single store a reader sees before or after its copy: set it inside
+   * the bracket of the change it guards.
+   */
+  setBlocked(on: boolean): void {
+    if (on) this.header[MappingSlot.Blocked] |= MappingBlock.User;
+    else this.header[MappingSlot.Blocked] &= ~MappingBlock.User;
   }
 
-  unblock(): void {
-    assert(this.blockers > 0, 'ReadMapping.unblock without block');
-    if (--this.blockers === 0) this.header[MappingSlot.Blocked] &= ~MappingBlock.User;
-  }
-
-  get blockCount(): number {
-    return this.blockers;
+  get blocked(): boolean {
+    return (this.header[MappingSlot.Blocked] & MappingBlock.User) !== 0;
   }
 
   /** @internal The mapping stops following its VMO: every read faults from now on. */

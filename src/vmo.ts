@@ -371,7 +371,7 @@ export class VmObjectPaged extends VmObject {
     m.setSizeBytes(this.contentSize);
     if (old !== null) {
       m.setReadNotify(old.header[MappingSlot.NotifyPage], old.header[MappingSlot.NotifyBefore]);
-      for (let i = old.blockCount; i > 0; i--) m.block();
+      m.setBlocked(old.blocked);
     }
     m.end();
     if (old !== null) this.detachReadMapping();
