@@ -33,6 +33,7 @@ describe('--metrics-listen', () => {
     const before = await (await fetch(url)).text();
     expect(before).toContain('# TYPE pagerfs_resident_bytes gauge');
     expect(before).toContain('# HELP pagerfs_budget_bytes');
+    expect(before).toContain('# TYPE pagerfs_fast_reads_total gauge');
     expect(metric(before, 'pagerfs_budget_bytes')).toBe(1024 * 1024);
     expect(metric(before, 'pagerfs_page_requests_total')).toBe(0);
     expect((await fsp.readFile(m.p('f.bin'))).equals(data)).toBe(true);

@@ -30,7 +30,8 @@ async function readSerially(file: string, bytes: number): Promise<Buffer> {
 describe('pagerfs mount --spin-wait', () => {
   it('catches answers while spinning when set, and counts them in the stats', async () => {
     const data = randomData(2 * MiB);
-    const m = await startMount({ budget: '16MiB', args: ['--spin-wait', '2ms'], files: { 'f.bin': data } });
+    // --no-fast-read: resident reads must reach the JS thread (fast reads never wait for it, so never spin).
+    const m = await startMount({ budget: '16MiB', args: ['--spin-wait', '2ms', '--no-fast-read'], files: { 'f.bin': data } });
     await fsp.readFile(m.p('f.bin')); // resident: the reads below are answered without the backing file
     const before = (await m.stats()).fuseSpin;
     expect(before.spinWaitNs).toBe(2_000_000);
