@@ -14,7 +14,7 @@
 
 /** The part of a mounted fuse-native (patched, level 17) that fast reads use. */
 export interface FastReadBinding {
-  fastReadRegister(fh: number, header: Int32Array, entries: Int32Array, accessed: Uint8Array): void;
+  fastReadRegister(fh: number, header: Int32Array, entries: Int32Array, accessed: Uint8Array, accessedGroups: Uint8Array): void;
   fastReadUnregister(fh: number): void;
   fastReadAddChunk(index: number, chunk: Buffer): void;
   fastReadStats(): { reads: number; bytes: number; fallbacks: number };

@@ -498,12 +498,12 @@ export class PagerFilesystem {
       return;
     }
     m.setBlocked(this.growing.has(file)); // (a mapping new to this file starts unblocked)
-    fast.fastReadRegister(fd, m.header, m.entries, m.accessed);
+    fast.fastReadRegister(fd, m.header, m.entries, m.accessed, m.accessedGroups);
     this.fastHandles.set(fd, m);
     if (before === null || before === m) return;
     for (const [other, om] of this.fastHandles) {
       if (om === before && this.handles.get(other)?.file === file) {
-        fast.fastReadRegister(other, m.header, m.entries, m.accessed);
+        fast.fastReadRegister(other, m.header, m.entries, m.accessed, m.accessedGroups);
         this.fastHandles.set(other, m);
       }
     }

@@ -24,10 +24,10 @@ declare module 'fuse-native' {
     _fuseOptions(): string;
     /**
      * Patched binding (level 17), after mount(): reads of handle fh whose pages the read mapping
-     * (header, entries, accessed: src/read-mapping.ts) shows resident are answered on the FUSE
+     * (header, entries, accessed, accessedGroups: src/read-mapping.ts) shows resident are answered on the FUSE
      * thread; unregister returns once no such read uses the arrays; chunks are the arena's.
      */
-    fastReadRegister?(fh: number, header: Int32Array, entries: Int32Array, accessed: Uint8Array): void;
+    fastReadRegister?(fh: number, header: Int32Array, entries: Int32Array, accessed: Uint8Array, accessedGroups: Uint8Array): void;
     fastReadUnregister?(fh: number): void;
     fastReadAddChunk?(index: number, chunk: Buffer): void;
     /** Patched binding (level 17): reads answered on the FUSE threads, their bytes, and reads of registered handles sent to ops.read. */

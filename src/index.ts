@@ -20,5 +20,5 @@ export {
 export { EvictionLevel } from './evictor.js';
 export { PageWaiter } from './page-request.js';
 export {
-  ReadMapping, MappingSlot, MappingBlock, MAPPING_HEADER_SLOTS, MAX_MAPPED_PAGES, mappingCapacityFor,
+  ReadMapping, MappingSlot, MappingBlock, MAPPING_HEADER_SLOTS, MAX_MAPPED_PAGES, ACCESSED_GROUP_SHIFT, mappingCapacityFor,
 } from './read-mapping.js';

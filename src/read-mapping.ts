@@ -55,6 +55,9 @@ export const enum MappingBlock {
   Retired = 2,
 }
 
+/** Pages per byte of `accessedGroups`: 1024 (4 MiB of file), so a harvest of a huge file reads little. */
+export const ACCESSED_GROUP_SHIFT = 10;
+
 /**
  * Most pages one mapping covers: pages past it are never mapped (their reads fault), so a huge
  * file costs at most 5 B × 2^22 = 20 MiB of tables (untouched, they cost no RSS).
@@ -79,6 +82,13 @@ export class ReadMapping {
    */
   readonly accessed: Uint8Array;
   private readonly accessedWords: Uint32Array;
+  /**
+   * Per group of 2^ACCESSED_GROUP_SHIFT pages: set to 1 by a reader that marked a page of it, cleared
+   * by the harvest before it scans the group. Marks are best effort, as the AccessedAny slot: a
+   * reader's mark racing the harvest may be lost (the page then ages as if only the JS thread had
+   * read it), never a byte of any read.
+   */
+  readonly accessedGroups: Uint8Array;
   /** Pages [0, capacityPages) may be mapped; fixed for the mapping's life. */
   readonly capacityPages: number;
   /** Open begin() brackets. */
@@ -95,6 +105,7 @@ export class ReadMapping {
     const accessedBuffer = new ArrayBuffer(accessedBytes);
     this.accessed = new Uint8Array(accessedBuffer);
     this.accessedWords = new Uint32Array(accessedBuffer);
+    this.accessedGroups = new Uint8Array(new ArrayBuffer(Math.max(1, Math.ceil(capacityPages / (1 << ACCESSED_GROUP_SHIFT)))));
     this.header[MappingSlot.NotifyPage] = -1;
     this.header[MappingSlot.NotifyBefore] = -1;
   }
@@ -197,28 +208,36 @@ export class ReadMapping {
 
   /**
    * Calls `fn(pageIndex, frame)` for each page a reader marked accessed since the last harvest, and
-   * clears the marks. Skips at once when no reader set any. Cost: capacityPages / 4 word reads.
+   * clears the marks. Skips at once when no reader set any; then reads the groups and, in each
+   * marked group, its pages four at a time. Cost: capacityPages / 1024 + 256 per marked group.
    */
   harvest(fn: (pageIndex: number, frame: number) => void): number {
     const h = this.header;
     if (Atomics.load(h, MappingSlot.AccessedAny) === 0) return 0;
-    // Cleared first: a reader setting bytes during the scan sets the flag again for the next harvest.
+    // Cleared first, each flag before what it summarizes: a reader marking meanwhile sets it again.
     Atomics.store(h, MappingSlot.AccessedAny, 0);
+    const groups = this.accessedGroups;
     const words = this.accessedWords;
     const bytes = this.accessed;
+    const wordsPerGroup = (1 << ACCESSED_GROUP_SHIFT) / 4;
     let found = 0;
-    for (let w = 0; w < words.length; w++) {
-      if (words[w] === 0) continue;
-      const end = Math.min(w * 4 + 4, this.capacityPages);
-      for (let p = w * 4; p < end; p++) {
-        if (bytes[p] === 0) continue;
-        const frame = this.entries[p] - 1;
-        if (frame >= 0) {
-          fn(p, frame);
-          found++;
+    for (let g = 0; g < groups.length; g++) {
+      if (groups[g] === 0) continue;
+      groups[g] = 0;
+      const wordEnd = Math.min(words.length, (g + 1) * wordsPerGroup);
+      for (let w = g * wordsPerGroup; w < wordEnd; w++) {
+        if (words[w] === 0) continue;
+        const end = Math.min(w * 4 + 4, this.capacityPages);
+        for (let p = w * 4; p < end; p++) {
+          if (bytes[p] === 0) continue;
+          const frame = this.entries[p] - 1;
+          if (frame >= 0) {
+            fn(p, frame);
+            found++;
+          }
         }
+        words[w] = 0; // a mark landing between the reads above and this clear is lost (best effort)
       }
-      words[w] = 0; // a reader's mark landing between the reads above and this clear is lost: harmless
     }
     return found;
   }

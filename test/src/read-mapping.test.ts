@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  EvictionLevel, MappingSlot, PAGE_SIZE, PagerOp, VmoOp, VmoOptions, type ReadMapping, type VmObjectPaged, type VmSystem,
+  ACCESSED_GROUP_SHIFT, EvictionLevel, MappingSlot, PAGE_SIZE, PagerOp, VmoOp, VmoOptions, type ReadMapping, type VmObjectPaged, type VmSystem,
 } from '../../src/index.js';
 import { TestPager, isPattern, keyOf, patternPage } from './userpager.js';
 import { usePagers } from './supply-helpers.js';
@@ -50,7 +50,10 @@ class MappedReader {
       done += n;
       pos += n;
     }
-    for (let i = 0; i < this.frames.length; i++) this.m.accessed[first + i] = 1;
+    for (let i = 0; i < this.frames.length; i++) {
+      this.m.accessed[first + i] = 1;
+      this.m.accessedGroups[(first + i) >> ACCESSED_GROUP_SHIFT] = 1;
+    }
     this.m.header[MappingSlot.AccessedAny] = 1;
     return Atomics.load(this.m.header, MappingSlot.Seq) === this.seq ? out : null;
   }
@@ -215,6 +218,23 @@ describe('read mappings', () => {
     // Without marks the same pages go at the next reclaim.
     for (let i = 0; i < 8; i++) t.system.agePages();
     expect(t.system.reclaim(8, EvictionLevel.OnlyOldest)).toBe(2);
+    t.pager.close();
+  });
+
+  it('harvest marks by group: a page far into a large file keeps its second chance', () => {
+    const t = new TestPager({ budgetBytes: 64 << 20 });
+    const pages = 5 << ACCESSED_GROUP_SHIFT;
+    const vmo = t.createVmo(pages);
+    const far = 4 * (1 << ACCESSED_GROUP_SHIFT) + 7;
+    t.supply(vmo, far - 1, 3);
+    const m = vmo.attachReadMapping();
+    expect(m.accessedGroups.length).toBeGreaterThanOrEqual(5);
+    for (let i = 0; i < 8; i++) t.system.agePages();
+    expect(new MappedReader(t.system, m).read(far * PAGE_SIZE, 1)).not.toBeNull();
+    expect(m.accessedGroups[4]).toBe(1);
+    expect(t.system.reclaim(3, EvictionLevel.OnlyOldest)).toBe(2);
+    expect(vmo.pages.lookup(far)).toBeGreaterThanOrEqual(0);
+    expect(m.accessedGroups[4] + m.accessed[far]).toBe(0);
     t.pager.close();
   });
 
