@@ -101,6 +101,8 @@ function statsTable(s: StatsDocument, maxFiles = 10): string {
     `budget ${formatSize(s.budgetBytes)}  resident ${formatSize(s.residentBytes)} (${pct.toFixed(1)}%)  dirty ${formatSize(s.dirtyBytes)}  pinned ${formatSize(s.pinnedBytes)}  arena pages ${s.hugePageBytes > 0 ? '2 MiB (THP)' : '4 KiB'}`,
     `page requests ${s.pageRequests} (read ${s.readRequests}, dirty ${s.dirtyRequests})  supplied pages ${s.suppliedPages}  failed ${s.failedRequests}`,
     `evicted pages ${s.evictedPages}  writeback ${formatSize(s.writebackBytes)}  readahead hits ${s.readaheadHitPages} pages  latency p50 ${s.latencyP50Ms.toFixed(2)} ms p99 ${s.latencyP99Ms.toFixed(2)} ms`,
+    // Older daemons' documents have no fast-read fields.
+    ...(s.fastReadsEnabled === undefined ? [] : [`fast reads ${s.fastReadsEnabled ? `${s.fastReads} (${formatSize(s.fastReadBytes)})  fell back ${s.fastReadFallbacks}` : 'off'}`]),
     '',
     `${'resident'.padStart(10)} ${'dirty'.padStart(8)} ${'faults'.padStart(7)} ${'evicted'.padStart(8)}  path`,
     ...s.files.slice(0, maxFiles).map((f) =>
