@@ -409,8 +409,8 @@ export class VmSystem {
   /**
    * Moves the accessed marks readers set in read mappings (pages they served off the JS thread)
    * into the frames' Accessed flags, as a kernel harvests PTE accessed bits, so that such pages get
-   * their second chance. Skips mappings no reader marked. Returns the pages marked. Cost: the
-   * marked mappings' capacity / 4.
+   * their second chance. Skips mappings no reader marked. Returns the pages marked. Cost: per
+   * marked mapping its groups (capacity / 1024) and 256 reads per marked group (ReadMapping.harvest).
    */
   harvestMappedAccess(): number {
     let n = 0;
