@@ -113,7 +113,8 @@ export function statsDocument(dp: PagerService, fastReads: () => FastReadStats =
       opens: f.opens,
     };
   });
-  files.sort((a, b) => b.residentBytes - a.residentBytes || a.path.localeCompare(b.path));
+  // Ties in code-unit order, not localeCompare: the document is the same whatever the daemon's locale.
+  files.sort((a, b) => b.residentBytes - a.residentBytes || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return {
     budgetBytes: s.budgetBytes,
     pressureLevel: s.pressureLevel,
