@@ -816,8 +816,11 @@ export class PagerFilesystem {
       if (grows) vmo.resize(pos + len);
       done = vmo.writeStep(buf, 0, pos, len);
     } catch (err) {
-      settle(done);
-      mapping?.end();
+      try {
+        settle(done);
+      } finally {
+        mapping?.end(); // even if the undo throws: an open bracket would fault this file's fast reads for good
+      }
       return this.fail('write', p, err, cb);
     }
     if (done === len) {
