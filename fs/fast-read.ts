@@ -3,7 +3,7 @@
  * threads, in C, without a trip to the JS thread. The filesystem registers each open handle of a
  * file with the file's read mapping (src/read-mapping.ts) and tells the binding where the page
  * arena's chunks live; the binding copies the frames under the mapping's seqlock and hands
- * anything else (a page not resident, a read at the end, a blocked file, a read reaching the
+ * anything else (a page not resident, a read starting at the end, a blocked file, a read reaching the
  * readahead marker, a race with a change) to PagerFilesystem.read as before.
  *
  * What fast reads do not count: the JS read path's own counters never see them (noteRead is told

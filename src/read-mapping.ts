@@ -3,7 +3,7 @@
  * as an MMU walks the tables a kernel keeps for it. The reader (pagerfs's binding, on libfuse's
  * threads) copies resident pages straight out of the arena's frames, sets accessed bits, and
  * "faults" (hands the read to the JS thread) on anything it cannot answer: a page not mapped, a
- * range past the readable end, a blocked mapping, a range that reaches the read-notify window, or
+ * range starting at or past the readable end (one straddling it is cut there), a blocked mapping, a range that reaches the read-notify window, or
  * a mapping changed while it copied.
  *
  * The core keeps the mapping exact: VmObjectPaged maps a page when it installs a frame, unmaps it

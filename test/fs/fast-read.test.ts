@@ -55,6 +55,33 @@ describe('fast reads', () => {
     expect(await fast(off)).toEqual({ enabled: false, reads: 0, bytes: 0, fallbacks: 0 });
   });
 
+  it('answer a read that straddles the end with the bytes up to it; a read at the end still goes to the daemon', async () => {
+    const small = randomData(5000); // two pages, the second partly used
+    const m = await startMount({ budget: '16MiB', files: { 's.bin': small } });
+    const fh = await fsp.open(m.p('s.bin'), 'r');
+    try {
+      const buf = Buffer.alloc(128 * 1024);
+      expect((await fh.read(buf, 0, buf.length, 0)).bytesRead).toBe(small.length); // cold: the pager reads it
+      const before = await fast(m);
+      // As `cat` reads: 128 KiB at 0 (cut at the end: 5000 bytes), then at the end (0: EOF).
+      buf.fill(0xee);
+      expect((await fh.read(buf, 0, buf.length, 0)).bytesRead).toBe(small.length);
+      expect(buf.subarray(0, small.length).equals(small)).toBe(true);
+      expect(buf[small.length], 'nothing written past the end').toBe(0xee);
+      expect((await fh.read(buf, 0, 100, 4990)).bytesRead).toBe(10);
+      expect(buf.subarray(0, 10).equals(small.subarray(4990))).toBe(true);
+      const mid = await fast(m);
+      expect(mid.reads - before.reads, 'both straddling reads answered on the FUSE threads').toBe(2);
+      expect(mid.bytes - before.bytes).toBe(small.length + 10);
+      expect((await fh.read(buf, 0, buf.length, small.length)).bytesRead).toBe(0);
+      const after = await fast(m);
+      expect(after.reads, 'a read at the end is the daemon\'s (a file grown behind pagerfs)').toBe(mid.reads);
+      expect(after.fallbacks).toBe(mid.fallbacks + 1);
+    } finally {
+      await fh.close();
+    }
+  });
+
   it('read what a write through the mount, a truncate and an outside change left, through handles open across them', async () => {
     const data = randomData(MiB);
     const m = await startMount({ budget: '16MiB', files: { 'f.bin': data }, args: ['--attr-timeout', '0'] });
