@@ -42,6 +42,13 @@ export interface StatsDocument {
   pressureLevel: string;
   secondsInPressureLevels: Record<string, number>;
   lockedBytes: number;
+  /**
+   * The budget rule (VmSystem.smallestBudgetPages / lockablePages): the smallest budget a shrink may
+   * go to now, and the most bytes that may be locked under this budget whatever --max-locked allows
+   * (negative when pinned pages alone leave less than the reads' minimum).
+   */
+  smallestBudgetBytes: number;
+  lockableBytes: number;
   residentBytes: number;
   dirtyBytes: number;
   pinnedBytes: number;
@@ -120,6 +127,8 @@ export function statsDocument(dp: PagerService, fastReads: () => FastReadStats =
     pressureLevel: s.pressureLevel,
     secondsInPressureLevels: s.secondsInPressureLevels,
     lockedBytes: s.lockedPages * PAGE_SIZE,
+    smallestBudgetBytes: sys.smallestBudgetPages() * PAGE_SIZE,
+    lockableBytes: sys.lockablePages() * PAGE_SIZE,
     residentBytes: s.residentBytes,
     dirtyBytes: s.queues.pagerDirty * PAGE_SIZE,
     pinnedBytes: pinned * PAGE_SIZE,

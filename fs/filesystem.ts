@@ -497,7 +497,7 @@ export class PagerFilesystem {
       this.unmapHandle(fd);
       return;
     }
-    m.setBlocked(this.growing.has(file)); // (a mapping new to this file starts unblocked)
+    this.syncFastReadBlock(file); // (a mapping new to this file starts unblocked)
     fast.fastReadRegister(fd, m.header, m.entries, m.accessed, m.accessedGroups);
     this.fastHandles.set(fd, m);
     if (before === null || before === m) return;

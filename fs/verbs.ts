@@ -279,7 +279,7 @@ export async function lockCommand(operands: string[]): Promise<void> {
         // budget, whatever --max-locked allows: say so when that is what this lock would do.
         let why = 'locked pages may hold only a share of the budget';
         if (atRefusal !== null) {
-          const lockable = atRefusal.budgetBytes - atRefusal.pinnedBytes - WORKING_BYTES;
+          const lockable = atRefusal.lockableBytes;
           const wanted = atRefusal.lockedBytes - (had?.locked ?? 0) * PAGE_SIZE + t.pages * PAGE_SIZE;
           if (wanted > lockable) {
             why = `locked pages must leave ${formatSize(WORKING_BYTES)} (${MIN_BUDGET_PAGES} pages) of the budget for reads ` +
@@ -407,16 +407,16 @@ export async function budgetCommand(target: string, size: string | undefined): P
   if (bytes < min) throw new ConfigError(`Invalid budget "${size}": below the minimum of ${formatSize(min)} (${MIN_BUDGET_PAGES} pages)`);
   const loc = await locate(target, 'Cannot set the budget of');
   const before = await readStats(loc.mountpoint);
-  // The daemon's rule (VmSystem.smallestBudgetPages): a shrink must leave MIN_BUDGET_PAGES beside
-  // the locked and pinned pages, or every read of an absent page would fail (ENOSPC) until an unlock.
+  // The daemon's rule (stats smallestBudgetBytes, from VmSystem.smallestBudgetPages): a shrink must leave
+  // MIN_BUDGET_PAGES beside the locked and pinned pages, or every read of an absent page would fail
+  // (ENOSPC) until an unlock.
   const budgetBytes = Math.floor(bytes / PAGE_SIZE) * PAGE_SIZE;
-  const smallest = (s: StatsDocument): number => s.lockedBytes + s.pinnedBytes + WORKING_BYTES;
   const heldRefusal = (s: StatsDocument): ConfigError => new ConfigError(
     `Cannot set the budget of "${target}" to ${formatSize(bytes)}: ${formatSize(s.lockedBytes)} of locked and ${formatSize(s.pinnedBytes)} of pinned pages ` +
     `stay resident, and reads need ${formatSize(WORKING_BYTES)} (${MIN_BUDGET_PAGES} pages) beside them: the smallest budget accepted now is ` +
-    `${exactSize(smallest(s))} (unlock some first) (EBUSY); the budget stays ${formatSize(s.budgetBytes)}`, EXIT.REFUSED);
+    `${exactSize(s.smallestBudgetBytes)} (unlock some first) (EBUSY); the budget stays ${formatSize(s.budgetBytes)}`, EXIT.REFUSED);
   // Locked pages are known in advance: refuse without asking the daemon (which would reclaim first).
-  if (budgetBytes < before.budgetBytes && budgetBytes < smallest(before)) throw heldRefusal(before);
+  if (budgetBytes < before.budgetBytes && budgetBytes < before.smallestBudgetBytes) throw heldRefusal(before);
   try {
     await writeBudget(loc.mountpoint, bytes);
   } catch (err) {
@@ -424,7 +424,7 @@ export async function budgetCommand(target: string, size: string | undefined): P
     if (code === 'EBUSY') {
       const s = await readStats(loc.mountpoint).catch(() => before);
       // Locked meanwhile (or pinned): the same refusal as above.
-      if (budgetBytes < smallest(s)) throw heldRefusal(s);
+      if (budgetBytes < s.smallestBudgetBytes) throw heldRefusal(s);
       // The daemon found too much it cannot free now: say what, dirty pages included (before, every
       // such refusal blamed locked or pinned pages, even with none).
       throw new ConfigError(`Cannot set the budget of "${target}" to ${formatSize(bytes)}: the daemon could not free enough ` +

@@ -925,7 +925,7 @@ export abstract class PagerService<F extends ServedFile = ServedFile> implements
             `locking ${vmo.sizePages} pages would hold ${wanted} locked pages, above ${Math.round(this.maxLockedShare * 100)}% of the budget (${limit} pages)`);
         }
         // Whatever the share (--max-locked 100%), faults keep MIN_BUDGET_PAGES frames to read into.
-        const workingLimit = this.system.budgetPages - this.system.pinnedPages - MIN_BUDGET_PAGES;
+        const workingLimit = this.system.lockablePages();
         if (wanted > workingLimit) {
           throw new ZxError(ZxStatus.ERR_NO_MEMORY,
             `locking ${vmo.sizePages} pages would hold ${wanted} locked pages, leaving fewer than ${MIN_BUDGET_PAGES} pages of the budget ` +

@@ -229,6 +229,15 @@ export class VmSystem {
   }
 
   /**
+   * The same rule from the lock side: the most pages that may be locked under the budget in force,
+   * leaving MIN_BUDGET_PAGES beside the pinned pages (whatever share a caller allows on top). May be
+   * negative when pinned pages alone leave less. O(1).
+   */
+  lockablePages(): number {
+    return this.budgetPages - this.pinnedPages - MIN_BUDGET_PAGES;
+  }
+
+  /**
    * The most pages one page request may ask for now: options.maxRequestPages (a quarter of the
    * budget unless fixed), scaled down by the share of the budget pinned and locked pages hold (at
    * least 1; with nothing held, exactly the option). A request's pages cannot be evicted until it
